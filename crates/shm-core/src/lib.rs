@@ -1,0 +1,416 @@
+//! Safe handles over named, cross-process OS shared memory.
+//!
+//! * [`Segment`] is an open OS object: a POSIX shared-memory file descriptor (`shm_open`) on
+//!   Linux/macOS, a named file-mapping `HANDLE` on Windows. It knows its size and can be mapped.
+//! * [`Mapping`] is one view of a segment in this process's address space; dropping it unmaps.
+//! * [`Region`] is a mapping shared between threads that can be closed while other threads
+//!   are blocked in [`Region::wait`]: `close` wakes them and unmaps only after they have left.
+//!
+//! Every platform difference lives in one file per OS (`unix.rs`, `windows.rs`, plus the
+//! wait/notify primitive in `futex_linux.rs` / `futex_macos.rs`); `cfg` appears only at the
+//! `mod` lines below. Errors keep the OS error (`std::io::Error`) and name the syscall.
+
+use std::fmt;
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod os;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod os;
+
+#[cfg(target_os = "linux")]
+#[path = "futex_linux.rs"]
+mod futex;
+#[cfg(target_os = "macos")]
+#[path = "futex_macos.rs"]
+mod futex;
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
+#[path = "futex_poll.rs"]
+mod futex;
+#[cfg(windows)]
+#[path = "futex_poll.rs"]
+mod futex;
+
+mod region;
+
+pub use region::{Region, RegionError};
+
+/// How a segment is opened and mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read-only. The mapping is copy-on-write where the OS allows it, so a local write lands
+    /// in a private copy of that page and never reaches the segment.
+    ReadOnly,
+    /// Read-write, shared with every other process that maps the segment.
+    ReadWrite,
+}
+
+/// Options for [`Segment::create`].
+#[derive(Clone, Copy, Debug)]
+pub struct CreateOptions {
+    /// Permission bits of a new segment (Unix); ignored on Windows.
+    pub mode: u32,
+    /// Fail with `EEXIST` when the name exists (`true`), or open the existing segment (`false`).
+    pub exclusive: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            mode: 0o600,
+            exclusive: true,
+        }
+    }
+}
+
+/// Why a segment name was refused before any syscall.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameError {
+    /// The name is empty (or only the optional leading `/` on Unix).
+    Empty,
+    /// The name holds a NUL character.
+    Nul,
+    /// The name holds `/` after its first character (Unix).
+    Slash,
+    /// The name is longer than the platform allows.
+    TooLong {
+        /// Length of the name as the OS counts it (bytes on Unix, UTF-16 units on Windows).
+        len: usize,
+        /// The platform's maximum.
+        max: usize,
+        /// Which platform rule this is, e.g. `"macOS (PSHMNAMLEN)"`.
+        platform: &'static str,
+    },
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("the name must not be empty"),
+            NameError::Nul => f.write_str("the name must not contain NUL characters"),
+            NameError::Slash => {
+                f.write_str("the name must not contain '/' after its first character")
+            }
+            NameError::TooLong { len, max, platform } => write!(
+                f,
+                "the name is {len} bytes long; {platform} allows at most {max}"
+            ),
+        }
+    }
+}
+
+/// An error from this crate: a refused name, a size problem, or an OS call that failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The name breaks the platform's rules; no syscall was made.
+    Name(NameError),
+    /// The segment exists but has size 0, so there is nothing to map.
+    Empty,
+    /// A mapping of `requested` bytes was asked of a segment of `size` bytes.
+    TooLarge {
+        /// Bytes asked for.
+        requested: u64,
+        /// The segment's real size.
+        size: u64,
+    },
+    /// An existing segment is smaller than the size asked of a non-exclusive create.
+    ExistingTooSmall {
+        /// Bytes asked for.
+        requested: u64,
+        /// The existing segment's size.
+        size: u64,
+    },
+    /// An OS call failed.
+    Os {
+        /// The failing call, e.g. `"shm_open"`, `"mmap"`.
+        syscall: &'static str,
+        /// The OS error, unchanged.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn os(syscall: &'static str, source: io::Error) -> Self {
+        Error::Os { syscall, source }
+    }
+
+    /// The Node-style code of an OS error (`"ENOENT"`, `"EACCES"`, …), if this is one.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Error::Os { source, .. } => Some(error_code(source)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Name(e) => e.fmt(f),
+            Error::Empty => f.write_str("the segment is 0 bytes long; there is nothing to map"),
+            Error::TooLarge { requested, size } => write!(
+                f,
+                "a length of {requested} bytes was asked of a segment of {size} bytes"
+            ),
+            Error::ExistingTooSmall { requested, size } => write!(
+                f,
+                "the existing segment is {size} bytes, smaller than the {requested} bytes asked for"
+            ),
+            Error::Os { syscall, source } => write!(f, "{syscall} failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The Node-style code (`"ENOENT"`, `"EACCES"`, …) of an OS error, `"UNKNOWN"` when unnamed.
+pub fn error_code(err: &io::Error) -> &'static str {
+    os::error_code(err)
+}
+
+/// Checks `name` against the platform's rules without any syscall.
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    os::validate_name(name).map(|_| ())
+}
+
+/// The result of [`Region::wait`], as `Atomics.wait` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Woken by a notify (or, as with any futex, spuriously: re-check the value).
+    Ok,
+    /// The value was not `expected` when the wait began.
+    NotEqual,
+    /// The timeout passed.
+    TimedOut,
+}
+
+impl WaitOutcome {
+    /// `"ok"`, `"not-equal"` or `"timed-out"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitOutcome::Ok => "ok",
+            WaitOutcome::NotEqual => "not-equal",
+            WaitOutcome::TimedOut => "timed-out",
+        }
+    }
+}
+
+/// An open named shared-memory segment (an OS handle; no mapping yet).
+pub struct Segment {
+    inner: os::Segment,
+    access: Access,
+}
+
+impl Segment {
+    /// Opens an existing segment; never creates one.
+    pub fn open(name: &str, access: Access) -> Result<Segment, Error> {
+        let inner = os::Segment::open(name, access)?;
+        Ok(Segment { inner, access })
+    }
+
+    /// Creates a segment of `len` bytes (zero-filled) and opens it read-write.
+    ///
+    /// With `exclusive: false` an existing segment of at least `len` bytes is opened instead
+    /// (it is never shrunk or grown).
+    pub fn create(name: &str, len: u64, options: CreateOptions) -> Result<Segment, Error> {
+        if len == 0 {
+            return Err(Error::Empty);
+        }
+        let inner = os::Segment::create(name, len, options)?;
+        Ok(Segment {
+            inner,
+            access: Access::ReadWrite,
+        })
+    }
+
+    /// Removes the name. Existing handles and mappings stay valid. `Ok(false)` when no segment
+    /// had that name. On Windows a name lives exactly as long as some handle to it does, so this
+    /// only reports whether the name currently exists.
+    pub fn unlink(name: &str) -> Result<bool, Error> {
+        os::unlink(name)
+    }
+
+    /// The access this segment was opened with.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The segment's current size in bytes (`fstat` on Unix; the size of a whole view,
+    /// rounded up to pages, on Windows).
+    pub fn size(&self) -> Result<u64, Error> {
+        self.inner.size()
+    }
+
+    /// Maps the first `len` bytes, or the whole segment when `len` is `None`.
+    ///
+    /// Fails with [`Error::TooLarge`] rather than mapping past the end of the segment, and
+    /// with [`Error::Empty`] for a 0-byte segment.
+    pub fn map(&self, len: Option<u64>) -> Result<Mapping, Error> {
+        let size = self.size()?;
+        let len = match len {
+            None => size,
+            Some(l) if l > size => {
+                return Err(Error::TooLarge { requested: l, size });
+            }
+            Some(l) => l,
+        };
+        if len == 0 {
+            return Err(Error::Empty);
+        }
+        let len = usize::try_from(len).map_err(|_| Error::TooLarge {
+            requested: len,
+            size,
+        })?;
+        let inner = self.inner.map(len, self.access)?;
+        Ok(Mapping {
+            inner,
+            len,
+            access: self.access,
+        })
+    }
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One mapping of a segment into this process. Dropping it unmaps.
+pub struct Mapping {
+    inner: os::Mapping,
+    len: usize,
+    access: Access,
+}
+
+// SAFETY: a Mapping is a pointer to memory that stays mapped for the Mapping's whole life and
+// is only ever unmapped by its own Drop; the memory is shared with other processes anyway, so
+// handing the pointer to another thread adds no new aliasing. All reads and writes through it
+// go through raw-pointer copies or atomics, never through `&`/`&mut` references to the bytes.
+unsafe impl Send for Mapping {}
+// SAFETY: see `Send`; `&Mapping` exposes only the pointer, the length and atomic access.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Start of the mapped bytes. Valid for [`len`](Self::len) bytes while `self` lives.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.inner.ptr()
+    }
+
+    /// Number of bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: a mapping is never empty.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The access the mapping was made with.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Whether writing through [`as_ptr`](Self::as_ptr) is allowed: always for read-write
+    /// mappings; for read-only ones only when the OS gave a private copy-on-write view, so that
+    /// such a write changes a private copy of the page and never the segment (and never faults).
+    pub fn local_writes_allowed(&self) -> bool {
+        self.access == Access::ReadWrite || self.inner.copy_on_write()
+    }
+
+    /// Copies `dst.len()` bytes starting at `offset` out of the mapping.
+    ///
+    /// # Panics
+    /// If the range is outside the mapping.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) {
+        let end = offset.checked_add(dst.len()).expect("range overflows");
+        assert!(end <= self.len, "read past the end of the mapping");
+        // SAFETY: `offset..end` lies inside the mapping (checked above), which stays mapped while
+        // `self` lives; `dst` is a distinct Rust buffer, so the ranges cannot overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.as_ptr().as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        }
+    }
+
+    /// Copies `src` into the mapping at `offset`.
+    ///
+    /// # Panics
+    /// If the range is outside the mapping or the mapping is read-only.
+    pub fn write(&self, offset: usize, src: &[u8]) {
+        assert!(
+            self.access == Access::ReadWrite,
+            "write to a read-only mapping"
+        );
+        let end = offset.checked_add(src.len()).expect("range overflows");
+        assert!(end <= self.len, "write past the end of the mapping");
+        // SAFETY: `offset..end` lies inside the mapping (checked above) and the mapping is
+        // writable and shared (read-write access); `src` is a distinct Rust buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.as_ptr().as_ptr().add(offset),
+                src.len(),
+            )
+        }
+    }
+
+    /// The `Int32` at `byte_offset` as an atomic, or `None` when the offset is not 4-byte
+    /// aligned or the 4 bytes are not all inside the mapping.
+    pub fn atomic_i32(&self, byte_offset: usize) -> Option<&AtomicI32> {
+        if byte_offset % 4 != 0 || byte_offset.checked_add(4)? > self.len {
+            return None;
+        }
+        // SAFETY: the mapping starts page-aligned, so `byte_offset % 4 == 0` makes the address
+        // 4-byte aligned; the 4 bytes are inside the mapping, which outlives the returned
+        // reference (it borrows `self`). Other processes access the same bytes, which is exactly
+        // what an atomic is for; we never create non-atomic references to these bytes.
+        Some(unsafe { AtomicI32::from_ptr(self.as_ptr().as_ptr().add(byte_offset).cast()) })
+    }
+
+    /// Blocks until the `Int32` at `atomic` is notified, or `timeout` passes. See
+    /// [`Region::wait`], which is what callers should use.
+    /// `cancel` is polled by platforms without a cross-process futex (see `futex_poll.rs`).
+    fn wait_on(
+        atomic: &AtomicI32,
+        expected: i32,
+        timeout: Option<Duration>,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> io::Result<WaitOutcome> {
+        if atomic.load(Ordering::SeqCst) != expected {
+            return Ok(WaitOutcome::NotEqual);
+        }
+        futex::wait(atomic, expected, timeout, cancel)
+    }
+}
+
+impl fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapping")
+            .field("ptr", &self.as_ptr())
+            .field("len", &self.len)
+            .field("access", &self.access)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

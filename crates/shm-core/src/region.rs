@@ -1,0 +1,367 @@
+//! [`Region`]: a mapping plus its segment handle, usable from several threads, closable while
+//! another thread is blocked in [`Region::wait`].
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::{futex, Access, Error, Mapping, Segment, WaitOutcome};
+
+/// Why a [`Region`] operation was refused.
+#[derive(Debug)]
+pub enum RegionError {
+    /// [`Region::close`] has run.
+    Closed,
+    /// The byte range is not inside the mapping.
+    OutOfRange,
+    /// An `Int32` operation at a byte offset that is not a multiple of 4.
+    Misaligned,
+    /// A write (copy or atomic) on a read-only region.
+    ReadOnly,
+    /// The segment is now smaller than the range the operation needs: a peer shrank it
+    /// (`ftruncate`). Touching those bytes would raise SIGBUS, so nothing was copied.
+    Shrunk {
+        /// The segment's size now.
+        size: u64,
+        /// The end of the range the operation needed.
+        needed: u64,
+    },
+    /// An OS call failed.
+    Os(Error),
+}
+
+impl fmt::Display for RegionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegionError::Closed => f.write_str("the shared memory is closed"),
+            RegionError::OutOfRange => f.write_str("the range is outside the mapping"),
+            RegionError::Misaligned => f.write_str("the byte offset is not a multiple of 4"),
+            RegionError::ReadOnly => f.write_str("the shared memory was opened read-only"),
+            RegionError::Shrunk { size, needed } => write!(
+                f,
+                "the segment shrank to {size} bytes while mapped; bytes up to {needed} are gone"
+            ),
+            RegionError::Os(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RegionError {}
+
+/// A shared mapping with an explicit, thread-safe close.
+///
+/// Any number of threads may call its methods at once. [`close`](Self::close) marks the region
+/// closed, wakes every thread blocked in [`wait`](Self::wait) on it, waits for operations
+/// already running to leave, then releases the segment handle and (unless told to keep it)
+/// unmaps. Operations that start after `close` fail with [`RegionError::Closed`]; none of
+/// them ever touches unmapped memory.
+pub struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+    access: Access,
+    local_writes: bool,
+    closed: AtomicBool,
+    /// Operations between `enter` and the end of their guard.
+    in_flight: AtomicUsize,
+    /// Byte offsets that threads of this region are blocked on, one entry per waiter.
+    waiting: Mutex<Vec<usize>>,
+    segment: Mutex<Option<Segment>>,
+    mapping: Mutex<Option<Mapping>>,
+}
+
+// SAFETY: `ptr` points into `mapping`, which is only unmapped by `close` after every operation
+// that could use `ptr` has left (the `in_flight` protocol), or by Drop; all access to the bytes
+// is through raw copies and atomics. The rest of the fields are Sync on their own.
+unsafe impl Send for Region {}
+// SAFETY: as for Send.
+unsafe impl Sync for Region {}
+
+struct Guard<'a>(&'a Region);
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Region {
+    /// Wraps a segment and one mapping of it.
+    pub fn new(segment: Segment, mapping: Mapping) -> Region {
+        Region {
+            ptr: mapping.as_ptr(),
+            len: mapping.len(),
+            access: mapping.access(),
+            local_writes: mapping.local_writes_allowed(),
+            closed: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            waiting: Mutex::new(Vec::new()),
+            segment: Mutex::new(Some(segment)),
+            mapping: Mutex::new(Some(mapping)),
+        }
+    }
+
+    /// Start of the mapped bytes. Valid until the region is unmapped by `close(true)` or drop.
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: a region is never empty.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The access the region was mapped with.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// See [`Mapping::local_writes_allowed`].
+    pub fn local_writes_allowed(&self) -> bool {
+        self.local_writes
+    }
+
+    /// Whether [`close`](Self::close) has run.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self) -> Result<Guard<'_>, RegionError> {
+        // Dekker-style with `close`: either `close` sees this increment, or this load sees
+        // `closed == true`. Both are SeqCst, so they cannot both miss each other.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = Guard(self);
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(RegionError::Closed);
+        }
+        Ok(guard)
+    }
+
+    fn check_range(&self, offset: usize, len: usize) -> Result<(), RegionError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(RegionError::OutOfRange),
+        }
+    }
+
+    /// Fails with [`RegionError::Shrunk`] when the segment no longer covers `..end`.
+    fn check_size(&self, end: usize) -> Result<(), RegionError> {
+        if !crate::os::SEGMENTS_CAN_SHRINK {
+            return Ok(());
+        }
+        let segment = self.segment.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(segment) = segment.as_ref() else {
+            return Err(RegionError::Closed);
+        };
+        let size = segment.size().map_err(RegionError::Os)?;
+        if (end as u64) > size {
+            return Err(RegionError::Shrunk {
+                size,
+                needed: end as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes at `offset` out of the segment. Re-checks the segment's size
+    /// first, so a peer that shrank it yields [`RegionError::Shrunk`] instead of SIGBUS.
+    pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), RegionError> {
+        let _guard = self.enter()?;
+        self.check_range(offset, dst.len())?;
+        if dst.is_empty() {
+            return Ok(());
+        }
+        self.check_size(offset + dst.len())?;
+        // SAFETY: the range is inside the mapping (checked), the mapping stays mapped while the
+        // guard is held, the segment still covers the range (checked just now), and `dst` is a
+        // separate buffer owned by the caller.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        }
+        Ok(())
+    }
+
+    /// Copies `src` into the segment at `offset`, with the same size re-check as [`read`](Self::read).
+    pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), RegionError> {
+        let _guard = self.enter()?;
+        if self.access != Access::ReadWrite {
+            return Err(RegionError::ReadOnly);
+        }
+        self.check_range(offset, src.len())?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.check_size(offset + src.len())?;
+        // SAFETY: as in `read`; the mapping is shared and writable (read-write access checked).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
+        }
+        Ok(())
+    }
+
+    /// Checks the bounds of an `Int32` operation at `byte_offset`.
+    pub fn check_i32(&self, byte_offset: usize) -> Result<(), RegionError> {
+        if byte_offset % 4 != 0 {
+            return Err(RegionError::Misaligned);
+        }
+        self.check_range(byte_offset, 4)
+    }
+
+    fn atomic(&self, byte_offset: usize) -> Result<&AtomicI32, RegionError> {
+        self.check_i32(byte_offset)?;
+        // SAFETY: offset is 4-aligned and in range (checked); the mapping is page-aligned, so
+        // the address is 4-aligned; callers hold a guard, so the bytes stay mapped while the
+        // returned reference is used. Only atomic access is made through it.
+        Ok(unsafe { AtomicI32::from_ptr(self.ptr.as_ptr().add(byte_offset).cast()) })
+    }
+
+    fn writable(&self) -> Result<(), RegionError> {
+        if self.access == Access::ReadWrite {
+            Ok(())
+        } else {
+            Err(RegionError::ReadOnly)
+        }
+    }
+
+    /// Sequentially consistent load of the `Int32` at `byte_offset`.
+    pub fn load(&self, byte_offset: usize) -> Result<i32, RegionError> {
+        let _guard = self.enter()?;
+        Ok(self.atomic(byte_offset)?.load(Ordering::SeqCst))
+    }
+
+    /// Sequentially consistent store; returns `value`, as `Atomics.store` does.
+    pub fn store(&self, byte_offset: usize, value: i32) -> Result<i32, RegionError> {
+        let _guard = self.enter()?;
+        let atomic = self.atomic(byte_offset)?;
+        self.writable()?;
+        atomic.store(value, Ordering::SeqCst);
+        Ok(value)
+    }
+
+    /// Wrapping add; returns the old value.
+    pub fn add(&self, byte_offset: usize, delta: i32) -> Result<i32, RegionError> {
+        let _guard = self.enter()?;
+        let atomic = self.atomic(byte_offset)?;
+        self.writable()?;
+        Ok(atomic.fetch_add(delta, Ordering::SeqCst))
+    }
+
+    /// Compare-and-exchange; returns the old value (equal to `expected` when it swapped).
+    pub fn compare_exchange(
+        &self,
+        byte_offset: usize,
+        expected: i32,
+        replacement: i32,
+    ) -> Result<i32, RegionError> {
+        let _guard = self.enter()?;
+        let atomic = self.atomic(byte_offset)?;
+        self.writable()?;
+        Ok(
+            match atomic.compare_exchange(expected, replacement, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(old) | Err(old) => old,
+            },
+        )
+    }
+
+    /// Blocks the calling thread while the `Int32` at `byte_offset` equals `expected`, until a
+    /// notify (from any process), the timeout (`None`: forever), or `close`.
+    ///
+    /// Returns [`WaitOutcome::NotEqual`] at once when the value differs. As with any futex, a
+    /// wake may be spurious: callers re-check the value in a loop.
+    pub fn wait(
+        &self,
+        byte_offset: usize,
+        expected: i32,
+        timeout: Option<Duration>,
+    ) -> Result<WaitOutcome, RegionError> {
+        let guard = self.enter()?;
+        let atomic = self.atomic(byte_offset)?;
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(byte_offset);
+        let outcome = Mapping::wait_on(atomic, expected, timeout, &self.closed);
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = waiting.iter().position(|&o| o == byte_offset) {
+                waiting.swap_remove(i);
+            }
+        }
+        drop(guard);
+        if self.is_closed() {
+            return Err(RegionError::Closed);
+        }
+        outcome.map_err(|e| RegionError::Os(Error::os(futex::WAIT_SYSCALL, e)))
+    }
+
+    /// Wakes up to `count` threads (in any process) waiting on the `Int32` at `byte_offset`.
+    /// Returns how many were woken where the OS reports it (Linux, macOS), else 0.
+    pub fn notify(&self, byte_offset: usize, count: u32) -> Result<u32, RegionError> {
+        let _guard = self.enter()?;
+        let atomic = self.atomic(byte_offset)?;
+        futex::wake(atomic, count).map_err(|e| RegionError::Os(Error::os(futex::WAKE_SYSCALL, e)))
+    }
+
+    /// Closes the region: later operations fail with [`RegionError::Closed`], threads blocked
+    /// in [`wait`](Self::wait) wake (their wait fails with `Closed`), the segment handle is
+    /// released and, when `unmap` is true, the bytes are unmapped before this returns. With
+    /// `unmap == false` the mapping lives until the region is dropped (for callers that handed
+    /// the pointer to something they cannot revoke). A second call does nothing.
+    pub fn close(&self, unmap: bool) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Wake blocked waiters until every operation has left. A waiter that passed its
+        // `closed` check just before we set it may not be inside the kernel yet when we first
+        // wake: keep waking (it is cheap and rare) until it has gone.
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            let offsets: Vec<usize> = self
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for offset in offsets {
+                if let Ok(atomic) = self.atomic(offset) {
+                    let _ = futex::wake(atomic, u32::MAX);
+                }
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        drop(
+            self.segment
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        if unmap {
+            drop(
+                self.mapping
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take(),
+            );
+        }
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Region")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .field("access", &self.access)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,255 @@
+//! POSIX shared memory (Linux, macOS, other Unix): `shm_open`, `fstat`, `ftruncate`, `mmap`.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+
+use rustix::fs::Mode;
+use rustix::io::Errno;
+use rustix::mm::{MapFlags, ProtFlags};
+use rustix::shm::OFlags;
+
+use crate::{Access, CreateOptions, Error, NameError};
+
+/// A peer can `ftruncate` a POSIX segment smaller while we have it mapped.
+pub(crate) const SEGMENTS_CAN_SHRINK: bool = true;
+
+/// The longest name the OS accepts, counted in bytes *with* the leading `/`, and the rule's name.
+#[cfg(target_os = "macos")]
+const NAME_MAX: (usize, &str) = (31, "macOS (PSHMNAMLEN, counting the leading '/')");
+#[cfg(not(target_os = "macos"))]
+const NAME_MAX: (usize, &str) = (256, "Linux (NAME_MAX 255 after the leading '/')");
+
+/// Validates `name` and returns the form `shm_open` takes: one leading `/`, then no `/`.
+pub(crate) fn validate_name(name: &str) -> Result<CString, NameError> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    if bare.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if bare.contains('\0') {
+        return Err(NameError::Nul);
+    }
+    if bare.contains('/') {
+        return Err(NameError::Slash);
+    }
+    let len = bare.len() + 1;
+    if len > NAME_MAX.0 {
+        return Err(NameError::TooLong {
+            len,
+            max: NAME_MAX.0,
+            platform: NAME_MAX.1,
+        });
+    }
+    let mut bytes = Vec::with_capacity(len + 1);
+    bytes.push(b'/');
+    bytes.extend_from_slice(bare.as_bytes());
+    // The NUL check above makes this infallible.
+    Ok(CString::new(bytes).expect("no interior NUL"))
+}
+
+fn os_err(syscall: &'static str) -> impl FnOnce(Errno) -> Error {
+    move |e| Error::os(syscall, io::Error::from(e))
+}
+
+pub(crate) struct Segment {
+    fd: OwnedFd,
+}
+
+impl Segment {
+    pub(crate) fn open(name: &str, access: Access) -> Result<Segment, Error> {
+        let path = validate_name(name).map_err(Error::Name)?;
+        let flags = match access {
+            Access::ReadOnly => OFlags::RDONLY,
+            Access::ReadWrite => OFlags::RDWR,
+        };
+        let fd =
+            rustix::shm::open(path.as_c_str(), flags, Mode::empty()).map_err(os_err("shm_open"))?;
+        Ok(Segment { fd })
+    }
+
+    pub(crate) fn create(name: &str, len: u64, options: CreateOptions) -> Result<Segment, Error> {
+        let path = validate_name(name).map_err(Error::Name)?;
+        let mode = Mode::from_bits_truncate(options.mode as _);
+        let size =
+            i64::try_from(len).map_err(|_| Error::os("ftruncate", io::Error::from(Errno::FBIG)))?;
+        // Try to create it ourselves first, so that we only ever size a segment we made.
+        // A non-exclusive create that finds the name taken opens that segment instead; should
+        // it vanish between the two calls (a peer unlinked it), try again a few times.
+        for _ in 0..8 {
+            match rustix::shm::open(
+                path.as_c_str(),
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
+                mode,
+            ) {
+                Ok(fd) => {
+                    if let Err(e) = rustix::fs::ftruncate(&fd, size as u64) {
+                        // Do not leave a 0-byte segment behind under our name.
+                        let _ = rustix::shm::unlink(path.as_c_str());
+                        return Err(os_err("ftruncate")(e));
+                    }
+                    return Ok(Segment { fd });
+                }
+                Err(Errno::EXIST) if !options.exclusive => {}
+                Err(e) => return Err(os_err("shm_open")(e)),
+            }
+            let fd = match rustix::shm::open(path.as_c_str(), OFlags::RDWR, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(os_err("shm_open")(e)),
+            };
+            let segment = Segment { fd };
+            let existing = segment.size()?;
+            if existing == 0 {
+                // Created by a peer that has not sized it yet: sizing it is what that peer is
+                // about to do. Only ever grow.
+                rustix::fs::ftruncate(&segment.fd, size as u64).map_err(os_err("ftruncate"))?;
+            } else if existing < len {
+                return Err(Error::ExistingTooSmall {
+                    requested: len,
+                    size: existing,
+                });
+            }
+            return Ok(segment);
+        }
+        Err(os_err("shm_open")(Errno::NOENT))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fd_for_tests(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    pub(crate) fn size(&self) -> Result<u64, Error> {
+        let stat = rustix::fs::fstat(&self.fd).map_err(os_err("fstat"))?;
+        Ok(u64::try_from(stat.st_size).unwrap_or(0))
+    }
+
+    pub(crate) fn map(&self, len: usize, access: Access) -> Result<Mapping, Error> {
+        let (ptr, copy_on_write) = match access {
+            Access::ReadWrite => (
+                // SAFETY: a fresh mapping at an address the kernel picks (null hint), so no
+                // existing Rust memory is replaced; `len` is non-zero and no larger than the
+                // segment (checked by `crate::Segment::map`).
+                unsafe {
+                    rustix::mm::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        ProtFlags::READ | ProtFlags::WRITE,
+                        MapFlags::SHARED,
+                        &self.fd,
+                        0,
+                    )
+                }
+                .map_err(os_err("mmap"))?,
+                false,
+            ),
+            // Read-only: a private, writable, copy-on-write view. Reads see the shared pages
+            // (and so the peers' writes) until this process writes a page; that page then
+            // becomes a private copy. A stray write can therefore neither fault nor reach the
+            // segment. Should the OS refuse a private mapping of shared memory, fall back to a
+            // truly read-only shared view, which callers must then never write through.
+            Access::ReadOnly => {
+                // SAFETY: as above; a private mapping cannot change the segment.
+                match unsafe {
+                    rustix::mm::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        ProtFlags::READ | ProtFlags::WRITE,
+                        MapFlags::PRIVATE,
+                        &self.fd,
+                        0,
+                    )
+                } {
+                    Ok(p) => (p, true),
+                    // SAFETY: as above.
+                    Err(_) => (
+                        unsafe {
+                            rustix::mm::mmap(
+                                std::ptr::null_mut(),
+                                len,
+                                ProtFlags::READ,
+                                MapFlags::SHARED,
+                                &self.fd,
+                                0,
+                            )
+                        }
+                        .map_err(os_err("mmap"))?,
+                        false,
+                    ),
+                }
+            }
+        };
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::os("mmap", io::Error::from(Errno::NOMEM)))?;
+        Ok(Mapping {
+            ptr,
+            len,
+            copy_on_write,
+        })
+    }
+}
+
+pub(crate) fn unlink(name: &str) -> Result<bool, Error> {
+    let path = validate_name(name).map_err(Error::Name)?;
+    match rustix::shm::unlink(path.as_c_str()) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(os_err("shm_unlink")(e)),
+    }
+}
+
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+    copy_on_write: bool,
+}
+
+impl Mapping {
+    pub(crate) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    pub(crate) fn copy_on_write(&self) -> bool {
+        self.copy_on_write
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what `mmap` returned, and this Drop runs once; the
+        // owning `crate::Mapping`/`Region` guarantee nothing uses the bytes afterwards.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+pub(crate) fn error_code(err: &io::Error) -> &'static str {
+    let Some(errno) = Errno::from_io_error(err) else {
+        return "UNKNOWN";
+    };
+    match errno {
+        Errno::NOENT => "ENOENT",
+        Errno::ACCESS => "EACCES",
+        Errno::PERM => "EPERM",
+        Errno::EXIST => "EEXIST",
+        Errno::INVAL => "EINVAL",
+        Errno::NAMETOOLONG => "ENAMETOOLONG",
+        Errno::MFILE => "EMFILE",
+        Errno::NFILE => "ENFILE",
+        Errno::NOMEM => "ENOMEM",
+        Errno::NOSPC => "ENOSPC",
+        Errno::FAULT => "EFAULT",
+        Errno::BUSY => "EBUSY",
+        Errno::NOTSUP => "ENOTSUP",
+        Errno::OVERFLOW => "EOVERFLOW",
+        Errno::INTR => "EINTR",
+        Errno::AGAIN => "EAGAIN",
+        Errno::TIMEDOUT => "ETIMEDOUT",
+        Errno::NOSYS => "ENOSYS",
+        Errno::FBIG => "EFBIG",
+        Errno::BADF => "EBADF",
+        Errno::NODEV => "ENODEV",
+        Errno::ROFS => "EROFS",
+        _ => "UNKNOWN",
+    }
+}

@@ -1,0 +1,686 @@
+//! Node-API binding of `shm-core`: the `SharedMemory` class of node-shared-mem.
+//!
+//! Thin on purpose: JS values in, `shm-core` calls, JS errors out. The only logic here is what
+//! only Node-API can do: choosing zero-copy or caged buffers, detaching on close, and settling
+//! `waitAsync` promises.
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use napi_derive::napi;
+use shm_core::{Access, CreateOptions, Region, Segment};
+
+mod args;
+mod errors;
+mod wait_async;
+
+use errors::{from_core, from_region, throw, JsErr};
+
+/// How a segment is opened. The numeric values are those of node-shared-mem 2.x.
+#[napi]
+#[allow(clippy::upper_case_acronyms)]
+pub enum MemoryAccess {
+    /// Read-only. In zero-copy mode `buffer` is a private copy-on-write view: reads see the
+    /// segment live; a write into `buffer` changes only this process's copy of that 4 KiB page
+    /// (which from then on no longer shows the peers' updates) and never reaches the segment.
+    /// `copyTo()` and the writing atomics throw `EACCES`.
+    READ = 0,
+    /// Read-write (the default): writes into `buffer` are seen by every process at once.
+    WRITE = 1,
+}
+
+/// A raw JS value returned as is.
+pub struct Raw(sys::napi_value);
+
+impl ToNapiValue for Raw {
+    unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        Ok(val.0)
+    }
+}
+
+impl TypeName for Raw {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+struct Open {
+    name: String,
+    access: Access,
+    region: Arc<Region>,
+    /// Strong reference to the one `ArrayBuffer` handed out as `buffer`.
+    buffer: sys::napi_ref,
+    requires_copy: bool,
+}
+
+/// A named OS shared-memory segment mapped into this process.
+///
+/// `buffer` is an `ArrayBuffer` over the segment's bytes (zero-copy), or, where the runtime
+/// forbids external buffers (Electron's V8 memory cage), a copy that `copyFrom()`/`copyTo()`
+/// keep in sync (`requiresCopy === true`).
+#[napi(custom_finalize)]
+pub struct SharedMemory {
+    open: Option<Open>,
+}
+
+unsafe extern "C" fn release_region(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box<Arc<Region>> leaked when the external buffer was created;
+    // Node-API calls this finalizer at most once.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<Region>>()) });
+}
+
+fn force_copy() -> bool {
+    std::env::var_os("NODE_SHARED_MEM_FORCE_COPY").is_some_and(|v| v == "1")
+}
+
+/// Creates the `buffer` of a new instance: external (zero-copy) when allowed, else V8-owned
+/// and filled from the segment. Returns the value and whether it is a copy.
+fn make_buffer(
+    env: sys::napi_env,
+    region: &Arc<Region>,
+    name: &str,
+    copy: bool,
+) -> Result<(sys::napi_value, bool)> {
+    let mut ab = ptr::null_mut();
+    if !copy {
+        let hint = Box::into_raw(Box::new(Arc::clone(region)));
+        // SAFETY: the pointer is valid for `len` bytes until the Region unmaps, and the region
+        // unmaps only after this buffer is detached by `close()` or after this finalizer has
+        // released its Arc (see `release_region`).
+        let status = unsafe {
+            sys::napi_create_external_arraybuffer(
+                env,
+                region.as_ptr().as_ptr().cast(),
+                region.len(),
+                Some(release_region),
+                hint.cast(),
+                &mut ab,
+            )
+        };
+        if status == sys::Status::napi_ok {
+            return Ok((ab, false));
+        }
+        if status == sys::Status::napi_no_external_buffers_allowed {
+            // Refused before taking ownership: the finalizer will never run; reclaim the hint.
+            // SAFETY: `hint` came from Box::into_raw above and was not consumed.
+            drop(unsafe { Box::from_raw(hint) });
+        } else {
+            // Some failures (e.g. a length past the runtime's maximum) still run the finalizer
+            // later, others do not: leave the hint to it (a few bytes at worst) and unmap now —
+            // V8 never got a usable buffer over these bytes.
+            region.close(true);
+            return pending_or(env, JsErr::new(
+                errors::Kind::Range,
+                "ERR_OUT_OF_RANGE",
+                format!("Cannot create an ArrayBuffer of {} bytes over shared memory '{name}' (status {status})", region.len()),
+            ));
+        }
+    }
+    let mut data = ptr::null_mut();
+    // SAFETY: env is live; `data` receives the new buffer's bytes.
+    let status = unsafe { sys::napi_create_arraybuffer(env, region.len(), &mut data, &mut ab) };
+    if status != sys::Status::napi_ok || data.is_null() && region.len() > 0 {
+        return pending_or(
+            env,
+            JsErr::new(
+                errors::Kind::Range,
+                "ERR_OUT_OF_RANGE",
+                format!(
+                    "Cannot allocate an ArrayBuffer of {} bytes for shared memory '{name}'",
+                    region.len()
+                ),
+            ),
+        );
+    }
+    // SAFETY: V8 just allocated `len` bytes at `data` for this buffer; nothing else uses them yet.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), region.len()) };
+    region
+        .read(0, bytes)
+        .map_err(|e| from_region(e, "SharedMemory", name).throw(env))?;
+    Ok((ab, true))
+}
+
+/// If a JS exception is already pending, let it through; otherwise throw `e`.
+fn pending_or<T>(env: sys::napi_env, e: JsErr) -> Result<T> {
+    let mut pending = false;
+    // SAFETY: env is live.
+    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+    if pending {
+        Err(Error::new(Status::PendingException, e.message))
+    } else {
+        throw(env, e)
+    }
+}
+
+fn parse_access(env: sys::napi_env, v: sys::napi_value) -> std::result::Result<Access, JsErr> {
+    match args::int_arg(env, v, "access", f64::MIN, f64::MAX) {
+        Ok(None) => Ok(Access::ReadWrite),
+        Ok(Some(0.0)) => Ok(Access::ReadOnly),
+        Ok(Some(1.0)) => Ok(Access::ReadWrite),
+        Ok(Some(n)) => Err(errors::out_of_range(
+            "access",
+            "MemoryAccess.READ (0) or MemoryAccess.WRITE (1)",
+            &n.to_string(),
+        )),
+        Err(e) if e.code == "ERR_OUT_OF_RANGE" => Err(errors::out_of_range(
+            "access",
+            "MemoryAccess.READ (0) or MemoryAccess.WRITE (1)",
+            &args::describe(env, v),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+fn length_arg(env: sys::napi_env, v: sys::napi_value) -> std::result::Result<Option<u64>, JsErr> {
+    Ok(args::int_arg(env, v, "length", 1.0, args::MAX_SAFE)?.map(|n| n as u64))
+}
+
+fn create_options(
+    env: sys::napi_env,
+    v: sys::napi_value,
+) -> std::result::Result<CreateOptions, JsErr> {
+    let mut options = CreateOptions::default();
+    if args::is_undefined(env, v) {
+        return Ok(options);
+    }
+    if !args::is_object(env, v) {
+        return Err(errors::invalid_type(
+            "options",
+            "of type object",
+            &args::describe(env, v),
+        ));
+    }
+    let thrown = || JsErr::new(errors::Kind::Error, "", "");
+    let mode = args::property(env, v, c"mode").map_err(|_| thrown())?;
+    if let Some(m) = args::int_arg(env, mode, "options.mode", 0.0, 0o7777 as f64)? {
+        options.mode = m as u32;
+    }
+    let exclusive = args::property(env, v, c"exclusive").map_err(|_| thrown())?;
+    if let Some(x) = args::bool_arg(env, exclusive, "options.exclusive")? {
+        options.exclusive = x;
+    }
+    Ok(options)
+}
+
+/// `Err` with an empty code marks "a JS exception (from a getter) is already pending".
+fn raise<T>(env: sys::napi_env, e: JsErr) -> Result<T> {
+    if e.code.is_empty() {
+        Err(Error::new(
+            Status::PendingException,
+            "exception in an options getter",
+        ))
+    } else {
+        throw(env, e)
+    }
+}
+
+impl SharedMemory {
+    fn start(
+        env: sys::napi_env,
+        name: String,
+        access: Access,
+        segment: Segment,
+        length: Option<u64>,
+    ) -> Result<Self> {
+        let mapping = segment
+            .map(length)
+            .map_err(|e| from_core(e, &name).throw(env))?;
+        let region = Arc::new(Region::new(segment, mapping));
+        let copy = force_copy() || !region.local_writes_allowed();
+        let (ab, requires_copy) = make_buffer(env, &region, &name, copy)?;
+        let mut buffer = ptr::null_mut();
+        // SAFETY: `ab` is a live value of this callback; refcount 1 makes the reference strong.
+        unsafe { sys::napi_create_reference(env, ab, 1, &mut buffer) };
+        Ok(SharedMemory {
+            open: Some(Open {
+                name,
+                access,
+                region,
+                buffer,
+                requires_copy,
+            }),
+        })
+    }
+
+    fn open_or_throw(&self, env: &Env, method: &str) -> Result<&Open> {
+        match &self.open {
+            Some(o) => Ok(o),
+            None => throw(env.raw(), errors::closed(method)),
+        }
+    }
+
+    /// Validates `(srcOffset, dstOffset, length)` against a mapping of `len` bytes.
+    fn ranges(
+        env: sys::napi_env,
+        len: usize,
+        src: &Unknown,
+        dst: &Unknown,
+        n: &Unknown,
+    ) -> Result<(usize, usize, usize)> {
+        let check = || -> std::result::Result<(usize, usize, usize), JsErr> {
+            let s = args::index_arg(env, src.raw(), "srcOffset", len)?.unwrap_or(0);
+            let d = args::index_arg(env, dst.raw(), "dstOffset", len)?.unwrap_or(0);
+            let rest = (len - s).min(len - d);
+            let n = args::index_arg(env, n.raw(), "length", rest)?.unwrap_or(rest);
+            Ok((s, d, n))
+        };
+        check().or_else(|e| throw(env, e))
+    }
+
+    /// The bytes of the caged (V8-owned) buffer.
+    fn caged_bytes<'a>(env: sys::napi_env, open: &'a Open, method: &str) -> Result<&'a mut [u8]> {
+        let mut ab = ptr::null_mut();
+        let mut data = ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: `open.buffer` is a live strong reference; get_arraybuffer_info reports
+        // (null, 0) for a detached buffer.
+        unsafe {
+            sys::napi_get_reference_value(env, open.buffer, &mut ab);
+            sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len);
+        }
+        if data.is_null() || len != open.region.len() {
+            return throw(env, JsErr::new(
+                errors::Kind::Error,
+                "ERR_SHM_DETACHED",
+                format!("Cannot call {method}(): buffer was detached (transferred elsewhere); nothing to copy with"),
+            ));
+        }
+        // SAFETY: V8 owns `len` bytes at `data` for this buffer, which our strong reference keeps
+        // alive; we are on the JS thread, so no JS code touches them during the copy.
+        Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
+    }
+
+    fn offset_arg(env: &Env, open: &Open, v: &Unknown) -> Result<usize> {
+        let max = open.region.len().saturating_sub(4);
+        match args::index_arg(env.raw(), v.raw(), "byteOffset", max) {
+            Ok(Some(o)) if o % 4 == 0 => Ok(o),
+            Ok(Some(o)) => throw(
+                env.raw(),
+                errors::out_of_range("byteOffset", "a multiple of 4", &o.to_string()),
+            ),
+            Ok(None) => throw(
+                env.raw(),
+                errors::invalid_type("byteOffset", "of type number", "undefined"),
+            ),
+            Err(e) => throw(env.raw(), e),
+        }
+    }
+}
+
+#[napi]
+impl SharedMemory {
+    /// Opens an existing named shared-memory segment; never creates one.
+    ///
+    /// @param name - The segment's name. On Linux/macOS the leading `/` is optional and no other
+    ///   `/` is allowed; on Windows it is used as given (e.g. `Local\\frames`).
+    /// @param length - Bytes to map, a positive integer no larger than the segment. Defaults to
+    ///   the segment's size.
+    /// @param access - `MemoryAccess.WRITE` (default) or `MemoryAccess.READ`.
+    /// @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a bad name or type.
+    /// @throws RangeError `ERR_OUT_OF_RANGE` for a bad length or access.
+    /// @throws Error `ENOENT`, `EACCES`, … (with `errno`, `syscall`, `path`) when the OS refuses.
+    #[napi(
+        constructor,
+        ts_args_type = "name: string, length?: number, access?: MemoryAccess"
+    )]
+    pub fn new(env: Env, name: Unknown, length: Unknown, access: Unknown) -> Result<Self> {
+        let e = env.raw();
+        let parsed = (|| {
+            let name = args::string_arg(e, name.raw(), "name")?;
+            let length = length_arg(e, length.raw())?;
+            let access = parse_access(e, access.raw())?;
+            Ok::<_, JsErr>((name, length, access))
+        })();
+        let (name, length, access) = parsed.or_else(|err| throw(e, err))?;
+        let segment = Segment::open(&name, access).map_err(|err| from_core(err, &name).throw(e))?;
+        Self::start(e, name, access, segment, length)
+    }
+
+    /// Creates a new segment of `length` zero-filled bytes and opens it read-write.
+    ///
+    /// @param options.mode - Permission bits of a new segment (default `0o600`: only this user),
+    ///   filtered by the process umask as for `fs.open`; ignored on Windows.
+    /// @param options.exclusive - `true` (default): fail with `EEXIST` if the name exists.
+    ///   `false`: open an existing segment instead, if it has at least `length` bytes
+    ///   (it is never resized), else create it.
+    /// @throws Error `EEXIST` when exclusive and the name exists.
+    #[napi(
+        factory,
+        ts_args_type = "name: string, length: number, options?: { mode?: number; exclusive?: boolean }"
+    )]
+    pub fn create(env: Env, name: Unknown, length: Unknown, options: Unknown) -> Result<Self> {
+        let e = env.raw();
+        let parsed = (|| {
+            let name = args::string_arg(e, name.raw(), "name")?;
+            let length = match length_arg(e, length.raw())? {
+                Some(l) => l,
+                None => {
+                    return Err(errors::invalid_type(
+                        "length",
+                        "of type number",
+                        "undefined",
+                    ))
+                }
+            };
+            let options = create_options(e, options.raw())?;
+            Ok::<_, JsErr>((name, length, options))
+        })();
+        let (name, length, options) = match parsed {
+            Ok(p) => p,
+            Err(err) => return raise(e, err),
+        };
+        let segment = Segment::create(&name, length, options)
+            .map_err(|err| from_core(err, &name).throw(e))?;
+        Self::start(e, name, Access::ReadWrite, segment, Some(length))
+    }
+
+    /// Removes a segment's name: later opens fail with `ENOENT`; existing mappings (here and in
+    /// other processes) stay valid. Returns `false` when no segment had that name.
+    ///
+    /// On Windows a name lives exactly as long as some handle to it, so this removes nothing and
+    /// only reports whether the name exists.
+    #[napi(ts_args_type = "name: string")]
+    pub fn unlink(env: Env, name: Unknown) -> Result<bool> {
+        let e = env.raw();
+        let name = args::string_arg(e, name.raw(), "name").or_else(|err| throw(e, err))?;
+        Segment::unlink(&name).or_else(|err| throw(e, from_core(err, &name)))
+    }
+
+    /// The name the segment was opened with; `undefined` after `close()`.
+    #[napi(getter, ts_return_type = "string | undefined")]
+    pub fn name(&self) -> Either<String, ()> {
+        self.open
+            .as_ref()
+            .map_or(Either::B(()), |o| Either::A(o.name.clone()))
+    }
+
+    /// Bytes mapped (the length of `buffer`); `undefined` after `close()`.
+    #[napi(getter, ts_return_type = "number | undefined")]
+    pub fn length(&self) -> Either<f64, ()> {
+        self.open
+            .as_ref()
+            .map_or(Either::B(()), |o| Either::A(o.region.len() as f64))
+    }
+
+    /// The access the segment was opened with; `undefined` after `close()`.
+    #[napi(getter, ts_return_type = "MemoryAccess | undefined")]
+    pub fn access(&self) -> Either<u32, ()> {
+        self.open.as_ref().map_or(Either::B(()), |o| {
+            Either::A(match o.access {
+                Access::ReadOnly => 0,
+                Access::ReadWrite => 1,
+            })
+        })
+    }
+
+    /// The bytes: always the same `ArrayBuffer` object. Over the segment itself when
+    /// `requiresCopy` is `false`; a V8-owned copy when it is `true`. Detached (length 0) by
+    /// `close()`; `undefined` after it.
+    #[napi(getter, ts_return_type = "ArrayBuffer | undefined")]
+    pub fn buffer(&self, env: Env) -> Either<Raw, ()> {
+        match &self.open {
+            None => Either::B(()),
+            Some(o) => {
+                let mut v = ptr::null_mut();
+                // SAFETY: a live strong reference of this env.
+                unsafe { sys::napi_get_reference_value(env.raw(), o.buffer, &mut v) };
+                Either::A(Raw(v))
+            }
+        }
+    }
+
+    /// `true` when `buffer` is a copy (the V8 memory cage forbids external buffers, e.g. in
+    /// Electron ≥ 21, or `NODE_SHARED_MEM_FORCE_COPY=1`): sync it with `copyFrom()`/`copyTo()`.
+    /// `undefined` after `close()`.
+    #[napi(getter, ts_return_type = "boolean | undefined")]
+    pub fn requires_copy(&self) -> Either<bool, ()> {
+        self.open
+            .as_ref()
+            .map_or(Either::B(()), |o| Either::A(o.requires_copy))
+    }
+
+    /// `true` once `close()` has run.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.open.is_none()
+    }
+
+    /// Copies segment → `buffer`: `length` bytes from segment offset `srcOffset` to buffer
+    /// offset `dstOffset`. Defaults: 0, 0, and the most bytes that fit both ranges. A no-op
+    /// (arguments still checked) when `requiresCopy` is `false`.
+    /// @throws RangeError `ERR_OUT_OF_RANGE` for negative, fractional or out-of-bounds ranges.
+    /// @throws Error `ERR_SHM_SHRUNK` when another process truncated the segment under the range.
+    #[napi(ts_args_type = "srcOffset?: number, dstOffset?: number, length?: number")]
+    pub fn copy_from(
+        &self,
+        env: Env,
+        src_offset: Unknown,
+        dst_offset: Unknown,
+        length: Unknown,
+    ) -> Result<()> {
+        let open = self.open_or_throw(&env, "copyFrom")?;
+        let (s, d, n) = Self::ranges(
+            env.raw(),
+            open.region.len(),
+            &src_offset,
+            &dst_offset,
+            &length,
+        )?;
+        if !open.requires_copy {
+            return Ok(());
+        }
+        let bytes = Self::caged_bytes(env.raw(), open, "copyFrom")?;
+        open.region
+            .read(s, &mut bytes[d..d + n])
+            .or_else(|err| throw(env.raw(), from_region(err, "copyFrom", &open.name)))
+    }
+
+    /// Copies `buffer` → segment: `length` bytes from buffer offset `srcOffset` to segment
+    /// offset `dstOffset`; bytes outside that range are untouched. Same defaults and checks as
+    /// `copyFrom`; a no-op when `requiresCopy` is `false`.
+    /// @throws Error `EACCES` on a `MemoryAccess.READ` instance (in both modes).
+    #[napi(ts_args_type = "srcOffset?: number, dstOffset?: number, length?: number")]
+    pub fn copy_to(
+        &self,
+        env: Env,
+        src_offset: Unknown,
+        dst_offset: Unknown,
+        length: Unknown,
+    ) -> Result<()> {
+        let open = self.open_or_throw(&env, "copyTo")?;
+        let (s, d, n) = Self::ranges(
+            env.raw(),
+            open.region.len(),
+            &src_offset,
+            &dst_offset,
+            &length,
+        )?;
+        if open.access == Access::ReadOnly {
+            return throw(
+                env.raw(),
+                from_region(shm_core::RegionError::ReadOnly, "copyTo", &open.name),
+            );
+        }
+        if !open.requires_copy {
+            return Ok(());
+        }
+        let bytes = Self::caged_bytes(env.raw(), open, "copyTo")?;
+        open.region
+            .write(d, &bytes[s..s + n])
+            .or_else(|err| throw(env.raw(), from_region(err, "copyTo", &open.name)))
+    }
+
+    /// Atomically reads the `Int32` at `byteOffset` (a multiple of 4) of the segment itself,
+    /// in both modes.
+    #[napi(ts_args_type = "byteOffset: number")]
+    pub fn atomic_load(&self, env: Env, byte_offset: Unknown) -> Result<i32> {
+        let open = self.open_or_throw(&env, "atomicLoad")?;
+        let off = Self::offset_arg(&env, open, &byte_offset)?;
+        open.region
+            .load(off)
+            .or_else(|e| throw(env.raw(), from_region(e, "atomicLoad", &open.name)))
+    }
+
+    /// Atomically stores `value` (an Int32) at `byteOffset`; returns `value`.
+    #[napi(ts_args_type = "byteOffset: number, value: number")]
+    pub fn atomic_store(&self, env: Env, byte_offset: Unknown, value: Unknown) -> Result<i32> {
+        let open = self.open_or_throw(&env, "atomicStore")?;
+        let off = Self::offset_arg(&env, open, &byte_offset)?;
+        let v = args::i32_arg(env.raw(), value.raw(), "value").or_else(|e| throw(env.raw(), e))?;
+        open.region
+            .store(off, v)
+            .or_else(|e| throw(env.raw(), from_region(e, "atomicStore", &open.name)))
+    }
+
+    /// Atomically adds `delta` (an Int32, wrapping) at `byteOffset`; returns the old value.
+    #[napi(ts_args_type = "byteOffset: number, delta: number")]
+    pub fn atomic_add(&self, env: Env, byte_offset: Unknown, delta: Unknown) -> Result<i32> {
+        let open = self.open_or_throw(&env, "atomicAdd")?;
+        let off = Self::offset_arg(&env, open, &byte_offset)?;
+        let v = args::i32_arg(env.raw(), delta.raw(), "delta").or_else(|e| throw(env.raw(), e))?;
+        open.region
+            .add(off, v)
+            .or_else(|e| throw(env.raw(), from_region(e, "atomicAdd", &open.name)))
+    }
+
+    /// Atomically replaces the Int32 at `byteOffset` with `replacement` if it equals `expected`;
+    /// returns the old value (equal to `expected` when it swapped).
+    #[napi(ts_args_type = "byteOffset: number, expected: number, replacement: number")]
+    pub fn atomic_compare_exchange(
+        &self,
+        env: Env,
+        byte_offset: Unknown,
+        expected: Unknown,
+        replacement: Unknown,
+    ) -> Result<i32> {
+        let open = self.open_or_throw(&env, "atomicCompareExchange")?;
+        let off = Self::offset_arg(&env, open, &byte_offset)?;
+        let ex = args::i32_arg(env.raw(), expected.raw(), "expected")
+            .or_else(|e| throw(env.raw(), e))?;
+        let re = args::i32_arg(env.raw(), replacement.raw(), "replacement")
+            .or_else(|e| throw(env.raw(), e))?;
+        open.region.compare_exchange(off, ex, re).or_else(|e| {
+            throw(
+                env.raw(),
+                from_region(e, "atomicCompareExchange", &open.name),
+            )
+        })
+    }
+
+    /// Blocks this thread while the Int32 at `byteOffset` equals `expected`, until another
+    /// process (or thread) calls `notify` on it, or `timeout` ms pass (default: forever).
+    /// Like `Atomics.wait`, but across processes. A wake can be spurious: re-check the value.
+    #[napi(
+        ts_args_type = "byteOffset: number, expected: number, timeout?: number",
+        ts_return_type = "'ok' | 'not-equal' | 'timed-out'"
+    )]
+    pub fn wait(
+        &self,
+        env: Env,
+        byte_offset: Unknown,
+        expected: Unknown,
+        timeout: Unknown,
+    ) -> Result<&'static str> {
+        let open = self.open_or_throw(&env, "wait")?;
+        let off = Self::offset_arg(&env, open, &byte_offset)?;
+        let ex = args::i32_arg(env.raw(), expected.raw(), "expected")
+            .or_else(|e| throw(env.raw(), e))?;
+        let t = args::timeout_arg(env.raw(), timeout.raw()).or_else(|e| throw(env.raw(), e))?;
+        open.region
+            .wait(off, ex, t)
+            .map(|o| o.as_str())
+            .or_else(|e| throw(env.raw(), from_region(e, "wait", &open.name)))
+    }
+
+    /// Like `wait`, without blocking: the wait runs on a thread of its own and the promise
+    /// settles with `'ok' | 'not-equal' | 'timed-out'`; it rejects with `ERR_SHM_CLOSED` if
+    /// `close()` runs meanwhile. A pending wait keeps the process alive, as a pending read would.
+    #[napi(
+        ts_args_type = "byteOffset: number, expected: number, timeout?: number",
+        ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>"
+    )]
+    pub fn wait_async(
+        &self,
+        env: Env,
+        byte_offset: Unknown,
+        expected: Unknown,
+        timeout: Unknown,
+    ) -> Result<Raw> {
+        let open = self.open_or_throw(&env, "waitAsync")?;
+        let off = Self::offset_arg(&env, open, &byte_offset)?;
+        let ex = args::i32_arg(env.raw(), expected.raw(), "expected")
+            .or_else(|e| throw(env.raw(), e))?;
+        let t = args::timeout_arg(env.raw(), timeout.raw()).or_else(|e| throw(env.raw(), e))?;
+        wait_async::start(
+            env.raw(),
+            Arc::clone(&open.region),
+            open.name.clone(),
+            off,
+            ex,
+            t,
+        )
+        .map(Raw)
+    }
+
+    /// Wakes up to `count` (default: all) waiters on the Int32 at `byteOffset`, in any process.
+    /// Returns how many were woken where the OS tells (Linux, macOS); 0 on Windows.
+    #[napi(ts_args_type = "byteOffset: number, count?: number")]
+    pub fn notify(&self, env: Env, byte_offset: Unknown, count: Unknown) -> Result<u32> {
+        let open = self.open_or_throw(&env, "notify")?;
+        let off = Self::offset_arg(&env, open, &byte_offset)?;
+        let c = args::count_arg(env.raw(), count.raw()).or_else(|e| throw(env.raw(), e))?;
+        open.region
+            .notify(off, c)
+            .or_else(|e| throw(env.raw(), from_region(e, "notify", &open.name)))
+    }
+
+    /// Unmaps and releases the OS handle now. `buffer` is detached (every view over it reads
+    /// length 0), pending `waitAsync` promises reject with `ERR_SHM_CLOSED`, later calls throw
+    /// `ERR_SHM_CLOSED`, and the properties read `undefined`. A second call does nothing.
+    #[napi]
+    pub fn close(&mut self, env: Env) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let e = env.raw();
+        let mut ab = ptr::null_mut();
+        let mut was_detached = false;
+        // SAFETY: live reference of this env, deleted exactly once here (the finalizer sees
+        // `open == None` afterwards).
+        let detached_by_us = unsafe {
+            sys::napi_get_reference_value(e, open.buffer, &mut ab);
+            sys::napi_is_detached_arraybuffer(e, ab, &mut was_detached);
+            let ok = !was_detached && sys::napi_detach_arraybuffer(e, ab) == sys::Status::napi_ok;
+            sys::napi_delete_reference(e, open.buffer);
+            ok
+        };
+        // A zero-copy buffer that someone else detached (ArrayBuffer.prototype.transfer) may
+        // live on elsewhere over these bytes: then the mapping stays until that buffer is
+        // garbage-collected (its finalizer holds the Region). A copy never exposed the mapping.
+        open.region.close(open.requires_copy || detached_by_us);
+    }
+
+    /// Same as `close()`, so that `using mem = new SharedMemory(…)` closes it.
+    #[napi(well_known_symbol = "dispose")]
+    pub fn dispose(&mut self, env: Env) {
+        self.close(env)
+    }
+}
+
+impl ObjectFinalize for SharedMemory {
+    fn finalize(mut self, env: Env) -> Result<()> {
+        if let Some(open) = self.open.take() {
+            // SAFETY: the reference belongs to this env and was not deleted (open was Some).
+            unsafe { sys::napi_delete_reference(env.raw(), open.buffer) };
+            // Dropping `open` drops our Arc<Region>: the mapping goes once `buffer` (whose
+            // finalizer holds the other Arc) and any pending waitAsync are gone too.
+        }
+        Ok(())
+    }
+}
