@@ -185,6 +185,13 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
     os::validate_name(name).map(|_| ())
 }
 
+/// The address of a function exported by the host process (e.g. an optional Node-API function
+/// such as `node_api_create_external_sharedarraybuffer`), looked up at run time so that the
+/// caller never links to it. `None` when the host does not export it.
+pub fn runtime_symbol(name: &std::ffi::CStr) -> Option<NonNull<std::ffi::c_void>> {
+    os::runtime_symbol(name)
+}
+
 /// The result of [`Region::wait`], as `Atomics.wait` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitOutcome {

@@ -1,6 +1,6 @@
 //! POSIX shared memory (Linux, macOS, other Unix): `shm_open`, `fstat`, `ftruncate`, `mmap`.
 
-use std::ffi::CString;
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
@@ -252,4 +252,18 @@ pub(crate) fn error_code(err: &io::Error) -> &'static str {
         Errno::ROFS => "EROFS",
         _ => "UNKNOWN",
     }
+}
+
+extern "C" {
+    fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+}
+#[cfg(target_os = "macos")]
+const RTLD_DEFAULT: *mut c_void = -2isize as *mut c_void;
+#[cfg(not(target_os = "macos"))]
+const RTLD_DEFAULT: *mut c_void = std::ptr::null_mut();
+
+pub(crate) fn runtime_symbol(name: &CStr) -> Option<NonNull<c_void>> {
+    // SAFETY: RTLD_DEFAULT searches the images already loaded (the host executable included);
+    // `name` is NUL-terminated; the result is only an address, not called here.
+    NonNull::new(unsafe { dlsym(RTLD_DEFAULT, name.as_ptr()) })
 }

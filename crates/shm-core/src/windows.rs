@@ -4,13 +4,14 @@
 //! A mapping object lives as long as some handle or view of it does; there is no separate name
 //! to remove, so `unlink` only reports whether the name exists (see the README).
 
-use std::ffi::c_void;
+use std::ffi::{c_void, CStr};
 use std::io;
 use std::ptr::NonNull;
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ALREADY_EXISTS, HANDLE, INVALID_HANDLE_VALUE,
 };
+use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, VirtualQuery,
     FILE_MAP_COPY, FILE_MAP_READ, FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION,
@@ -229,5 +230,17 @@ pub(crate) fn error_code(err: &io::Error) -> &'static str {
         Some(206) => "ENAMETOOLONG",                 // ERROR_FILENAME_EXCED_RANGE
         Some(1006) => "EBUSY",                       // ERROR_FILE_INVALID (object changed under us)
         _ => "UNKNOWN",
+    }
+}
+
+pub(crate) fn runtime_symbol(name: &CStr) -> Option<NonNull<c_void>> {
+    // SAFETY: a null module name means the host executable (node.exe / electron.exe), which
+    // exports the Node-API functions; `name` is NUL-terminated. The address is not called here.
+    unsafe {
+        let module = GetModuleHandleW(std::ptr::null());
+        if module.is_null() {
+            return None;
+        }
+        GetProcAddress(module, name.as_ptr().cast()).and_then(|f| NonNull::new(f as *mut c_void))
     }
 }
