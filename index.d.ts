@@ -67,6 +67,17 @@ export declare class SharedMemory {
    * `undefined` after `close()`.
    */
   get requiresCopy(): boolean | undefined
+  /**
+   * A `SharedArrayBuffer` over the segment's bytes (zero-copy), which can be posted to
+   * `worker_threads` workers without copying and used with `Atomics` there; always the same
+   * object. `null` where the runtime cannot make one: it needs Node-API's experimental
+   * `node_api_create_external_sharedarraybuffer` (Node.js 26+), looked up at run time, and
+   * zero-copy mode (never in caged mode, where external memory is forbidden). Once it has
+   * been read, `close()` cannot revoke it: the mapping then stays until every
+   * SharedArrayBuffer over it is garbage-collected (the OS handle is still released at once).
+   * `undefined` after `close()`.
+   */
+  get sharedBuffer(): SharedArrayBuffer | null | undefined
   /** `true` once `close()` has run. */
   get closed(): boolean
   /**

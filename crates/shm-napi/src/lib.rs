@@ -6,7 +6,7 @@
 
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -57,6 +57,40 @@ struct Open {
     /// Strong reference to the one `ArrayBuffer` handed out as `buffer`.
     buffer: sys::napi_ref,
     requires_copy: bool,
+    /// Strong reference to the `SharedArrayBuffer` once `sharedBuffer` has been read (`None`
+    /// before, or when the runtime cannot make one). A SharedArrayBuffer cannot be detached,
+    /// so once one exists `close()` leaves the unmapping to its finalizer.
+    shared: Option<sys::napi_ref>,
+    /// `sharedBuffer` was read and could not be made (cached `null`).
+    shared_unavailable: bool,
+}
+
+/// `node_api_create_external_sharedarraybuffer` (Node 26, experimental): its finalizer may run
+/// on any thread, without an env.
+type CreateExternalSab = unsafe extern "C" fn(
+    sys::napi_env,
+    *mut c_void,
+    usize,
+    Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
+    *mut c_void,
+    *mut sys::napi_value,
+) -> sys::napi_status;
+
+fn create_external_sab() -> Option<CreateExternalSab> {
+    static FUNC: OnceLock<Option<CreateExternalSab>> = OnceLock::new();
+    *FUNC.get_or_init(|| {
+        shm_core::runtime_symbol(c"node_api_create_external_sharedarraybuffer").map(|p| {
+            // SAFETY: the host exports this symbol with exactly this C signature
+            // (js_native_api.h, NAPI_EXPERIMENTAL); it is only called on the JS thread.
+            unsafe { std::mem::transmute::<*mut c_void, CreateExternalSab>(p.as_ptr()) }
+        })
+    })
+}
+
+unsafe extern "C" fn release_region_noenv(_data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box<Arc<Region>> leaked for this SharedArrayBuffer; called once,
+    // from any thread, which Arc and Region (Send + Sync) allow.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<Region>>()) });
 }
 
 /// A named OS shared-memory segment mapped into this process.
@@ -244,6 +278,8 @@ impl SharedMemory {
                 region,
                 buffer,
                 requires_copy,
+                shared: None,
+                shared_unavailable: false,
             }),
         })
     }
@@ -443,6 +479,75 @@ impl SharedMemory {
         self.open
             .as_ref()
             .map_or(Either::B(()), |o| Either::A(o.requires_copy))
+    }
+
+    /// A `SharedArrayBuffer` over the segment's bytes (zero-copy), which can be posted to
+    /// `worker_threads` workers without copying and used with `Atomics` there; always the same
+    /// object. `null` where the runtime cannot make one: it needs Node-API's experimental
+    /// `node_api_create_external_sharedarraybuffer` (Node.js 26+), looked up at run time, and
+    /// zero-copy mode (never in caged mode, where external memory is forbidden). Once it has
+    /// been read, `close()` cannot revoke it: the mapping then stays until every
+    /// SharedArrayBuffer over it is garbage-collected (the OS handle is still released at once).
+    /// `undefined` after `close()`.
+    #[napi(getter, ts_return_type = "SharedArrayBuffer | null | undefined")]
+    pub fn shared_buffer(&mut self, env: Env) -> Result<Either<Raw, ()>> {
+        let e = env.raw();
+        let Some(open) = self.open.as_mut() else {
+            return Ok(Either::B(()));
+        };
+        let mut value = ptr::null_mut();
+        if let Some(r) = open.shared {
+            // SAFETY: a live strong reference of this env.
+            unsafe { sys::napi_get_reference_value(e, r, &mut value) };
+            return Ok(Either::A(Raw(value)));
+        }
+        let create = match create_external_sab() {
+            Some(f) if !open.requires_copy && !open.shared_unavailable => f,
+            _ => {
+                // SAFETY: env is live.
+                unsafe { sys::napi_get_null(e, &mut value) };
+                return Ok(Either::A(Raw(value)));
+            }
+        };
+        let hint = Box::into_raw(Box::new(Arc::clone(&open.region)));
+        // SAFETY: same contract as the external ArrayBuffer in `make_buffer`, except that this
+        // buffer cannot be detached: the Region's bytes stay mapped until its finalizer drops
+        // the Arc (see `close`).
+        let status = unsafe {
+            create(
+                e,
+                open.region.as_ptr().as_ptr().cast(),
+                open.region.len(),
+                Some(release_region_noenv),
+                hint.cast(),
+                &mut value,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            if status == sys::Status::napi_no_external_buffers_allowed {
+                // SAFETY: refused before taking ownership; the hint is ours again.
+                drop(unsafe { Box::from_raw(hint) });
+            }
+            // Other failures: leave the hint to a finalizer that may still run (a few bytes).
+            let mut pending = false;
+            // SAFETY: env is live; a pending exception from the failed call is cleared so that
+            // this getter's documented answer (`null`) is what the caller sees.
+            unsafe {
+                sys::napi_is_exception_pending(e, &mut pending);
+                if pending {
+                    let mut ignored = ptr::null_mut();
+                    sys::napi_get_and_clear_last_exception(e, &mut ignored);
+                }
+                sys::napi_get_null(e, &mut value);
+            }
+            open.shared_unavailable = true;
+            return Ok(Either::A(Raw(value)));
+        }
+        let mut r = ptr::null_mut();
+        // SAFETY: `value` is the live SharedArrayBuffer just made; refcount 1 = strong.
+        unsafe { sys::napi_create_reference(e, value, 1, &mut r) };
+        open.shared = Some(r);
+        Ok(Either::A(Raw(value)))
     }
 
     /// `true` once `close()` has run.
@@ -658,12 +763,17 @@ impl SharedMemory {
             sys::napi_is_detached_arraybuffer(e, ab, &mut was_detached);
             let ok = !was_detached && sys::napi_detach_arraybuffer(e, ab) == sys::Status::napi_ok;
             sys::napi_delete_reference(e, open.buffer);
+            if let Some(r) = open.shared {
+                sys::napi_delete_reference(e, r);
+            }
             ok
         };
         // A zero-copy buffer that someone else detached (ArrayBuffer.prototype.transfer) may
         // live on elsewhere over these bytes: then the mapping stays until that buffer is
         // garbage-collected (its finalizer holds the Region). A copy never exposed the mapping.
-        open.region.close(open.requires_copy || detached_by_us);
+        // A SharedArrayBuffer cannot be detached at all.
+        open.region
+            .close(open.shared.is_none() && (open.requires_copy || detached_by_us));
     }
 
     /// Same as `close()`, so that `using mem = new SharedMemory(…)` closes it.
@@ -678,6 +788,10 @@ impl ObjectFinalize for SharedMemory {
         if let Some(open) = self.open.take() {
             // SAFETY: the reference belongs to this env and was not deleted (open was Some).
             unsafe { sys::napi_delete_reference(env.raw(), open.buffer) };
+            if let Some(r) = open.shared {
+                // SAFETY: as above.
+                unsafe { sys::napi_delete_reference(env.raw(), r) };
+            }
             // Dropping `open` drops our Arc<Region>: the mapping goes once `buffer` (whose
             // finalizer holds the other Arc) and any pending waitAsync are gone too.
         }
