@@ -82,9 +82,8 @@ def main(argv):
             shm = shared_memory.SharedMemory(name=name)
         except FileNotFoundError:
             sys.exit(1)
-        untrack(shm)
         shm.close()
-        shm.unlink()
+        shm.unlink()  # also unregisters it from the resource tracker
     else:
         sys.exit("unknown command " + cmd)
 

@@ -260,11 +260,37 @@ impl Segment {
         self.inner.size()
     }
 
-    /// Maps the first `len` bytes, or the whole segment when `len` is `None`.
+    /// Maps the first `len` bytes, or the whole segment when `len` is `None`, shared with every
+    /// other process: read-write, or truly read-only (any write through it would fault) for a
+    /// segment opened [`Access::ReadOnly`].
     ///
     /// Fails with [`Error::TooLarge`] rather than mapping past the end of the segment, and
     /// with [`Error::Empty`] for a 0-byte segment.
     pub fn map(&self, len: Option<u64>) -> Result<Mapping, Error> {
+        let len = self.checked_len(len)?;
+        let inner = self.inner.map(len, self.access)?;
+        Ok(Mapping {
+            inner,
+            len,
+            access: self.access,
+        })
+    }
+
+    /// Maps `len` bytes (or all) as a private copy-on-write view: it shows the segment's bytes
+    /// (and the peers' later writes to pages this process has not written), and a write
+    /// through it changes only this process's copy of that page, never the segment, and never
+    /// faults. This is how a read-only segment is handed to code that may write (JavaScript).
+    pub fn map_copy_on_write(&self, len: Option<u64>) -> Result<Mapping, Error> {
+        let len = self.checked_len(len)?;
+        let inner = self.inner.map_copy_on_write(len)?;
+        Ok(Mapping {
+            inner,
+            len,
+            access: Access::ReadOnly,
+        })
+    }
+
+    fn checked_len(&self, len: Option<u64>) -> Result<usize, Error> {
         let size = self.size()?;
         let len = match len {
             None => size,
@@ -276,15 +302,9 @@ impl Segment {
         if len == 0 {
             return Err(Error::Empty);
         }
-        let len = usize::try_from(len).map_err(|_| Error::TooLarge {
+        usize::try_from(len).map_err(|_| Error::TooLarge {
             requested: len,
             size,
-        })?;
-        let inner = self.inner.map(len, self.access)?;
-        Ok(Mapping {
-            inner,
-            len,
-            access: self.access,
         })
     }
 }
@@ -333,9 +353,8 @@ impl Mapping {
         self.access
     }
 
-    /// Whether writing through [`as_ptr`](Self::as_ptr) is allowed: always for read-write
-    /// mappings; for read-only ones only when the OS gave a private copy-on-write view, so that
-    /// such a write changes a private copy of the page and never the segment (and never faults).
+    /// Whether writing through [`as_ptr`](Self::as_ptr) is allowed: for read-write mappings
+    /// (the write is shared) and copy-on-write views (the write stays private).
     pub fn local_writes_allowed(&self) -> bool {
         self.access == Access::ReadWrite || self.inner.copy_on_write()
     }

@@ -61,14 +61,19 @@ pub struct Region {
     ptr: NonNull<u8>,
     len: usize,
     access: Access,
-    local_writes: bool,
+    /// Where JavaScript (or any code that may write) gets to see the bytes: the shared mapping
+    /// itself when read-write; a private copy-on-write view of a read-only segment; `None`
+    /// when the OS refused such a view.
+    js_ptr: Option<NonNull<u8>>,
     closed: AtomicBool,
     /// Operations between `enter` and the end of their guard.
     in_flight: AtomicUsize,
     /// Byte offsets that threads of this region are blocked on, one entry per waiter.
     waiting: Mutex<Vec<usize>>,
     segment: Mutex<Option<Segment>>,
-    mapping: Mutex<Option<Mapping>>,
+    /// The shared mapping (every native operation uses it) and, for read-only segments, the
+    /// copy-on-write view behind `js_ptr`.
+    mapping: Mutex<Option<(Mapping, Option<Mapping>)>>,
 }
 
 // SAFETY: `ptr` points into `mapping`, which is only unmapped by `close` after every operation
@@ -87,24 +92,43 @@ impl Drop for Guard<'_> {
 }
 
 impl Region {
-    /// Wraps a segment and one mapping of it.
-    pub fn new(segment: Segment, mapping: Mapping) -> Region {
-        Region {
+    /// Maps `len` bytes (default: all) of `segment` shared, and for a read-only segment also a
+    /// copy-on-write view for [`js_ptr`](Self::js_ptr) (left out if the OS refuses it).
+    pub fn open(segment: Segment, len: Option<u64>) -> Result<Region, Error> {
+        let mapping = segment.map(len)?;
+        let view = match segment.access() {
+            Access::ReadWrite => None,
+            Access::ReadOnly => segment.map_copy_on_write(Some(mapping.len() as u64)).ok(),
+        };
+        let js_ptr = match segment.access() {
+            Access::ReadWrite => Some(mapping.as_ptr()),
+            Access::ReadOnly => view.as_ref().map(Mapping::as_ptr),
+        };
+        Ok(Region {
             ptr: mapping.as_ptr(),
             len: mapping.len(),
             access: mapping.access(),
-            local_writes: mapping.local_writes_allowed(),
+            js_ptr,
             closed: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             waiting: Mutex::new(Vec::new()),
             segment: Mutex::new(Some(segment)),
-            mapping: Mutex::new(Some(mapping)),
-        }
+            mapping: Mutex::new(Some((mapping, view))),
+        })
     }
 
-    /// Start of the mapped bytes. Valid until the region is unmapped by `close(true)` or drop.
+    /// Start of the shared mapping. Valid until the region is unmapped by `close(true)` or
+    /// drop. Writable only for read-write regions.
     pub fn as_ptr(&self) -> NonNull<u8> {
         self.ptr
+    }
+
+    /// Start of `len()` bytes that may be both read and written by code this crate does not
+    /// control (a JavaScript `ArrayBuffer`): the shared mapping of a read-write region, a
+    /// private copy-on-write view of a read-only one (writes stay local), or `None` when no
+    /// such view could be made. Valid for as long as [`as_ptr`](Self::as_ptr).
+    pub fn js_ptr(&self) -> Option<NonNull<u8>> {
+        self.js_ptr
     }
 
     /// Bytes mapped.
@@ -120,11 +144,6 @@ impl Region {
     /// The access the region was mapped with.
     pub fn access(&self) -> Access {
         self.access
-    }
-
-    /// See [`Mapping::local_writes_allowed`].
-    pub fn local_writes_allowed(&self) -> bool {
-        self.local_writes
     }
 
     /// Whether [`close`](Self::close) has run.

@@ -19,8 +19,7 @@ impl Drop for Unlink {
 fn region(tag: &str, len: u64) -> (Unlink, Arc<Region>) {
     let name = unique(tag);
     let seg = Segment::create(&name, len, CreateOptions::default()).unwrap();
-    let map = seg.map(None).unwrap();
-    (Unlink(name), Arc::new(Region::new(seg, map)))
+    (Unlink(name), Arc::new(Region::open(seg, None).unwrap()))
 }
 
 #[test]
@@ -117,10 +116,12 @@ fn read_only_mapping_is_copy_on_write() {
         .map(None)
         .unwrap();
     rw.write(0, b"abc");
-    let ro = Segment::open(&name, Access::ReadOnly)
-        .unwrap()
-        .map(None)
-        .unwrap();
+    let seg = Segment::open(&name, Access::ReadOnly).unwrap();
+    assert!(
+        !seg.map(None).unwrap().local_writes_allowed(),
+        "the shared read-only mapping is PROT_READ"
+    );
+    let ro = seg.map_copy_on_write(None).unwrap();
     assert_eq!(ro.access(), Access::ReadOnly);
     assert!(
         ro.local_writes_allowed(),
@@ -211,8 +212,7 @@ fn region_copies_check_ranges_and_read_only() {
     r.read(4090, &mut b).unwrap();
     assert_eq!(b, [1, 2, 3, 4, 5, 6]);
     let seg = Segment::open(&u.0, Access::ReadOnly).unwrap();
-    let map = seg.map(None).unwrap();
-    let ro = Region::new(seg, map);
+    let ro = Region::open(seg, None).unwrap();
     assert!(matches!(ro.write(0, &[1]), Err(RegionError::ReadOnly)));
     assert!(matches!(ro.store(0, 1), Err(RegionError::ReadOnly)));
     assert!(matches!(ro.add(0, 1), Err(RegionError::ReadOnly)));
@@ -283,4 +283,26 @@ fn error_codes_are_node_style() {
     let e = std::io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());
     assert_eq!(error_code(&e), "EACCES");
     assert_eq!(error_code(&std::io::Error::other("x")), "UNKNOWN");
+}
+
+#[test]
+fn read_only_region_native_ops_see_the_segment_not_local_writes() {
+    let (u, rw) = region("rojs", 4096);
+    rw.store(0, 1).unwrap();
+    let ro = Region::open(Segment::open(&u.0, Access::ReadOnly).unwrap(), None).unwrap();
+    let js = ro.js_ptr().expect("copy-on-write view");
+    assert_ne!(js, ro.as_ptr());
+    // SAFETY: js_ptr is writable for len() bytes while `ro` lives; offset 0 is in range.
+    unsafe { *js.as_ptr() = 200 };
+    assert_eq!(ro.load(0).unwrap(), 1, "atomics read the shared mapping");
+    let mut b = [0u8; 1];
+    ro.read(0, &mut b).unwrap();
+    assert_eq!(b, [1]);
+    rw.store(0, 7).unwrap();
+    assert_eq!(ro.load(0).unwrap(), 7);
+    assert_eq!(
+        rw.js_ptr(),
+        Some(rw.as_ptr()),
+        "read-write regions hand out the shared mapping"
+    );
 }

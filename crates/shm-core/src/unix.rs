@@ -125,61 +125,40 @@ impl Segment {
         Ok(u64::try_from(stat.st_size).unwrap_or(0))
     }
 
+    /// A shared mapping: read-write, or truly read-only (`PROT_READ`) for read-only segments.
     pub(crate) fn map(&self, len: usize, access: Access) -> Result<Mapping, Error> {
-        let (ptr, copy_on_write) = match access {
-            Access::ReadWrite => (
-                // SAFETY: a fresh mapping at an address the kernel picks (null hint), so no
-                // existing Rust memory is replaced; `len` is non-zero and no larger than the
-                // segment (checked by `crate::Segment::map`).
-                unsafe {
-                    rustix::mm::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        ProtFlags::READ | ProtFlags::WRITE,
-                        MapFlags::SHARED,
-                        &self.fd,
-                        0,
-                    )
-                }
-                .map_err(os_err("mmap"))?,
-                false,
-            ),
-            // Read-only: a private, writable, copy-on-write view. Reads see the shared pages
-            // (and so the peers' writes) until this process writes a page; that page then
-            // becomes a private copy. A stray write can therefore neither fault nor reach the
-            // segment. Should the OS refuse a private mapping of shared memory, fall back to a
-            // truly read-only shared view, which callers must then never write through.
-            Access::ReadOnly => {
-                // SAFETY: as above; a private mapping cannot change the segment.
-                match unsafe {
-                    rustix::mm::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        ProtFlags::READ | ProtFlags::WRITE,
-                        MapFlags::PRIVATE,
-                        &self.fd,
-                        0,
-                    )
-                } {
-                    Ok(p) => (p, true),
-                    // SAFETY: as above.
-                    Err(_) => (
-                        unsafe {
-                            rustix::mm::mmap(
-                                std::ptr::null_mut(),
-                                len,
-                                ProtFlags::READ,
-                                MapFlags::SHARED,
-                                &self.fd,
-                                0,
-                            )
-                        }
-                        .map_err(os_err("mmap"))?,
-                        false,
-                    ),
-                }
-            }
+        let prot = match access {
+            Access::ReadWrite => ProtFlags::READ | ProtFlags::WRITE,
+            Access::ReadOnly => ProtFlags::READ,
         };
+        self.mmap(len, prot, MapFlags::SHARED, false)
+    }
+
+    /// A private, writable, copy-on-write view: reads see the shared pages (and so the
+    /// peers' writes) until this process writes a page; that page then becomes a private copy.
+    /// A write can therefore neither fault nor reach the segment. Works on read-only handles.
+    pub(crate) fn map_copy_on_write(&self, len: usize) -> Result<Mapping, Error> {
+        self.mmap(
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE,
+            true,
+        )
+    }
+
+    fn mmap(
+        &self,
+        len: usize,
+        prot: ProtFlags,
+        flags: MapFlags,
+        copy_on_write: bool,
+    ) -> Result<Mapping, Error> {
+        // SAFETY: a fresh mapping at an address the kernel picks (null hint), so no existing
+        // Rust memory is replaced; `len` is non-zero and no larger than the segment (checked by
+        // `crate::Segment::map`); the fd is open for what `prot` needs (PROT_WRITE with
+        // MAP_SHARED only on read-write handles; a private mapping needs read access only).
+        let ptr = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, flags, &self.fd, 0) }
+            .map_err(os_err("mmap"))?;
         let ptr = NonNull::new(ptr.cast::<u8>())
             .ok_or_else(|| Error::os("mmap", io::Error::from(Errno::NOMEM)))?;
         Ok(Mapping {

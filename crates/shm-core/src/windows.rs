@@ -140,30 +140,24 @@ impl Segment {
         }
     }
 
+    /// A shared view: read-write, or read-only (`FILE_MAP_READ`) for read-only handles.
     pub(crate) fn map(&self, len: usize, access: Access) -> Result<Mapping, Error> {
-        let (view, copy_on_write) = match access {
-            // SAFETY: a new view chosen by the system, no larger than the object (checked by
-            // `crate::Segment::map`).
-            Access::ReadWrite => (
-                unsafe { MapViewOfFile(self.handle, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, len) },
-                false,
-            ),
-            // Read-only: a copy-on-write view, so that local writes stay private (see unix.rs);
-            // fall back to a plain read view.
-            Access::ReadOnly => {
-                // SAFETY: as above.
-                let v = unsafe { MapViewOfFile(self.handle, FILE_MAP_COPY, 0, 0, len) };
-                if v.Value.is_null() {
-                    // SAFETY: as above.
-                    (
-                        unsafe { MapViewOfFile(self.handle, FILE_MAP_READ, 0, 0, len) },
-                        false,
-                    )
-                } else {
-                    (v, true)
-                }
-            }
+        let desired = match access {
+            Access::ReadWrite => FILE_MAP_READ | FILE_MAP_WRITE,
+            Access::ReadOnly => FILE_MAP_READ,
         };
+        self.view(len, desired, false)
+    }
+
+    /// A copy-on-write view (`FILE_MAP_COPY`): local writes land in private pages (see unix.rs).
+    pub(crate) fn map_copy_on_write(&self, len: usize) -> Result<Mapping, Error> {
+        self.view(len, FILE_MAP_COPY, true)
+    }
+
+    fn view(&self, len: usize, desired: u32, copy_on_write: bool) -> Result<Mapping, Error> {
+        // SAFETY: a new view chosen by the system, no larger than the object (checked by
+        // `crate::Segment::map`); the handle was opened with the access `desired` needs.
+        let view = unsafe { MapViewOfFile(self.handle, desired, 0, 0, len) };
         let ptr =
             NonNull::new(view.Value.cast::<u8>()).ok_or_else(|| last_error("MapViewOfFile"))?;
         Ok(Mapping { ptr, copy_on_write })

@@ -122,7 +122,7 @@ fn make_buffer(
     copy: bool,
 ) -> Result<(sys::napi_value, bool)> {
     let mut ab = ptr::null_mut();
-    if !copy {
+    if let (false, Some(js_ptr)) = (copy, region.js_ptr()) {
         let hint = Box::into_raw(Box::new(Arc::clone(region)));
         // SAFETY: the pointer is valid for `len` bytes until the Region unmaps, and the region
         // unmaps only after this buffer is detached by `close()` or after this finalizer has
@@ -130,7 +130,7 @@ fn make_buffer(
         let status = unsafe {
             sys::napi_create_external_arraybuffer(
                 env,
-                region.as_ptr().as_ptr().cast(),
+                js_ptr.as_ptr().cast(),
                 region.len(),
                 Some(release_region),
                 hint.cast(),
@@ -262,11 +262,9 @@ impl SharedMemory {
         segment: Segment,
         length: Option<u64>,
     ) -> Result<Self> {
-        let mapping = segment
-            .map(length)
-            .map_err(|e| from_core(e, &name).throw(env))?;
-        let region = Arc::new(Region::new(segment, mapping));
-        let copy = force_copy() || !region.local_writes_allowed();
+        let region =
+            Arc::new(Region::open(segment, length).map_err(|e| from_core(e, &name).throw(env))?);
+        let copy = force_copy() || region.js_ptr().is_none();
         let (ab, requires_copy) = make_buffer(env, &region, &name, copy)?;
         let mut buffer = ptr::null_mut();
         // SAFETY: `ab` is a live value of this callback; refcount 1 makes the reference strong.
@@ -501,8 +499,8 @@ impl SharedMemory {
             unsafe { sys::napi_get_reference_value(e, r, &mut value) };
             return Ok(Either::A(Raw(value)));
         }
-        let create = match create_external_sab() {
-            Some(f) if !open.requires_copy && !open.shared_unavailable => f,
+        let (create, js_ptr) = match (create_external_sab(), open.region.js_ptr()) {
+            (Some(f), Some(p)) if !open.requires_copy && !open.shared_unavailable => (f, p),
             _ => {
                 // SAFETY: env is live.
                 unsafe { sys::napi_get_null(e, &mut value) };
@@ -516,7 +514,7 @@ impl SharedMemory {
         let status = unsafe {
             create(
                 e,
-                open.region.as_ptr().as_ptr().cast(),
+                js_ptr.as_ptr().cast(),
                 open.region.len(),
                 Some(release_region_noenv),
                 hint.cast(),
