@@ -1,0 +1,370 @@
+// Runtime smoke check for node-shared-mem: runs unchanged on Node, Bun and Deno.
+//
+//   node scripts/runtime-smoke.mjs
+//   NODE_SHARED_MEM_FORCE_COPY=1 bun scripts/runtime-smoke.mjs
+//   deno run --allow-ffi --allow-read --allow-env --allow-run scripts/runtime-smoke.mjs
+//
+// Loads the package from the repository root (require of the directory, so through
+// package.json "main" and the generated index.js loader), then checks it against a *foreign*
+// peer (Python's multiprocessing.shared_memory, __test__/helpers/peer.py) and against a child
+// process of the same runtime. Prints one line per check ("ok   …" / "FAIL …"), then
+// "mode: zero-copy|caged", "sharedBuffer: …" and a closing "N passed, N failed"; exits 1 on any
+// failure.
+//
+// Child mode (used by the wait/notify check): runtime-smoke.mjs --child-notify NAME OFFSET
+import { createRequire } from 'node:module'
+import { execFileSync, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import process from 'node:process'
+
+const SELF = fileURLToPath(import.meta.url)
+const ROOT = resolve(dirname(SELF), '..')
+const require = createRequire(import.meta.url)
+const { SharedMemory, MemoryAccess } = require(ROOT)
+
+const PYTHON = process.env.PYTHON || 'python3'
+const PEER = join(ROOT, '__test__', 'helpers', 'peer.py')
+
+// ---------------------------------------------------------------- child mode
+if (process.argv.includes('--child-notify')) {
+  const i = process.argv.indexOf('--child-notify')
+  const name = process.argv[i + 1]
+  const off = Number(process.argv[i + 2])
+  const mem = new SharedMemory(name)
+  // Keep notifying until a waiter in the parent was actually woken (notify returns the count),
+  // so that the parent's 'ok' is not a race with the wait starting. Sleeps with the library's
+  // own wait on a word nobody notifies (times out after 5 ms).
+  let woke = 0
+  const deadline = Date.now() + 20_000
+  while (woke === 0 && Date.now() < deadline) {
+    woke = mem.notify(off, 1)
+    if (woke === 0) mem.wait(off + 8, mem.atomicLoad(off + 8), 5)
+  }
+  // A value the parent checks after the wake: proves the child wrote into the same segment.
+  mem.atomicStore(off + 4, 0x5eed)
+  mem.close()
+  process.stdout.write(`woke=${woke}\n`)
+  process.exit(woke > 0 ? 0 : 3)
+}
+
+// ---------------------------------------------------------------- harness
+const runtime =
+  typeof globalThis.Deno !== 'undefined'
+    ? `deno ${globalThis.Deno.version.deno}`
+    : typeof globalThis.Bun !== 'undefined'
+      ? `bun ${globalThis.Bun.version}`
+      : `node ${process.version}`
+const forced = process.env.NODE_SHARED_MEM_FORCE_COPY === '1'
+
+let passed = 0
+let failed = 0
+const cleanup = []
+
+class CheckError extends Error {}
+function assert(cond, msg) {
+  if (!cond) throw new CheckError(msg)
+}
+function eq(actual, expected, what) {
+  assert(actual === expected, `${what}: expected ${fmt(expected)}, got ${fmt(actual)}`)
+}
+function fmt(v) {
+  return typeof v === 'string' ? JSON.stringify(v) : String(v)
+}
+function hex(u8) {
+  return Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('hex')
+}
+function throwsCode(fn, code, ctor, what) {
+  let err
+  try {
+    fn()
+  } catch (e) {
+    err = e
+  }
+  assert(err !== undefined, `${what}: did not throw`)
+  eq(err.code, code, `${what}: error code`)
+  if (ctor) assert(err instanceof ctor, `${what}: expected a ${ctor.name}, got ${err?.constructor?.name}: ${err.message}`)
+  return err
+}
+
+async function check(title, fn) {
+  try {
+    const note = await fn()
+    passed++
+    console.log(`ok   ${title}${note ? ` (${note})` : ''}`)
+  } catch (e) {
+    failed++
+    const msg = e instanceof CheckError ? e.message : `${e?.name}: ${e?.message} ${e?.code ? `[${e.code}]` : ''}`
+    console.log(`FAIL ${title}: ${msg}`)
+  }
+}
+
+function uniqueName(tag) {
+  return `nsm-smoke-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`
+}
+function peer(...args) {
+  return execFileSync(PYTHON, [PEER, ...args.map(String)], { encoding: 'utf8' }).trim()
+}
+function foreignRead(name, off, len) {
+  return peer('read', name, off, len)
+}
+function foreignCreate(tag, size, off, hexBytes) {
+  const name = uniqueName(tag)
+  if (hexBytes) peer('create', name, size, off, hexBytes)
+  else peer('create', name, size)
+  cleanup.push(name)
+  return name
+}
+
+/** The argv that starts this script again in the same runtime (Deno needs `run` + flags). */
+function childArgv(args) {
+  if (process.env.SMOKE_CHILD_ARGS) return [...JSON.parse(process.env.SMOKE_CHILD_ARGS), SELF, ...args]
+  if (typeof globalThis.Deno !== 'undefined') {
+    return ['run', '--allow-ffi', '--allow-read', '--allow-env', '--allow-run', SELF, ...args]
+  }
+  return [SELF, ...args]
+}
+
+function runChild(args) {
+  return new Promise((resolveP) => {
+    const child = spawn(process.execPath, childArgv(args), { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    child.on('error', (e) => resolveP({ code: -1, out: String(e) }))
+    child.on('close', (code, signal) => resolveP({ code: code ?? signal, out: out.trim() }))
+  })
+}
+
+// ---------------------------------------------------------------- checks
+console.log(`runtime: ${runtime} (napi ${process.versions.napi ?? '?'}), forced copy: ${forced}`)
+
+const PATTERN = '0123456789abcdeffedcba9876543210'
+let mode = '?'
+let sharedNote = 'not checked'
+
+await check('load: SharedMemory and MemoryAccess exported', () => {
+  eq(typeof SharedMemory, 'function', 'typeof SharedMemory')
+  eq(MemoryAccess.READ, 0, 'MemoryAccess.READ')
+  eq(MemoryAccess.WRITE, 1, 'MemoryAccess.WRITE')
+})
+
+// One foreign segment for open/read/write/copy/atomics.
+const SIZE = 4096
+const fname = foreignCreate('open', SIZE, 16, PATTERN)
+let mem
+
+await check('open a Python-created segment', () => {
+  mem = new SharedMemory(fname)
+  eq(mem.name, fname, 'name')
+  eq(mem.length, SIZE, 'length')
+  eq(mem.access, MemoryAccess.WRITE, 'access')
+  eq(mem.closed, false, 'closed')
+  assert(mem.buffer instanceof ArrayBuffer, 'buffer is an ArrayBuffer')
+  eq(mem.buffer.byteLength, SIZE, 'buffer.byteLength')
+  eq(mem.buffer, mem.buffer, 'buffer is always the same object')
+  eq(mem.requiresCopy, forced, `requiresCopy (NODE_SHARED_MEM_FORCE_COPY=${forced ? 1 : 'unset'})`)
+  mode = mem.requiresCopy ? 'caged' : 'zero-copy'
+  return mode
+})
+
+await check('read the bytes Python wrote', () => {
+  if (mem.requiresCopy) mem.copyFrom()
+  const got = new Uint8Array(mem.buffer, 16, 16)
+  eq(hex(got), PATTERN, 'bytes 16..32')
+  eq(hex(new Uint8Array(mem.buffer, 0, 16)), '00'.repeat(16), 'bytes 0..16')
+})
+
+await check('write bytes, Python reads them', () => {
+  const u8 = new Uint8Array(mem.buffer)
+  u8.set([0xde, 0xad, 0xbe, 0xef], 100)
+  if (mem.requiresCopy) {
+    eq(foreignRead(fname, 100, 4), '00000000', 'segment before copyTo (caged: not yet written)')
+    mem.copyTo(100, 100, 4)
+  }
+  eq(foreignRead(fname, 96, 12), '00000000deadbeef00000000', 'Python reads 96..108')
+})
+
+await check('Python writes, this runtime sees them', () => {
+  peer('write', fname, 150, 'c0ffee')
+  if (mem.requiresCopy) {
+    eq(new Uint8Array(mem.buffer)[150], 0, 'caged buffer is stale before copyFrom')
+    mem.copyFrom(150, 150, 3)
+  }
+  eq(hex(new Uint8Array(mem.buffer, 149, 5)), '00c0ffee00', 'bytes 149..154')
+})
+
+await check('copyTo sub-range: only that range reaches the segment', () => {
+  const u8 = new Uint8Array(mem.buffer)
+  u8.fill(0x55, 196, 200) // neighbours: changed locally, NOT in the copied range
+  u8.fill(0xaa, 200, 216)
+  u8.fill(0x55, 216, 220)
+  mem.copyTo(200, 200, 16)
+  const seg = foreignRead(fname, 196, 24)
+  if (mem.requiresCopy) eq(seg, '00'.repeat(4) + 'aa'.repeat(16) + '00'.repeat(4), 'segment 196..220')
+  else eq(seg, '55'.repeat(4) + 'aa'.repeat(16) + '55'.repeat(4), 'segment 196..220 (zero-copy: every write is live)')
+  // Different source and destination offsets.
+  u8.fill(0x77, 400, 408)
+  mem.copyTo(400, 1000, 8)
+  const moved = foreignRead(fname, 996, 16)
+  if (mem.requiresCopy) eq(moved, '00'.repeat(4) + '77'.repeat(8) + '00'.repeat(4), 'segment 996..1012 after copyTo(400, 1000, 8)')
+  else eq(moved, '00'.repeat(16), 'zero-copy: copyTo is a no-op')
+})
+
+await check('copyFrom sub-range: only that range reaches the buffer', () => {
+  peer('write', fname, 296, 'cc'.repeat(4) + 'bb'.repeat(16) + 'cc'.repeat(4))
+  mem.copyFrom(300, 300, 16)
+  const local = hex(new Uint8Array(mem.buffer, 296, 24))
+  if (mem.requiresCopy) eq(local, '00'.repeat(4) + 'bb'.repeat(16) + '00'.repeat(4), 'buffer 296..320')
+  else eq(local, 'cc'.repeat(4) + 'bb'.repeat(16) + 'cc'.repeat(4), 'buffer 296..320 (zero-copy: live)')
+  mem.copyFrom(300, 2000, 16)
+  const moved = hex(new Uint8Array(mem.buffer, 1996, 24))
+  if (mem.requiresCopy) eq(moved, '00'.repeat(4) + 'bb'.repeat(16) + '00'.repeat(4), 'buffer 1996..2020 after copyFrom(300, 2000, 16)')
+  else eq(moved, '00'.repeat(24), 'zero-copy: copyFrom is a no-op')
+})
+
+await check('bad arguments throw coded errors', () => {
+  throwsCode(() => mem.copyFrom(-1), 'ERR_OUT_OF_RANGE', RangeError, 'copyFrom(-1)')
+  throwsCode(() => mem.copyTo(0, SIZE - 2, 4), 'ERR_OUT_OF_RANGE', RangeError, 'copyTo past the end')
+  throwsCode(() => mem.atomicLoad(2), 'ERR_OUT_OF_RANGE', RangeError, 'atomicLoad(2) misaligned')
+  throwsCode(() => new SharedMemory(42), 'ERR_INVALID_ARG_TYPE', TypeError, 'new SharedMemory(42)')
+  const e = throwsCode(() => new SharedMemory(uniqueName('missing')), 'ENOENT', Error, 'open a missing name')
+  assert(typeof e.errno === 'number' && typeof e.syscall === 'string', `ENOENT carries errno/syscall (${e.errno}, ${e.syscall})`)
+  throwsCode(() => new SharedMemory(fname, SIZE + 1), 'ERR_OUT_OF_RANGE', RangeError, 'length larger than the segment')
+})
+
+await check('atomics on the segment, seen by Python', () => {
+  eq(mem.atomicStore(8, 41), 41, 'atomicStore returns value')
+  eq(mem.atomicAdd(8, 1), 41, 'atomicAdd returns old')
+  eq(mem.atomicLoad(8), 42, 'atomicLoad')
+  eq(mem.atomicCompareExchange(8, 42, -7), 42, 'CAS swap returns old')
+  eq(mem.atomicCompareExchange(8, 42, 1), -7, 'CAS mismatch returns current')
+  eq(foreignRead(fname, 8, 4), 'f9ffffff', 'Python reads Int32 -7 (LE)')
+  peer('write', fname, 12, '39300000')
+  eq(mem.atomicLoad(12), 12345, 'atomicLoad sees Python write (both modes)')
+})
+
+await check('read-only open: writes refused with EACCES', () => {
+  const ro = new SharedMemory(fname, 64, MemoryAccess.READ)
+  try {
+    eq(ro.length, 64, 'length argument')
+    eq(ro.access, MemoryAccess.READ, 'access')
+    throwsCode(() => ro.copyTo(), 'EACCES', Error, 'copyTo on READ')
+    throwsCode(() => ro.atomicStore(0, 1), 'EACCES', Error, 'atomicStore on READ')
+    eq(ro.atomicLoad(8), -7, 'atomicLoad on READ')
+  } finally {
+    ro.close()
+  }
+})
+
+await check('wait: not-equal and timed-out', () => {
+  eq(mem.wait(16 * 4, 1, 10), 'not-equal', 'wait on a word != expected')
+  eq(mem.wait(16 * 4, 0, 20), 'timed-out', 'wait 20 ms')
+})
+
+await check('waitAsync resolved by notify from a child process', async () => {
+  const off = 512
+  const p = mem.waitAsync(off, 0, 30_000)
+  assert(p instanceof Promise, 'waitAsync returns a Promise')
+  const child = await runChild(['--child-notify', fname, off])
+  eq(child.code, 0, `child exit (${child.out})`)
+  const res = await p
+  eq(res, 'ok', 'waitAsync result')
+  eq(mem.atomicLoad(off + 4), 0x5eed, 'value the child stored after notifying')
+  return child.out
+})
+
+await check('waitAsync timed-out, and rejected by close()', async () => {
+  eq(await mem.waitAsync(600, 0, 20), 'timed-out', 'waitAsync 20 ms')
+  const other = new SharedMemory(fname)
+  const p = other.waitAsync(600, 0)
+  other.close()
+  let err
+  try {
+    await p
+  } catch (e) {
+    err = e
+  }
+  assert(err !== undefined, 'pending waitAsync did not reject on close()')
+  eq(err.code, 'ERR_SHM_CLOSED', 'rejection code')
+})
+
+await check('sharedBuffer', () => {
+  if (!('sharedBuffer' in SharedMemory.prototype)) {
+    sharedNote = 'not in this build'
+    return sharedNote
+  }
+  const sab = mem.sharedBuffer
+  if (sab === null) {
+    // Documented: null in caged mode, or without node_api_create_external_sharedarraybuffer.
+    sharedNote = mem.requiresCopy ? 'null (caged mode)' : 'null (runtime lacks node_api_create_external_sharedarraybuffer)'
+    return sharedNote
+  }
+  assert(typeof SharedArrayBuffer === 'function' && sab instanceof SharedArrayBuffer, 'sharedBuffer is a SharedArrayBuffer')
+  assert(!mem.requiresCopy, 'a SharedArrayBuffer in caged mode')
+  eq(mem.sharedBuffer, sab, 'same object each time')
+  eq(sab.byteLength, SIZE, 'byteLength')
+  const i32 = new Int32Array(sab)
+  eq(Atomics.load(i32, 3), 12345, 'Atomics.load sees the segment')
+  Atomics.store(i32, 200, 0x01020304)
+  eq(foreignRead(fname, 800, 4), '04030201', 'Python reads an Atomics.store')
+  sharedNote = 'SharedArrayBuffer'
+  return sharedNote
+})
+
+await check('close: buffer detached, later calls throw, double close ok', () => {
+  const ab = mem.buffer
+  const view = new Uint8Array(ab)
+  mem.close()
+  eq(mem.closed, true, 'closed')
+  eq(ab.byteLength, 0, 'old buffer byteLength (detached)')
+  eq(view.length, 0, 'old view length')
+  eq(mem.buffer, undefined, 'buffer after close')
+  eq(mem.length, undefined, 'length after close')
+  throwsCode(() => mem.atomicLoad(0), 'ERR_SHM_CLOSED', Error, 'atomicLoad after close')
+  throwsCode(() => mem.copyFrom(), 'ERR_SHM_CLOSED', Error, 'copyFrom after close')
+  mem.close()
+  eq(typeof mem[Symbol.dispose], 'function', 'Symbol.dispose')
+  mem[Symbol.dispose]()
+  // The segment itself is still there for others.
+  eq(foreignRead(fname, 16, 4), PATTERN.slice(0, 8), 'segment still readable from Python')
+})
+
+await check('create / unlink', () => {
+  const name = uniqueName('create')
+  cleanup.push(name)
+  const a = SharedMemory.create(name, 1000)
+  try {
+    eq(a.length, 1000, 'length')
+    eq(a.requiresCopy, forced, 'requiresCopy')
+    eq(foreignRead(name, 0, 8), '00'.repeat(8), 'zero-filled, seen by Python')
+    new Uint8Array(a.buffer).set([1, 2, 3], 10)
+    if (a.requiresCopy) a.copyTo(10, 10, 3)
+    eq(foreignRead(name, 9, 5), '0001020300', 'Python reads what was written')
+    throwsCode(() => SharedMemory.create(name, 1000), 'EEXIST', Error, 'exclusive create of an existing name')
+    const b = SharedMemory.create(name, 500, { exclusive: false })
+    eq(b.length, 500, 'non-exclusive create opens the existing one')
+    if (b.requiresCopy) b.copyFrom()
+    eq(new Uint8Array(b.buffer)[11], 2, 'non-exclusive create sees the existing bytes')
+    b.close()
+    eq(SharedMemory.unlink(name), true, 'unlink an existing name')
+    eq(SharedMemory.unlink(name), false, 'unlink again')
+    throwsCode(() => new SharedMemory(name), 'ENOENT', Error, 'open after unlink')
+    a.atomicStore(20, 99)
+    eq(a.atomicLoad(20), 99, 'mapping still usable after unlink')
+  } finally {
+    a.close()
+  }
+})
+
+// ---------------------------------------------------------------- summary
+for (const name of cleanup) {
+  try {
+    SharedMemory.unlink(name)
+  } catch {}
+}
+console.log(`mode: ${mode}`)
+console.log(`sharedBuffer: ${sharedNote}`)
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(failed === 0 ? 0 : 1)
