@@ -1,0 +1,117 @@
+// Caged mode end to end, in both runs of the suite: this file forces the copy path for every
+// instance it opens (ava runs each file in its own process), as Electron's V8 cage would.
+process.env.NODE_SHARED_MEM_FORCE_COPY = '1'
+
+import test from 'ava'
+import { SharedMemory, MemoryAccess } from '../index.js'
+import { foreignCreate, foreignRead, peer } from './helpers/util'
+
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n)
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff
+  return b
+}
+
+test('caged: buffer starts as a copy of the segment and requiresCopy is true', (t) => {
+  const data = pattern(4096, 1)
+  const name = foreignCreate('cg-init', 4096, 0, data)
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  t.true(mem.requiresCopy)
+  t.true(Buffer.from(mem.buffer!).equals(data), 'filled from the segment at open')
+  t.is(mem.sharedBuffer, null, 'no SharedArrayBuffer over external memory in caged mode')
+  mem.close()
+})
+
+test('caged: copyFrom pulls whole and sub-ranges, leaving the rest of buffer as it was', (t) => {
+  const name = foreignCreate('cg-from', 4096)
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  const view = new Uint8Array(mem.buffer!)
+  view.fill(0xee)
+  peer('write', name, 100, pattern(50, 7).toString('hex'))
+  // Segment bytes 110..130 → buffer 2000..2020.
+  mem.copyFrom(110, 2000, 20)
+  t.true(Buffer.from(view.subarray(2000, 2020)).equals(pattern(50, 7).subarray(10, 30)))
+  t.is(view[1999], 0xee)
+  t.is(view[2020], 0xee)
+  t.is(view[100], 0xee, 'nothing else was pulled')
+  // Default length is "the rest" that fits both ranges.
+  mem.copyFrom(4000)
+  t.is(view[95], 0, 'segment 4000..4096 went to buffer 0..96')
+  t.is(view[96], 0xee, 'and not one byte more')
+  mem.copyFrom()
+  t.true(Buffer.from(view.subarray(100, 150)).equals(pattern(50, 7)))
+  t.is(view[0], 0)
+  mem.close()
+})
+
+test('caged: copyTo pushes exactly the sub-range; neighbouring segment bytes stay untouched', (t) => {
+  const before = pattern(4096, 3)
+  const name = foreignCreate('cg-to', 4096, 0, before)
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  const view = new Uint8Array(mem.buffer!)
+  view.fill(0x11)
+  // Buffer bytes 10..14 → segment 1000..1004.
+  mem.copyTo(10, 1000, 4)
+  const after = foreignRead(name, 0, 4096)
+  const expected = Buffer.from(before)
+  expected.fill(0x11, 1000, 1004)
+  t.true(after.equals(expected), 'only segment bytes 1000..1004 changed')
+  mem.copyTo(0, 4095)
+  t.is(foreignRead(name, 4095, 1)[0], 0x11, 'default length: the single byte that fits')
+  t.is(foreignRead(name, 4094, 1)[0], before[4094])
+  mem.copyTo()
+  t.true(foreignRead(name, 0, 4096).equals(Buffer.alloc(4096, 0x11)))
+  mem.close()
+})
+
+test('caged: a zero-length copy is allowed and copies nothing', (t) => {
+  const name = foreignCreate('cg-zero', 4096, 0, Buffer.from([1]))
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  new Uint8Array(mem.buffer!)[0] = 9
+  mem.copyTo(0, 0, 0)
+  t.is(foreignRead(name, 0, 1)[0], 1)
+  mem.close()
+})
+
+test('caged READ: copyFrom works, copyTo throws EACCES, local writes stay local', (t) => {
+  const name = foreignCreate('cg-ro', 4096, 0, Buffer.from('ro'))
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name, undefined, MemoryAccess.READ)
+  t.true(mem.requiresCopy)
+  const view = new Uint8Array(mem.buffer!)
+  view[0] = 0
+  t.throws(() => mem.copyTo(0, 0, 1), { code: 'EACCES' })
+  t.is(foreignRead(name, 0, 2).toString(), 'ro')
+  mem.copyFrom(0, 0, 1)
+  t.is(view[0], 0x72)
+  mem.close()
+})
+
+test('caged: a buffer transferred away cannot be copied into (ERR_SHM_DETACHED), and close still works', (t) => {
+  const name = foreignCreate('cg-xfer', 4096, 0, Buffer.from([4]))
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  const moved = structuredClone(mem.buffer!, { transfer: [mem.buffer!] })
+  t.is(new Uint8Array(moved)[0], 4)
+  t.throws(() => mem.copyFrom(), { code: 'ERR_SHM_DETACHED' })
+  t.throws(() => mem.copyTo(), { code: 'ERR_SHM_DETACHED' })
+  mem.close()
+  t.is(new Uint8Array(moved)[0], 4, 'the transferred copy is V8-owned and unaffected')
+})
+
+test('caged: native atomics act on the segment itself', (t) => {
+  const name = foreignCreate('cg-atom', 4096)
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  t.is(mem.atomicStore(8, 0x01020304), 0x01020304)
+  t.is(mem.atomicAdd(8, 1), 0x01020304)
+  t.deepEqual([...foreignRead(name, 8, 4)], [5, 3, 2, 1])
+  t.is(new Int32Array(mem.buffer!)[2], 0, 'the copy does not change until copyFrom')
+  mem.copyFrom(8, 8, 4)
+  t.is(new Int32Array(mem.buffer!)[2], 0x01020305)
+  mem.close()
+})
