@@ -1,0 +1,152 @@
+// Electron spec for node-shared-mem's caged (copy) mode.
+//
+// Electron >= 21 runs V8 with the memory cage (sandbox), where Node-API refuses external
+// buffers: `buffer` must then be a V8-owned copy kept in sync with copyFrom()/copyTo(). This
+// script checks that against a segment created by a *foreign* process (the Python peer):
+// requiresCopy === true, copyFrom/copyTo with and without sub-ranges, range errors, close().
+//
+// Run in Electron's main process (CI, Linux, under xvfb):
+//   xvfb-run -a npx electron --no-sandbox __test__/electron/main.js
+// It exits 0 when every check passes, 1 otherwise (the failure is printed).
+//
+// It also runs under plain Node with NODE_SHARED_MEM_FORCE_COPY=1 (npm run test:electron-spec):
+// the forced-copy stand-in used where Electron cannot be installed.
+'use strict'
+const assert = require('node:assert/strict')
+const { execFileSync } = require('node:child_process')
+const { randomBytes } = require('node:crypto')
+const path = require('node:path')
+
+const ROOT = path.resolve(__dirname, '..', '..')
+const PEER = path.join(ROOT, '__test__', 'helpers', 'peer.py')
+const PYTHON = process.env.PYTHON || (process.platform === 'win32' ? 'python' : 'python3')
+const electronVersion = process.versions.electron
+
+const peer = (...args) => execFileSync(PYTHON, [PEER, ...args.map(String)], { encoding: 'utf8' }).trim()
+const hex = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('hex')
+
+function runChecks() {
+  const { SharedMemory, MemoryAccess } = require(ROOT)
+  const where = electronVersion ? `Electron ${electronVersion} (V8 ${process.versions.v8})` : `Node ${process.version}`
+  console.log(`[electron-spec] ${where}, ${process.platform}-${process.arch}`)
+
+  if (electronVersion) {
+    assert.ok(Number(electronVersion.split('.')[0]) >= 21, 'this spec targets Electron >= 21 (memory cage)')
+    assert.notEqual(process.env.NODE_SHARED_MEM_FORCE_COPY, '1', 'run the Electron spec without forced copy')
+  } else {
+    assert.equal(process.env.NODE_SHARED_MEM_FORCE_COPY, '1', 'outside Electron, set NODE_SHARED_MEM_FORCE_COPY=1')
+  }
+
+  const SIZE = 4096
+  const name = `nsm-electron-${process.pid}-${randomBytes(4).toString('hex')}`
+  const initial = randomBytes(64)
+  peer('create', name, SIZE, 0, initial.toString('hex'))
+  let mem
+  try {
+    mem = new SharedMemory(name)
+    assert.equal(mem.requiresCopy, true, 'requiresCopy must be true in caged mode')
+    assert.equal(mem.length, SIZE)
+    assert.equal(mem.access, MemoryAccess.WRITE)
+    const buf = mem.buffer
+    assert.ok(buf instanceof ArrayBuffer)
+    assert.equal(buf.byteLength, SIZE)
+    const u8 = new Uint8Array(buf)
+
+    // The copy is filled at open time.
+    assert.equal(hex(u8.subarray(0, 64)), initial.toString('hex'), 'initial contents')
+
+    // A foreign write is invisible until copyFrom().
+    const a = randomBytes(16)
+    const b = randomBytes(16)
+    peer('write', name, 100, a.toString('hex'))
+    peer('write', name, 200, b.toString('hex'))
+    assert.equal(hex(u8.subarray(100, 116)), '00'.repeat(16), 'the copy must not change by itself')
+
+    // copyFrom(srcOffset, dstOffset, length): only that range is refreshed.
+    mem.copyFrom(100, 100, 16)
+    assert.equal(hex(u8.subarray(100, 116)), a.toString('hex'), 'copyFrom sub-range')
+    assert.equal(hex(u8.subarray(200, 216)), '00'.repeat(16), 'copyFrom must not touch bytes outside its range')
+
+    // copyFrom to a different buffer offset.
+    mem.copyFrom(200, 1000, 16)
+    assert.equal(hex(u8.subarray(1000, 1016)), b.toString('hex'), 'copyFrom to another offset')
+
+    // copyFrom() with no arguments refreshes everything.
+    mem.copyFrom()
+    assert.equal(hex(u8.subarray(200, 216)), b.toString('hex'), 'copyFrom() full')
+    assert.equal(hex(u8.subarray(1000, 1016)), '00'.repeat(16), 'copyFrom() full overwrites the whole copy')
+
+    // copyTo(srcOffset, dstOffset, length): only that range reaches the segment.
+    const c = randomBytes(8)
+    const d = randomBytes(8)
+    u8.set(c, 300)
+    u8.set(d, 400)
+    mem.copyTo(300, 300, 8)
+    assert.equal(peer('read', name, 300, 8), c.toString('hex'), 'copyTo sub-range reaches the segment')
+    assert.equal(peer('read', name, 400, 8), '00'.repeat(8), 'copyTo must not write outside its range')
+
+    // copyTo to a different segment offset, and bytes the peer wrote meanwhile survive a sub-range copyTo.
+    const e = randomBytes(4)
+    peer('write', name, 2000, e.toString('hex'))
+    mem.copyTo(400, 3000, 8)
+    assert.equal(peer('read', name, 3000, 8), d.toString('hex'), 'copyTo to another offset')
+    assert.equal(peer('read', name, 2000, 4), e.toString('hex'), "a sub-range copyTo keeps the peer's other bytes")
+
+    // copyTo() with no arguments writes the whole copy (which overwrites the peer's byte at 2000).
+    mem.copyTo()
+    assert.equal(peer('read', name, 400, 8), d.toString('hex'), 'copyTo() full')
+    assert.equal(peer('read', name, 2000, 4), '00'.repeat(4), 'copyTo() full writes every byte')
+
+    // Defaults: copyFrom(srcOffset) / copyTo(srcOffset, dstOffset) copy the most bytes that fit.
+    const f = randomBytes(8)
+    peer('write', name, SIZE - 8, f.toString('hex'))
+    mem.copyFrom(SIZE - 8)
+    assert.equal(hex(u8.subarray(0, 8)), f.toString('hex'), 'copyFrom(srcOffset) copies the tail to offset 0')
+
+    // Atomics act on the segment itself, in both modes.
+    mem.atomicStore(512, 7)
+    assert.equal(peer('read', name, 512, 4), '07000000')
+
+    // Bad ranges are RangeErrors with a code, never a crash.
+    for (const args of [[SIZE + 1], [0, 0, SIZE + 1], [-1], [0.5], [0, SIZE - 4, 8]]) {
+      assert.throws(() => mem.copyFrom(...args), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, `copyFrom(${args})`)
+      assert.throws(() => mem.copyTo(...args), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, `copyTo(${args})`)
+    }
+
+    // A read-only instance refuses copyTo in caged mode too.
+    const ro = new SharedMemory(name, SIZE, MemoryAccess.READ)
+    assert.equal(ro.requiresCopy, true)
+    assert.throws(() => ro.copyTo(), { code: 'EACCES' })
+    ro.close()
+
+    mem.close()
+    assert.equal(mem.closed, true)
+    assert.equal(buf.byteLength, 0, 'close() detaches the copy')
+    assert.throws(() => mem.copyFrom(), { code: 'ERR_SHM_CLOSED' })
+    assert.throws(() => mem.copyTo(), { code: 'ERR_SHM_CLOSED' })
+  } finally {
+    if (mem && !mem.closed) mem.close()
+    try {
+      peer('unlink', name)
+    } catch {}
+  }
+  console.log('[electron-spec] PASS')
+}
+
+function main() {
+  try {
+    runChecks()
+    return 0
+  } catch (e) {
+    console.error('[electron-spec] FAILED:', e && e.stack ? e.stack : e)
+    return 1
+  }
+}
+
+if (electronVersion) {
+  const { app } = require('electron')
+  app.disableHardwareAcceleration()
+  app.whenReady().then(() => app.exit(main()))
+} else {
+  process.exitCode = main()
+}
