@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 use crate::WaitOutcome;
 
+// Used where this file is the `futex` module (Windows, other Unixes); on macOS it is only the
+// fallback inside `futex_macos.rs`, which names its own syscalls.
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub(crate) const WAIT_SYSCALL: &str = "wait";
+#[cfg_attr(target_os = "macos", allow(dead_code))]
 pub(crate) const WAKE_SYSCALL: &str = "notify";
 
 pub(crate) fn wait(
