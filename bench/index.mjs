@@ -1,0 +1,202 @@
+// `npm run bench` (after `npm run build`): runs every benchmark section, prints one table and
+// writes the same figures as JSON (bench/results.json, or BENCH_OUT).
+//
+// Sections run as child processes: rows 1-4 (bench/micro.mjs) and row 5 (bench/cycles.mjs)
+// pinned to one CPU with taskset when available; row 6 (bench/pingpong.mjs) unpinned, since
+// a ping-pong between two processes needs two CPUs.
+import { spawnSync, execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { ROOT, TIME_MS, ROUNDS } from './lib.mjs'
+import { ensurePeers } from './peers.mjs'
+
+const OUT = process.env.BENCH_OUT ?? path.join(ROOT, 'bench', 'results.json')
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'nsm-bench-'))
+const log = (s) => process.stderr.write(s + '\n')
+
+function sh(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return null
+  }
+}
+
+// ---- machine ------------------------------------------------------------------------------
+const ncpu = os.availableParallelism?.() ?? os.cpus().length
+const tasksetOk = sh('taskset', ['-c', '0', 'true']) !== null
+const pinCpu = process.env.BENCH_CPU ?? String(ncpu - 1)
+const pin = tasksetOk && process.env.BENCH_NO_PIN !== '1' ? ['taskset', '-c', pinCpu] : []
+const lscpu = sh('lscpu', []) ?? ''
+const field = (k) => (lscpu.match(new RegExp(`^${k}:\\s*(.*)$`, 'm')) ?? [])[1]
+const machine = {
+  cpu: field('Model name') ?? os.cpus()[0]?.model,
+  hypervisor: field('Hypervisor vendor') ?? null,
+  nproc: ncpu,
+  kernel: os.release(),
+  node: process.version,
+  v8: process.versions.v8,
+  memory_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
+  loadavg_at_start: os.loadavg().map((x) => +x.toFixed(2)),
+  pinned: pin.length ? `taskset -c ${pinCpu} (rows 1-5); ping-pong unpinned` : 'not pinned (taskset missing or BENCH_NO_PIN=1)',
+  addon: fs.existsSync(path.join(ROOT, 'node-shared-mem.linux-x64-gnu.node')) ? 'release build (npm run build)' : 'addon missing',
+  git: sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
+  date: new Date().toISOString(),
+  time_ms_per_task_round: TIME_MS,
+  rounds: ROUNDS,
+}
+
+// ---- peers (installed before timing, so no section pays for it) ---------------------------
+const peers = ensurePeers({ log })
+for (const [name, { info }] of Object.entries(peers)) log(`bench: peer ${name}@${info.version}: ${info.status} — ${info.note}`)
+
+// ---- sections -----------------------------------------------------------------------------
+function section(script, args, { pinned = true, nodeArgs = [] } = {}) {
+  const out = path.join(TMP, `${path.basename(script, '.mjs')}-${args.join('-') || 'x'}.json`)
+  const cmd = [...(pinned ? pin : []), process.execPath, ...nodeArgs, path.join(ROOT, 'bench', script), out, ...args]
+  log(`bench: ${cmd.slice(pinned && pin.length ? 0 : 0).join(' ').replace(ROOT + '/', '')}`)
+  const env = { ...process.env }
+  delete env.NODE_SHARED_MEM_FORCE_COPY // each section sets it where it needs it
+  const r = spawnSync(cmd[0], cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env, cwd: ROOT })
+  if (r.status !== 0) return { error: `${script} ${args.join(' ')} exited with ${r.status ?? r.signal}` }
+  return JSON.parse(fs.readFileSync(out, 'utf8'))
+}
+
+const t0 = Date.now()
+const micro = section('micro.mjs', [])
+const cycles = [
+  ['zero-copy', 'sync'],
+  ['zero-copy', 'yield'],
+  ['caged', 'sync'],
+].map((a) => section('cycles.mjs', a, { nodeArgs: ['--expose-gc'] }))
+const pingpong = section('pingpong.mjs', [], { pinned: false })
+const wallSeconds = (Date.now() - t0) / 1000
+
+const tasks = [...(micro.results ?? []), ...(pingpong.results ?? [])]
+const byId = Object.fromEntries(tasks.map((t) => [t.id, t]))
+const sectionErrors = [micro, ...cycles, pingpong].filter((s) => s.error).map((s) => s.error)
+
+// ---- ratios -------------------------------------------------------------------------------
+// kind 'speed': baseline time / measured time (≥ target: at least that fast).
+// kind 'cost':  measured time / baseline time (≤ target: at most that slow).
+const C = (row, id, base, kind, op, target, note) => ({ row, id, base, kind, op, target, note })
+const comparisons = [
+  C('zero-copy', 'zc-u8-shm', 'zc-u8-plain', 'speed', '>=', 0.95),
+  C('zero-copy', 'zc-f64-shm', 'zc-f64-plain', 'speed', '>=', 0.95),
+  C('copy-64m', 'cp-from-64m', 'cp-buffer-64m', 'speed', '>=', 0.9),
+  C('copy-64m', 'cp-to-64m', 'cp-buffer-64m', 'speed', '>=', 0.9),
+  C('call-64b', 'call-copyfrom-caged', 'call-copyfrom-noop', 'cost', '<=', 1.2),
+  C('call-64b', 'call-copyto-caged', 'call-copyfrom-noop', 'cost', '<=', null, 'info'),
+  C('call-64b', 'call-copyfrom-caged', 'call-closed-getter', 'cost', '<=', null, 'info'),
+  C('call-64b', 'call-copyfrom-noop', 'call-closed-getter', 'cost', '<=', null, 'info'),
+  C('open-close', 'open-nsm', 'open-mmap-io', 'cost', '<=', 1.0),
+  C('open-close', 'open-nsm', 'open-fs', 'cost', '<=', null, 'info'),
+  C('open-close', 'open-nsm-caged', 'open-mmap-io', 'cost', '<=', null, 'info'),
+  C('ping-pong', 'pp-shm-wait', 'pp-uds', 'speed', '>=', 5),
+  C('ping-pong', 'pp-shm-wait', 'pp-worker', 'speed', '>=', 3),
+  C('ping-pong', 'pp-shm-waitasync', 'pp-uds', 'speed', '>=', null, 'info'),
+  C('ping-pong', 'pp-shm-waitasync', 'pp-worker', 'speed', '>=', null, 'info'),
+].map((c) => {
+  const m = byId[c.id]
+  const b = byId[c.base]
+  if (!m || !b || m.error || b.error) {
+    return { ...c, ratio: null, verdict: 'NOT RUN', why: (b?.error ?? m?.error ?? 'missing task').split('\n')[0] }
+  }
+  const ratio = c.kind === 'speed' ? b.median_ns / m.median_ns : m.median_ns / b.median_ns
+  const range =
+    c.kind === 'speed'
+      ? [b.p25_ns / m.p75_ns, b.p75_ns / m.p25_ns]
+      : [m.p25_ns / b.p75_ns, m.p75_ns / b.p25_ns]
+  const ok = c.target == null ? null : c.op === '>=' ? ratio >= c.target : ratio <= c.target
+  return { ...c, ratio, ratio_iqr: range, verdict: ok == null ? 'info' : ok ? 'PASS' : 'MISS' }
+})
+
+const MiB = 1024 * 1024
+const cycleRows = cycles.map((c) => {
+  if (c.error) return { error: c.error, verdict: 'NOT RUN' }
+  const primary = c.mode === 'zero-copy' && c.loop === 'sync'
+  const ok = c.rssGrowth < 2 * MiB && c.fdDelta === 0
+  return { ...c, target: primary ? 'RSS growth < 2 MiB, fds back to baseline' : null, verdict: primary ? (ok ? 'PASS' : 'MISS') : 'info' }
+})
+
+// ---- table --------------------------------------------------------------------------------
+function fmtNs(ns) {
+  if (ns == null || Number.isNaN(ns)) return '-'
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(2)} µs`
+  return `${ns.toFixed(1)} ns`
+}
+const fmtMiB = (b) => `${b >= 0 ? '+' : ''}${(b / MiB).toFixed(2)} MiB`
+const lines = []
+const p = (s = '') => lines.push(s)
+const ROWS = [
+  ['zero-copy', '1. zero-copy sequential read+write, 64 MiB (a[i] = a[i] + 1)', 'same loop on a plain ArrayBuffer', '≥ 0.95× speed'],
+  ['copy-64m', '2. copyFrom/copyTo 64 MiB, caged (NODE_SHARED_MEM_FORCE_COPY=1)', 'Buffer#copy 64 MiB → 64 MiB (memcpy)', '≥ 0.9× speed'],
+  ['call-64b', '3. copyFrom of 64 bytes: call overhead (1000 calls per sample)', 'no-op copyFrom(0, 0, 64) on a zero-copy instance', '≤ 1.2× time'],
+  ['open-close', '4. open + close of a 4 KiB segment (100 per sample)', 'mmap-io; raw fs.openSync+closeSync', '≤ 1.0× mmap-io time'],
+  ['ping-pong', '6. cross-process ping-pong, one round trip', 'Unix-domain socket; worker_threads postMessage', '≥ 5× / ≥ 3× faster'],
+]
+p(`node-shared-mem benchmark — ${machine.cpu} (${machine.hypervisor ? machine.hypervisor + ' guest, ' : ''}${machine.nproc} CPUs), Linux ${machine.kernel}, Node ${machine.node}`)
+p(`${machine.pinned}; tinybench, ${TIME_MS} ms per task × ${ROUNDS} rounds (order reversed each round); ${machine.date}`)
+p(`median = per operation; ± = median absolute deviation; IQR = p25…p75; ratio range from the IQRs`)
+for (const [row, title, baseline, target] of ROWS) {
+  p()
+  p(`${title}`)
+  p(`   baseline: ${baseline}; target: ${target}`)
+  for (const t of tasks.filter((x) => x.row === row)) {
+    const tag = t.role === 'baseline' ? '[base]' : '[this]'
+    if (t.error) {
+      p(`   ${tag} ${t.label.padEnd(84)} NOT RUN: ${t.error.split('\n')[0]}`)
+      continue
+    }
+    const tp = t.gib_per_s ? `  ${t.gib_per_s.toFixed(2)} GiB/s` : ''
+    p(`   ${tag} ${t.label.padEnd(84)} ${fmtNs(t.median_ns).padStart(10)} ±${fmtNs(t.mad_ns).padEnd(10)} IQR ${fmtNs(t.p25_ns)}…${fmtNs(t.p75_ns)}  p99 ${fmtNs(t.p99_ns)}  n=${t.samples}${tp}`)
+  }
+  for (const c of comparisons.filter((x) => x.row === row)) {
+    const what = `${c.id} vs ${c.base}`
+    if (c.ratio == null) {
+      p(`   ratio ${what.padEnd(44)} ${'—'.padStart(8)}  ${c.verdict}: ${c.why}`)
+      continue
+    }
+    const def = c.kind === 'speed' ? 'speed (base/this)' : 'time (this/base)'
+    const tgt = c.target == null ? 'no target' : `target ${c.op === '>=' ? '≥' : '≤'} ${c.target}×`
+    p(`   ratio ${what.padEnd(44)} ${(c.ratio.toFixed(2) + '×').padStart(8)}  [${c.ratio_iqr[0].toFixed(2)}…${c.ratio_iqr[1].toFixed(2)}] ${def}, ${tgt}: ${c.verdict}`)
+  }
+  if (row === 'open-close') {
+    for (const [name, { info }] of Object.entries(peers)) p(`   peer ${name}@${info.version}: ${info.status === 'ok' ? 'built' : 'FAILED TO BUILD'} — ${info.note}`)
+  }
+  if (row === 'call-64b') {
+    // Row 5 goes between 4 and 6 in the issue; print it after row 4 instead.
+  }
+  if (row === 'open-close') {
+    p()
+    p('5. 100k open/close cycles of a 4 KiB segment (RSS and /proc/self/fd before/after, after GC + event-loop turns)')
+    p('   target: RSS growth < 2 MiB, fds back to baseline (for the plain tight loop, zero-copy)')
+    for (const c of cycleRows) {
+      if (c.error) {
+        p(`   NOT RUN: ${c.error}`)
+        continue
+      }
+      const label = `${c.mode}, ${c.loop === 'sync' ? 'one synchronous loop' : 'batches of 1000 + setImmediate'}`
+      p(
+        `   ${label.padEnd(48)} RSS ${(c.before.rss / MiB).toFixed(1)} → ${(c.after.rss / MiB).toFixed(1)} MiB (${fmtMiB(c.rssGrowth)}; peak before GC ${(c.peak.rss / MiB).toFixed(1)}), ` +
+          `fds ${c.before.fds} → ${c.after.fds}; next 100k: ${fmtMiB(c.rssGrowthSecond)}, fds ${c.fdDeltaSecond >= 0 ? '+' : ''}${c.fdDeltaSecond}; ${(c.elapsedMs / 1000).toFixed(2)} s: ${c.verdict}`,
+      )
+    }
+  }
+}
+if (sectionErrors.length) {
+  p()
+  for (const e of sectionErrors) p(`SECTION FAILED: ${e}`)
+}
+p()
+p(`wall time of the measured sections: ${wallSeconds.toFixed(0)} s; JSON: ${path.relative(ROOT, OUT)}`)
+console.log(lines.join('\n'))
+
+fs.writeFileSync(
+  OUT,
+  JSON.stringify({ machine, peers: Object.fromEntries(Object.entries(peers).map(([k, v]) => [k, v.info])), tasks, comparisons, cycles: cycleRows, sectionErrors, wallSeconds, table: lines }, null, 2) + '\n',
+)
+fs.rmSync(TMP, { recursive: true, force: true })
+if (sectionErrors.length) process.exitCode = 1

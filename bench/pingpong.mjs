@@ -1,0 +1,118 @@
+// Row 6: cross-process ping-pong round trip. Usage: node bench/pingpong.mjs OUT.json
+// Runs unpinned (bench/index.mjs does not taskset it): both sides need a CPU each.
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { spawn } from 'node:child_process'
+import { Worker } from 'node:worker_threads'
+import { loadAddon, runGroup, segmentName, ROOT } from './lib.mjs'
+
+const out = process.argv[2]
+const { SharedMemory } = loadAddon()
+const PEER = path.join(ROOT, 'bench', 'pingpong-peer.mjs')
+const children = []
+
+function startPeer(kind, arg) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PEER, kind, arg], { stdio: ['ignore', 'pipe', 'inherit'] })
+    children.push(child)
+    let buf = ''
+    child.stdout.on('data', (d) => {
+      buf += d
+      if (buf.includes('ready')) resolve(child)
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      if (!buf.includes('ready')) reject(new Error(`${kind} peer exited early (${code})`))
+    })
+  })
+}
+
+const results = []
+const name = segmentName('pp')
+const mem = SharedMemory.create(name, 4096)
+const sockPath = path.join(os.tmpdir(), `nsm-bench-${process.pid}.sock`)
+let server, conn, worker
+try {
+  if (mem.requiresCopy) throw new Error('ping-pong needs zero-copy mode (Atomics over mem.buffer)')
+  const i32 = new Int32Array(mem.buffer)
+  await startPeer('shm', name)
+
+  // One round trip: store 1 + notify; block until the peer has stored 2.
+  const shmRoundTrip = () => {
+    Atomics.store(i32, 0, 1)
+    mem.notify(0)
+    let v = Atomics.load(i32, 0)
+    while (v !== 2) {
+      mem.wait(0, v)
+      v = Atomics.load(i32, 0)
+    }
+  }
+  // The same with waitAsync: the event loop stays free while waiting.
+  const shmRoundTripAsync = async () => {
+    Atomics.store(i32, 0, 1)
+    mem.notify(0)
+    let v = Atomics.load(i32, 0)
+    while (v !== 2) {
+      await mem.waitAsync(0, v)
+      v = Atomics.load(i32, 0)
+    }
+  }
+
+  // Unix-domain socket between two Node processes: 1 byte out, wait for the echo.
+  let onEcho = null
+  server = net.createServer()
+  await new Promise((r) => server.listen(sockPath, r))
+  const connected = new Promise((r) => server.once('connection', r))
+  await startPeer('uds', sockPath)
+  conn = await connected
+  conn.on('data', () => onEcho && onEcho())
+  const one = Buffer.from([1])
+  const udsRoundTrip = () =>
+    new Promise((resolve) => {
+      onEcho = resolve
+      conn.write(one)
+    })
+
+  // worker_threads postMessage ping-pong.
+  worker = new Worker("require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m))", { eval: true })
+  let onReply = null
+  worker.on('message', () => onReply && onReply())
+  await new Promise((r) => {
+    onReply = r
+    worker.postMessage(0)
+  })
+  const workerRoundTrip = () =>
+    new Promise((resolve) => {
+      onReply = resolve
+      worker.postMessage(1)
+    })
+
+  results.push(
+    ...(await runGroup(
+      [
+        { id: 'pp-shm-wait', row: 'ping-pong', label: 'SharedMemory wait/notify on an Int32, two Node processes', role: 'target', fn: shmRoundTrip },
+        { id: 'pp-shm-waitasync', row: 'ping-pong', label: 'SharedMemory waitAsync/notify (main side async), two Node processes', role: 'target', async: true, fn: shmRoundTripAsync },
+        { id: 'pp-uds', row: 'ping-pong', label: 'Unix-domain socket, 1 byte each way, two Node processes', role: 'baseline', async: true, fn: udsRoundTrip },
+        { id: 'pp-worker', row: 'ping-pong', label: 'worker_threads postMessage, main ↔ worker', role: 'baseline', async: true, fn: workerRoundTrip },
+      ],
+      { iterations: 200 },
+    )),
+  )
+} finally {
+  try {
+    new Int32Array(mem.buffer)[0] = 3
+    mem.notify(0)
+  } catch {}
+  conn?.end()
+  server?.close()
+  await worker?.terminate()
+  mem.close()
+  SharedMemory.unlink(name)
+  try {
+    fs.unlinkSync(sockPath)
+  } catch {}
+  await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)))
+}
+fs.writeFileSync(out, JSON.stringify({ results }, null, 2))
