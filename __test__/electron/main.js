@@ -13,7 +13,7 @@
 // the forced-copy stand-in used where Electron cannot be installed.
 'use strict'
 const assert = require('node:assert/strict')
-const { execFileSync } = require('node:child_process')
+const { execFileSync, spawn } = require('node:child_process')
 const { randomBytes } = require('node:crypto')
 const path = require('node:path')
 
@@ -23,9 +23,34 @@ const PYTHON = process.env.PYTHON || (process.platform === 'win32' ? 'python' : 
 const electronVersion = process.versions.electron
 
 const peer = (...args) => execFileSync(PYTHON, [PEER, ...args.map(String)], { encoding: 'utf8' }).trim()
+
+/**
+ * Creates the segment from the Python peer and keeps it alive (`peer.py hold`: on Windows a
+ * name lives only while a handle is open). The holder writes a counter at bytes 0..3 every
+ * 10 ms, so the checks below stay clear of them; it unlinks the segment when its stdin closes.
+ */
+function hold(name, size, offset, hexBytes) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [PEER, 'hold', name, String(size), String(offset), hexBytes], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stderr.on('data', (d) => (err += d))
+    child.stdout.on('data', (d) => {
+      out += d
+      if (out.includes('ready')) resolve(child)
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => {
+      if (!out.includes('ready')) reject(new Error(`peer hold exited early (${code}): ${out}${err}`))
+    })
+  })
+}
+
 const hex = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('hex')
 
-function runChecks() {
+async function runChecks() {
   const { SharedMemory, MemoryAccess } = require(ROOT)
   const where = electronVersion ? `Electron ${electronVersion} (V8 ${process.versions.v8})` : `Node ${process.version}`
   console.log(`[electron-spec] ${where}, ${process.platform}-${process.arch}`)
@@ -38,9 +63,9 @@ function runChecks() {
   }
 
   const SIZE = 4096
-  const name = `nsm-electron-${process.pid}-${randomBytes(4).toString('hex')}`
-  const initial = randomBytes(64)
-  peer('create', name, SIZE, 0, initial.toString('hex'))
+  const name = `nsm-el-${process.pid}-${randomBytes(4).toString('hex')}`
+  const initial = randomBytes(32)
+  const holder = await hold(name, SIZE, 64, initial.toString('hex'))
   let mem
   try {
     mem = new SharedMemory(name)
@@ -53,7 +78,7 @@ function runChecks() {
     const u8 = new Uint8Array(buf)
 
     // The copy is filled at open time.
-    assert.equal(hex(u8.subarray(0, 64)), initial.toString('hex'), 'initial contents')
+    assert.equal(hex(u8.subarray(64, 96)), initial.toString('hex'), 'initial contents')
 
     // A foreign write is invisible until copyFrom().
     const a = randomBytes(16)
@@ -126,16 +151,15 @@ function runChecks() {
     assert.throws(() => mem.copyTo(), { code: 'ERR_SHM_CLOSED' })
   } finally {
     if (mem && !mem.closed) mem.close()
-    try {
-      peer('unlink', name)
-    } catch {}
+    holder.stdin.end()
+    await new Promise((resolve) => holder.once('exit', resolve))
   }
   console.log('[electron-spec] PASS')
 }
 
-function main() {
+async function main() {
   try {
-    runChecks()
+    await runChecks()
     return 0
   } catch (e) {
     console.error('[electron-spec] FAILED:', e && e.stack ? e.stack : e)
@@ -146,7 +170,7 @@ function main() {
 if (electronVersion) {
   const { app } = require('electron')
   app.disableHardwareAcceleration()
-  app.whenReady().then(() => app.exit(main()))
+  app.whenReady().then(main).then((code) => app.exit(code))
 } else {
-  process.exitCode = main()
+  main().then((code) => (process.exitCode = code))
 }
