@@ -93,3 +93,24 @@ test('create and unlink check their arguments', (t) => {
   t.throws(() => SharedMemory.unlink(5 as any), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => new SharedMemory(name), { code: 'ENOENT' }, 'no failed call left a segment behind')
 })
+
+if (process.env.NODE_SHARED_MEM_FORCE_COPY !== '1') {
+  // (Caged mode would copy all 5 GiB into V8's heap; the zero-copy run covers the cleanup path.)
+  test('a create the runtime cannot map (past its largest ArrayBuffer) throws and leaves no name behind', (t) => {
+    const name = uniqueName('huge')
+    const size = 5 * 2 ** 30 // sparse on tmpfs: no memory is used until touched
+    let mem: SharedMemory | undefined
+    try {
+      mem = SharedMemory.create(name, size)
+    } catch (e) {
+      t.is(typeof (e as NodeJS.ErrnoException).code, 'string', String(e))
+      t.false(SharedMemory.unlink(name), 'the half-made segment was removed')
+      return
+    }
+    // Runtimes whose buffers may exceed 4 GiB (Node >= 22) map it whole.
+    t.is(mem.length, size)
+    t.is(mem.buffer!.byteLength, size)
+    mem.close()
+    t.true(SharedMemory.unlink(name))
+  })
+}

@@ -218,13 +218,18 @@ impl WaitOutcome {
 pub struct Segment {
     inner: os::Segment,
     access: Access,
+    created: bool,
 }
 
 impl Segment {
     /// Opens an existing segment; never creates one.
     pub fn open(name: &str, access: Access) -> Result<Segment, Error> {
         let inner = os::Segment::open(name, access)?;
-        Ok(Segment { inner, access })
+        Ok(Segment {
+            inner,
+            access,
+            created: false,
+        })
     }
 
     /// Creates a segment of `len` bytes (zero-filled) and opens it read-write.
@@ -235,10 +240,11 @@ impl Segment {
         if len == 0 {
             return Err(Error::Empty);
         }
-        let inner = os::Segment::create(name, len, options)?;
+        let (inner, created) = os::Segment::create(name, len, options)?;
         Ok(Segment {
             inner,
             access: Access::ReadWrite,
+            created,
         })
     }
 
@@ -247,6 +253,13 @@ impl Segment {
     /// only reports whether the name currently exists.
     pub fn unlink(name: &str) -> Result<bool, Error> {
         os::unlink(name)
+    }
+
+    /// Whether [`create`](Self::create) made this segment (`false` when it opened an existing
+    /// one, and for [`open`](Self::open)). A caller that fails to use a segment it just created
+    /// can [`unlink`](Self::unlink) it so that no half-made name is left behind.
+    pub fn created(&self) -> bool {
+        self.created
     }
 
     /// The access this segment was opened with.

@@ -65,11 +65,13 @@ fn exclusive_create_twice_is_eexist_and_nonexclusive_opens() {
     a.map(None).unwrap().write(0, &[7]);
     let err = Segment::create(&name, 4096, CreateOptions::default()).unwrap_err();
     assert_eq!(err.code(), Some("EEXIST"));
+    assert!(a.created());
     let opts = CreateOptions {
         exclusive: false,
         ..Default::default()
     };
     let b = Segment::create(&name, 1000, opts).unwrap();
+    assert!(!b.created(), "opened, not created");
     assert_eq!(
         b.size().unwrap(),
         4096,

@@ -68,7 +68,12 @@ impl Segment {
         Ok(Segment { fd })
     }
 
-    pub(crate) fn create(name: &str, len: u64, options: CreateOptions) -> Result<Segment, Error> {
+    /// Returns the segment and whether this call created it (rather than opening an existing one).
+    pub(crate) fn create(
+        name: &str,
+        len: u64,
+        options: CreateOptions,
+    ) -> Result<(Segment, bool), Error> {
         let path = validate_name(name).map_err(Error::Name)?;
         let mode = Mode::from_bits_truncate(options.mode as _);
         let size =
@@ -88,7 +93,7 @@ impl Segment {
                         let _ = rustix::shm::unlink(path.as_c_str());
                         return Err(os_err("ftruncate")(e));
                     }
-                    return Ok(Segment { fd });
+                    return Ok((Segment { fd }, true));
                 }
                 Err(Errno::EXIST) if !options.exclusive => {}
                 Err(e) => return Err(os_err("shm_open")(e)),
@@ -110,7 +115,7 @@ impl Segment {
                     size: existing,
                 });
             }
-            return Ok(segment);
+            return Ok((segment, false));
         }
         Err(os_err("shm_open")(Errno::NOENT))
     }

@@ -75,7 +75,12 @@ impl Segment {
         Ok(Segment { handle })
     }
 
-    pub(crate) fn create(name: &str, len: u64, options: CreateOptions) -> Result<Segment, Error> {
+    /// Returns the segment and whether this call created it (rather than opening an existing one).
+    pub(crate) fn create(
+        name: &str,
+        len: u64,
+        options: CreateOptions,
+    ) -> Result<(Segment, bool), Error> {
         let wide = validate_name(name).map_err(Error::Name)?;
         // SAFETY: INVALID_HANDLE_VALUE asks for a pagefile-backed mapping; default security;
         // `wide` is NUL-terminated and outlives the call.
@@ -110,7 +115,7 @@ impl Segment {
                 });
             }
         }
-        Ok(segment)
+        Ok((segment, !existed))
     }
 
     /// Windows keeps no exact size for a mapping object; a whole view's region size is the size

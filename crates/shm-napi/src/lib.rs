@@ -411,7 +411,14 @@ impl SharedMemory {
         };
         let segment = Segment::create(&name, length, options)
             .map_err(|err| from_core(err, &name).throw(e))?;
-        Self::start(e, name, Access::ReadWrite, segment, Some(length))
+        let created = segment.created();
+        let opened = Self::start(e, name.clone(), Access::ReadWrite, segment, Some(length));
+        if opened.is_err() && created {
+            // Mapping it failed (e.g. longer than this runtime's largest ArrayBuffer): do not
+            // leave the name we just made behind.
+            let _ = Segment::unlink(&name);
+        }
+        opened
     }
 
     /// Removes a segment's name: later opens fail with `ENOENT`; existing mappings (here and in
