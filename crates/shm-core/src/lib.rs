@@ -10,6 +10,8 @@
 //! wait/notify primitive in `futex_linux.rs` / `futex_macos.rs`); `cfg` appears only at the
 //! `mod` lines below. Errors keep the OS error (`std::io::Error`) and name the syscall.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::fmt;
 use std::io;
 use std::ptr::NonNull;
@@ -415,7 +417,7 @@ impl Mapping {
     /// The `Int32` at `byte_offset` as an atomic, or `None` when the offset is not 4-byte
     /// aligned or the 4 bytes are not all inside the mapping.
     pub fn atomic_i32(&self, byte_offset: usize) -> Option<&AtomicI32> {
-        if byte_offset % 4 != 0 || byte_offset.checked_add(4)? > self.len {
+        if !byte_offset.is_multiple_of(4) || byte_offset.checked_add(4)? > self.len {
             return None;
         }
         // SAFETY: the mapping starts page-aligned, so `byte_offset % 4 == 0` makes the address

@@ -230,7 +230,7 @@ impl Region {
 
     /// Checks the bounds of an `Int32` operation at `byte_offset`.
     pub fn check_i32(&self, byte_offset: usize) -> Result<(), RegionError> {
-        if byte_offset % 4 != 0 {
+        if !byte_offset.is_multiple_of(4) {
             return Err(RegionError::Misaligned);
         }
         self.check_range(byte_offset, 4)

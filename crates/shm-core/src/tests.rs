@@ -199,7 +199,7 @@ fn region_atomics_and_bounds() {
     assert_eq!(r.load(8).unwrap(), i32::MIN);
     assert!(matches!(r.load(2), Err(RegionError::Misaligned)));
     assert!(matches!(r.load(4096), Err(RegionError::OutOfRange)));
-    assert!(matches!(r.load(4092), Ok(_)));
+    assert!(r.load(4092).is_ok());
 }
 
 #[test]
@@ -229,7 +229,7 @@ fn region_copies_check_ranges_and_read_only() {
 fn region_copy_after_peer_shrinks_is_an_error_not_sigbus() {
     let (u, r) = region("shrink", 3 * 4096);
     let peer = Segment::open(&u.0, Access::ReadWrite).unwrap();
-    rustix::fs::ftruncate(&peer.inner.fd_for_tests(), 4096).unwrap();
+    rustix::fs::ftruncate(peer.inner.fd_for_tests(), 4096).unwrap();
     let mut b = [0u8; 8];
     assert!(matches!(
         r.read(2 * 4096, &mut b),

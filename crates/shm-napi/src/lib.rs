@@ -4,6 +4,8 @@
 //! only Node-API can do: choosing zero-copy or caged buffers, detaching on close, and settling
 //! `waitAsync` promises.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::{Arc, OnceLock};
@@ -159,7 +161,7 @@ fn make_buffer(
     let mut data = ptr::null_mut();
     // SAFETY: env is live; `data` receives the new buffer's bytes.
     let status = unsafe { sys::napi_create_arraybuffer(env, region.len(), &mut data, &mut ab) };
-    if status != sys::Status::napi_ok || data.is_null() && region.len() > 0 {
+    if status != sys::Status::napi_ok || data.is_null() {
         return pending_or(
             env,
             JsErr::new(
@@ -307,8 +309,13 @@ impl SharedMemory {
         check().or_else(|e| throw(env, e))
     }
 
-    /// The bytes of the caged (V8-owned) buffer.
-    fn caged_bytes<'a>(env: sys::napi_env, open: &'a Open, method: &str) -> Result<&'a mut [u8]> {
+    /// Runs `f` on the bytes of the caged (V8-owned) buffer.
+    fn with_caged_bytes<R>(
+        env: sys::napi_env,
+        open: &Open,
+        method: &str,
+        f: impl FnOnce(&mut [u8]) -> Result<R>,
+    ) -> Result<R> {
         let mut ab = ptr::null_mut();
         let mut data = ptr::null_mut();
         let mut len = 0usize;
@@ -327,7 +334,7 @@ impl SharedMemory {
         }
         // SAFETY: V8 owns `len` bytes at `data` for this buffer, which our strong reference keeps
         // alive; we are on the JS thread, so no JS code touches them during the copy.
-        Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
+        f(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
     }
 
     fn offset_arg(env: &Env, open: &Open, v: &Unknown) -> Result<usize> {
@@ -585,10 +592,11 @@ impl SharedMemory {
         if !open.requires_copy {
             return Ok(());
         }
-        let bytes = Self::caged_bytes(env.raw(), open, "copyFrom")?;
-        open.region
-            .read(s, &mut bytes[d..d + n])
-            .or_else(|err| throw(env.raw(), from_region(err, "copyFrom", &open.name)))
+        Self::with_caged_bytes(env.raw(), open, "copyFrom", |bytes| {
+            open.region
+                .read(s, &mut bytes[d..d + n])
+                .or_else(|err| throw(env.raw(), from_region(err, "copyFrom", &open.name)))
+        })
     }
 
     /// Copies `buffer` → segment: `length` bytes from buffer offset `srcOffset` to segment
@@ -620,10 +628,11 @@ impl SharedMemory {
         if !open.requires_copy {
             return Ok(());
         }
-        let bytes = Self::caged_bytes(env.raw(), open, "copyTo")?;
-        open.region
-            .write(d, &bytes[s..s + n])
-            .or_else(|err| throw(env.raw(), from_region(err, "copyTo", &open.name)))
+        Self::with_caged_bytes(env.raw(), open, "copyTo", |bytes| {
+            open.region
+                .write(d, &bytes[s..s + n])
+                .or_else(|err| throw(env.raw(), from_region(err, "copyTo", &open.name)))
+        })
     }
 
     /// Atomically reads the `Int32` at `byteOffset` (a multiple of 4) of the segment itself,
