@@ -24,7 +24,7 @@ MIN_RUST="1.88" # workspace rust-version
 DEB_CARGO=/usr/bin/cargo
 DEB_RUSTC=/usr/bin/rustc
 DEB_SRC=/usr/lib/rustlib/src/rust/library
-export CARGO_TARGET_DIR="$ROOT/target/xcheck"
+export CARGO_TARGET_DIR="${XCHECK_TARGET_DIR:-$ROOT/target/xcheck}"
 
 # Test targets that are known not to compile for a target, with the reason (reported, not fatal).
 declare -A KNOWN_TEST_FAILURES=(
