@@ -33,6 +33,10 @@ const length: number | undefined = a.length
 const access: MemoryAccess | undefined = a.access
 const buffer: ArrayBuffer | undefined = a.buffer
 const requiresCopy: boolean | undefined = a.requiresCopy
+// A SharedArrayBuffer over the segment where the runtime allows it, else null.
+const shared: SharedArrayBuffer | null | undefined = a.sharedBuffer
+const i32: Int32Array | undefined = shared ? new Int32Array(shared) : undefined
+if (i32) Atomics.notify(i32, 0)
 const closed: boolean = a.closed
 
 function view(mem: SharedMemory): Uint8Array {
@@ -120,6 +124,18 @@ c.close()
 c[Symbol.dispose]()
 const closedNow: true = c.closed === true ? true : (() => { throw new Error('not closed') })()
 
+// Every public member of SharedMemory is exercised above: adding one to index.d.ts without
+// using it here fails this check (then extend this file).
+type Exercised =
+  | 'name' | 'length' | 'access' | 'buffer' | 'requiresCopy' | 'sharedBuffer' | 'closed'
+  | 'copyFrom' | 'copyTo' | 'atomicLoad' | 'atomicStore' | 'atomicAdd' | 'atomicCompareExchange'
+  | 'wait' | 'waitAsync' | 'notify' | 'close' | typeof Symbol.dispose
+type Unexercised = Exclude<keyof SharedMemory, Exercised>
+const everyMemberExercised: [Unexercised] extends [never] ? true : Unexercised = true
+type StaticsExercised = 'create' | 'unlink' | 'prototype'
+type UnexercisedStatics = Exclude<keyof typeof SharedMemory, StaticsExercised>
+const everyStaticExercised: [UnexercisedStatics] extends [never] ? true : UnexercisedStatics = true
+
 // Misuses the typings must reject.
 // @ts-expect-error length must be a number
 new SharedMemory('frames', '1024')
@@ -142,6 +158,6 @@ MemoryAccess.EXECUTE
 
 export {
   target, read, write, readValue, writeValue, accessName, created, created2, created3, removed,
-  name, length, access, buffer, requiresCopy, closed, sync, loaded, stored, old, swapped,
+  name, length, access, buffer, requiresCopy, shared, i32, closed, everyMemberExercised, everyStaticExercised, sync, loaded, stored, old, swapped,
   r1, r2, woken, woken1, waiter, withUsing, closedNow, noCheck, badWait, badAsync,
 }
