@@ -39,6 +39,7 @@ const machine = {
   v8: process.versions.v8,
   memory_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
   loadavg_at_start: os.loadavg().map((x) => +x.toFixed(2)),
+  loadavg_at_end: null,
   pinned: pin.length ? `taskset -c ${pinCpu} (rows 1-5); ping-pong unpinned` : 'not pinned (taskset missing or BENCH_NO_PIN=1)',
   addon: fs.existsSync(path.join(ROOT, 'node-shared-mem.linux-x64-gnu.node')) ? 'release build (npm run build)' : 'addon missing',
   git: sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
@@ -64,7 +65,7 @@ function section(script, args, { pinned = true, nodeArgs = [] } = {}) {
 }
 
 const t0 = Date.now()
-const micro = section('micro.mjs', [])
+const micro = section('micro.mjs', [], { nodeArgs: ['--expose-gc'] })
 const cycles = [
   ['zero-copy', 'sync'],
   ['zero-copy', 'yield'],
@@ -72,6 +73,7 @@ const cycles = [
 ].map((a) => section('cycles.mjs', a, { nodeArgs: ['--expose-gc'] }))
 const pingpong = section('pingpong.mjs', [], { pinned: false })
 const wallSeconds = (Date.now() - t0) / 1000
+machine.loadavg_at_end = os.loadavg().map((x) => +x.toFixed(2))
 
 const tasks = [...(micro.results ?? []), ...(pingpong.results ?? [])]
 const byId = Object.fromEntries(tasks.map((t) => [t.id, t]))
@@ -93,10 +95,14 @@ const comparisons = [
   C('open-close', 'open-nsm', 'open-mmap-io', 'cost', '<=', 1.0),
   C('open-close', 'open-nsm', 'open-fs', 'cost', '<=', null, 'info'),
   C('open-close', 'open-nsm-caged', 'open-mmap-io', 'cost', '<=', null, 'info'),
+  C('open-close', 'open-nsm', 'open-mmap-io-call', 'cost', '<=', null, 'info'),
+  C('open-close', 'open-nsm-gc', 'open-mmap-io', 'cost', '<=', null, 'info'),
   C('ping-pong', 'pp-shm-wait', 'pp-uds', 'speed', '>=', 5),
   C('ping-pong', 'pp-shm-wait', 'pp-worker', 'speed', '>=', 3),
   C('ping-pong', 'pp-shm-waitasync', 'pp-uds', 'speed', '>=', null, 'info'),
   C('ping-pong', 'pp-shm-waitasync', 'pp-worker', 'speed', '>=', null, 'info'),
+  C('ping-pong', 'pp-shm-spin', 'pp-uds', 'speed', '>=', null, 'info'),
+  C('ping-pong', 'pp-shm-spin', 'pp-worker', 'speed', '>=', null, 'info'),
 ].map((c) => {
   const m = byId[c.id]
   const b = byId[c.base]
@@ -104,12 +110,13 @@ const comparisons = [
     return { ...c, ratio: null, verdict: 'NOT RUN', why: (b?.error ?? m?.error ?? 'missing task').split('\n')[0] }
   }
   const ratio = c.kind === 'speed' ? b.median_ns / m.median_ns : m.median_ns / b.median_ns
-  const range =
-    c.kind === 'speed'
-      ? [b.p25_ns / m.p75_ns, b.p75_ns / m.p25_ns]
-      : [m.p25_ns / b.p75_ns, m.p75_ns / b.p25_ns]
+  // Spread: the same ratio per round (tasks alternate order each round), min…max.
+  const rm = m.round_medians_ns ?? []
+  const rb = b.round_medians_ns ?? []
+  const per = rm.map((x, i) => (c.kind === 'speed' ? rb[i] / x : x / rb[i])).filter(Number.isFinite)
+  const range = per.length ? [Math.min(...per), Math.max(...per)] : [NaN, NaN]
   const ok = c.target == null ? null : c.op === '>=' ? ratio >= c.target : ratio <= c.target
-  return { ...c, ratio, ratio_iqr: range, verdict: ok == null ? 'info' : ok ? 'PASS' : 'MISS' }
+  return { ...c, ratio, ratio_rounds: range, verdict: ok == null ? 'info' : ok ? 'PASS' : 'MISS' }
 })
 
 const MiB = 1024 * 1024
@@ -139,7 +146,8 @@ const ROWS = [
 ]
 p(`node-shared-mem benchmark — ${machine.cpu} (${machine.hypervisor ? machine.hypervisor + ' guest, ' : ''}${machine.nproc} CPUs), Linux ${machine.kernel}, Node ${machine.node}`)
 p(`${machine.pinned}; tinybench, ${TIME_MS} ms per task × ${ROUNDS} rounds (order reversed each round); ${machine.date}`)
-p(`median = per operation; ± = median absolute deviation; IQR = p25…p75; ratio range from the IQRs`)
+p(`load average (1/5/15 min) at start ${machine.loadavg_at_start.join(' ')}, at end ${machine.loadavg_at_end.join(' ')} (the machine is shared)`)
+p(`median = per operation, pooled over rounds; ± = median absolute deviation; IQR = p25…p75; [a…b] after a ratio = the lowest…highest per-round ratio`)
 for (const [row, title, baseline, target] of ROWS) {
   p()
   p(`${title}`)
@@ -161,7 +169,7 @@ for (const [row, title, baseline, target] of ROWS) {
     }
     const def = c.kind === 'speed' ? 'speed (base/this)' : 'time (this/base)'
     const tgt = c.target == null ? 'no target' : `target ${c.op === '>=' ? '≥' : '≤'} ${c.target}×`
-    p(`   ratio ${what.padEnd(44)} ${(c.ratio.toFixed(2) + '×').padStart(8)}  [${c.ratio_iqr[0].toFixed(2)}…${c.ratio_iqr[1].toFixed(2)}] ${def}, ${tgt}: ${c.verdict}`)
+    p(`   ratio ${what.padEnd(44)} ${(c.ratio.toFixed(2) + '×').padStart(8)}  [${c.ratio_rounds[0].toFixed(2)}…${c.ratio_rounds[1].toFixed(2)}] ${def}, ${tgt}: ${c.verdict}`)
   }
   if (row === 'open-close') {
     for (const [name, { info }] of Object.entries(peers)) p(`   peer ${name}@${info.version}: ${info.status === 'ok' ? 'built' : 'FAILED TO BUILD'} — ${info.note}`)

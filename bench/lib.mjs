@@ -9,9 +9,12 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const require = createRequire(path.join(ROOT, 'package.json'))
 
 /** Time budget per task and round, in ms (BENCH_TIME_MS overrides). */
-export const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 1000)
-/** Rounds per group: tasks run in order, then reversed, and so on (ABBA), against drift. */
-export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+export const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 400)
+/**
+ * Rounds per group: tasks run in order, then reversed, and so on (ABBA), so that a change in
+ * the machine's load hits baseline and target alike (BENCH_ROUNDS overrides).
+ */
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
 
 export const MiB = 1024 * 1024
 
@@ -53,24 +56,33 @@ export function summarize(samplesMs, batch) {
  * Runs a group of tasks with tinybench, ROUNDS times, alternating their order, and merges
  * each task's samples across rounds.
  *
- * Each task: { id, label, role, fn, batch = 1, bytes?, setup?, teardown? }. `fn` performs
+ * Each task: { id, label, role, fn, batch = 1, bytes?, async?, afterEach? }. `fn` performs
  * `batch` operations (so sub-microsecond operations are not drowned by timer overhead);
- * statistics are reported per operation.
+ * statistics are reported per operation. `afterEach` runs after every sample, outside the
+ * timed window. Warm-up (JIT) runs in the first round only. Besides the pooled statistics,
+ * each task reports its median per round (`round_medians_ns`), for paired ratios.
  */
 export async function runGroup(tasks, { time = TIME_MS, rounds = ROUNDS, iterations = 16 } = {}) {
   const samples = new Map(tasks.map((t) => [t.id, []]))
+  const roundMedians = new Map(tasks.map((t) => [t.id, []]))
   const errors = new Map()
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? tasks : [...tasks].reverse()
     const bench = new Bench({
       time,
       iterations,
+      warmup: r === 0,
       warmupTime: Math.min(250, time / 2),
       retainSamples: true,
       timestampProvider: 'hrtimeNow',
       throws: false,
     })
-    for (const t of order) bench.add(t.id, t.fn, t.async ? { async: true } : undefined)
+    for (const t of order) {
+      const opts = {}
+      if (t.async) opts.async = true
+      if (t.afterEach) opts.afterEach = t.afterEach
+      bench.add(t.id, t.fn, opts)
+    }
     await bench.run()
     for (const task of bench.tasks) {
       const res = task.result
@@ -83,6 +95,8 @@ export async function runGroup(tasks, { time = TIME_MS, rounds = ROUNDS, iterati
         continue
       }
       samples.get(task.name).push(...res.latency.samples)
+      const batch = tasks.find((t) => t.id === task.name).batch ?? 1
+      roundMedians.get(task.name).push((res.latency.p50 * 1e6) / batch)
     }
     if (process.env.BENCH_VERBOSE) process.stderr.write(`  round ${r + 1}/${rounds} done\n`)
   }
@@ -90,6 +104,7 @@ export async function runGroup(tasks, { time = TIME_MS, rounds = ROUNDS, iterati
     const base = { id: t.id, row: t.row, label: t.label, role: t.role, batch: t.batch ?? 1 }
     if (errors.has(t.id)) return { ...base, error: errors.get(t.id) }
     const stats = summarize(samples.get(t.id), t.batch ?? 1)
+    stats.round_medians_ns = roundMedians.get(t.id)
     if (t.bytes) stats.gib_per_s = t.bytes / (stats.median_ns * 1e-9) / (1024 * 1024 * 1024)
     return { ...base, ...stats }
   })

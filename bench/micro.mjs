@@ -5,6 +5,7 @@ import { loadAddon, runGroup, segmentName, MiB } from './lib.mjs'
 import { ensurePeers } from './peers.mjs'
 
 const out = process.argv[2]
+if (typeof gc !== 'function') throw new Error('run with --expose-gc (row 4 releases mappings with a minor GC)')
 const { SharedMemory } = loadAddon()
 const results = []
 const notes = []
@@ -28,10 +29,17 @@ function create(tag, size) {
   return [name, SharedMemory.create(name, size)]
 }
 
-// A fresh function per task (own feedback vector and optimized code), same source for the
-// package's buffer and the plain one, so both get the same JIT treatment.
-const passSrc = 'return function pass(a) { for (let i = 0; i < a.length; i++) a[i] = a[i] + 1 }'
-const freshPass = () => new Function(passSrc)()
+// Every timed function is compiled from its own source text per task (`new Function` with a
+// unique trailing comment): its own SharedFunctionInfo, so its own type feedback and optimized
+// code. V8 caches `new Function` by source, so identical sources would share feedback across
+// tasks; that once made the plain-ArrayBuffer Uint8Array loop 1.7-3.8x slower than the very
+// same loop over the mapping, and the Float64Array loops 2x slower than they are.
+let unique = 0
+const freshPass = (view) =>
+  new Function('a', `return function pass() { for (let i = 0; i < a.length; i++) a[i] = a[i] + 1 } // ${unique++}`)(view)
+/** `n` calls of `op` per invocation, in a loop compiled for this task alone. */
+const freshBatch = (n, op) =>
+  new Function('op', 'n', `return function batch() { for (let i = 0; i < n; i++) op() } // ${unique++}`)(op, n)
 
 let sink = 0
 
@@ -48,9 +56,8 @@ try {
       shmF64: new Float64Array(mem.buffer),
       plainF64: new Float64Array(plain),
     }
-    const fns = Object.fromEntries(Object.keys(views).map((k) => [k, freshPass()]))
     const bytes = 64 * MiB
-    const task = (id, label, role, key) => ({ id, row: 'zero-copy', label, role, bytes, fn: () => fns[key](views[key]) })
+    const task = (id, label, role, key) => ({ id, row: 'zero-copy', label, role, bytes, fn: freshPass(views[key]) })
     results.push(
       ...(await runGroup([
         task('zc-u8-shm', 'Uint8Array over SharedMemory.buffer (64 MiB, a[i] = a[i] + 1)', 'target', 'shmU8'),
@@ -91,9 +98,7 @@ try {
     const zc = new SharedMemory(name)
     if (!caged.requiresCopy || zc.requiresCopy) throw new Error('row 3: wrong modes')
     const N = 1000
-    const batch = (fn) => () => {
-      for (let i = 0; i < N; i++) fn()
-    }
+    const batch = (op) => freshBatch(N, op)
     results.push(
       ...(await runGroup([
         { id: 'call-copyfrom-caged', row: 'call-64b', label: 'copyFrom(0, 0, 64), caged instance (fstat + 64-byte memcpy)', role: 'target', batch: N, fn: batch(() => caged.copyFrom(0, 0, 64)) },
@@ -114,44 +119,74 @@ try {
     const file = `/dev/shm/${name}`
     if (!fs.existsSync(file)) throw new Error(`row 4: ${file} missing (segments are not under /dev/shm?)`)
     const N = 100
-    const batch = (fn) => () => {
-      for (let i = 0; i < N; i++) fn()
+    const batch = (op) => freshBatch(N, op)
+    // Every task gets the same untimed `afterEach`: a minor GC plus one event-loop turn, so
+    // that what the GC and Node's deferred finalizers release between samples does not pile
+    // up (mmap-io unmaps only there: without it, live mappings pass vm.max_map_count and
+    // every mmap fails with ENOMEM).
+    const turn = () => new Promise((r) => setImmediate(r))
+    const release = async () => {
+      gc({ type: 'minor' })
+      await turn()
     }
     const tasks = [
       { id: 'open-nsm', row: 'open-close', label: 'new SharedMemory(name) + close(), zero-copy (shm_open, fstat, mmap, munmap, close)', role: 'target', batch: N, fn: batch(() => new SharedMemory(name).close()) },
       {
         id: 'open-nsm-caged', row: 'open-close', label: 'new SharedMemory(name) + close(), caged (adds a 4 KiB V8 buffer + copy)', role: 'target', batch: N,
         fn: batch(() => new SharedMemory(name).close()),
-        // run with NODE_SHARED_MEM_FORCE_COPY=1 for this task only
-        caged: true,
+        caged: true, // runs with NODE_SHARED_MEM_FORCE_COPY=1
       },
       { id: 'open-fs', row: 'open-close', label: 'fs.openSync + fs.closeSync of the same /dev/shm file (no mapping)', role: 'baseline', batch: N, fn: batch(() => fs.closeSync(fs.openSync(file, 'r+'))) },
     ]
     const mm = peers['mmap-io']
     if (mm.module) {
       const m = mm.module
-      tasks.push({
-        id: 'open-mmap-io', row: 'open-close', role: 'baseline', batch: N,
-        label: `mmap-io@${mm.info.version}: fs.openSync + mmap.map(4096, RW, SHARED) + fs.closeSync (munmap deferred to GC)`,
-        fn: batch(() => {
-          const fd = fs.openSync(file, 'r+')
-          const buf = m.map(4096, m.PROT_READ | m.PROT_WRITE, m.MAP_SHARED, fd, 0)
-          fs.closeSync(fd)
-          sink ^= buf.length
-        }),
-      })
+      const mapOne = () => {
+        const fd = fs.openSync(file, 'r+')
+        const buf = m.map(4096, m.PROT_READ | m.PROT_WRITE, m.MAP_SHARED, fd, 0)
+        fs.closeSync(fd)
+        sink ^= buf.length
+      }
+      tasks.push(
+        {
+          id: 'open-mmap-io', row: 'open-close', role: 'baseline', batch: N, async: true,
+          label: `mmap-io@${mm.info.version}: openSync + map(4096, RW, SHARED) + closeSync; unmap = minor GC + loop turn, timed`,
+          fn: new Function('mapOne', 'n', 'release', `return async function cycle() { for (let i = 0; i < n; i++) mapOne(); await release() } // ${unique++}`)(mapOne, N, release),
+        },
+        {
+          id: 'open-mmap-io-call', row: 'open-close', role: 'baseline', batch: N,
+          label: `mmap-io@${mm.info.version}: the same, unmap (GC) left out of the timed window`,
+          fn: batch(mapOne),
+        },
+      )
     }
     notes.push({ peer: 'mmap-io', ...mm.info })
-    // The caged task needs the env var while it runs; wrap its function.
     for (const t of tasks) {
-      if (!t.caged) continue
-      const inner = t.fn
-      t.fn = () => withForcedCopy(inner)
+      t.afterEach = release
+      // The caged task needs the env var while it runs; wrap its function.
+      if (t.caged) {
+        const inner = t.fn
+        t.fn = () => withForcedCopy(inner)
+      }
     }
     const check = withForcedCopy(() => new SharedMemory(name))
     if (!check.requiresCopy) throw new Error('row 4: caged open did not give a caged instance')
     check.close()
     results.push(...(await runGroup(tasks)))
+    // Informative: leave the instance to the GC, as mmap-io leaves its mapping.
+    results.push(
+      ...(await runGroup(
+        [
+          {
+            id: 'open-nsm-gc', row: 'open-close', role: 'target', batch: N, async: true,
+            label: 'new SharedMemory(name), no close(): released by GC (minor GC + loop turn, timed)',
+            fn: new Function('SharedMemory', 'name', 'n', 'release', `return async function cycle() { for (let i = 0; i < n; i++) new SharedMemory(name); await release() } // ${unique++}`)(SharedMemory, name, N, release),
+          },
+        ],
+        { rounds: 2 },
+      )),
+    )
+    for (let i = 0; i < 5; i++) await turn()
     if (!mm.module) results.push({ id: 'open-mmap-io', row: 'open-close', role: 'baseline', label: `mmap-io@${mm.info.version}`, error: mm.info.note })
     keep.close()
   }

@@ -12,7 +12,12 @@ const STATUS = path.join(DIR, 'status.json')
 
 /** The peers: npm name, pinned version, and a smoke check of the loaded module. */
 export const PEERS = [
-  { name: 'mmap-io', version: '1.1.7', check: (m) => typeof m.map === 'function' },
+  {
+    name: 'mmap-io',
+    version: '1.1.7',
+    check: (m) => typeof m.map === 'function',
+    why: "its binding.gyp forces -std=c++11, but Node >= 18's node.h/v8 headers need C++17",
+  },
 ]
 
 /** Node's own headers next to this node binary, so node-gyp never needs to download them. */
@@ -26,7 +31,7 @@ function reason(log) {
   const lines = log.split('\n').map((l) => l.replace(/^npm error\s?/, ''))
   const errs = lines.filter((l) => /error:|not found|ERR!.*(?:not ok|Error)|ENOTFOUND|EAI_AGAIN/.test(l))
   const picked = [...new Set((errs.length ? errs : lines.filter((l) => l.trim())).map((l) => l.trim().slice(0, 160)))]
-  return picked.slice(0, 2).join(' | ')
+  return picked[0] ?? 'no output'
 }
 
 function tryLoad(peer) {
@@ -74,6 +79,8 @@ export function ensurePeers({ log = (s) => process.stderr.write(s + '\n') } = {}
       } catch {}
     }
     log(`bench: installing ${spec} into .bench/peers (node-gyp build) ...`)
+    // Start clean, so that attempt 1 really is what a user's fresh install does.
+    fs.rmSync(path.join(DIR, 'node_modules', peer.name), { recursive: true, force: true })
     const attempts = []
     // 1. As any user would: plain `npm install`.
     let r = npmInstall(spec, {})
@@ -101,7 +108,7 @@ export function ensurePeers({ log = (s) => process.stderr.write(s + '\n') } = {}
     info.note =
       info.status === 'ok'
         ? attempts.length > 1
-          ? `plain install FAILS to build (${attempts[0].reason}); built with ${attempts[attempts.length - 1].how}`
+          ? `plain \`npm install\` FAILS to build here (${attempts[0].reason}): ${peer.why ?? 'see .bench/peers/status.json'}; built with ${attempts[attempts.length - 1].how}`
           : 'built with plain npm install'
         : `FAILED TO BUILD: ${info.error}`
     cached[peer.name] = info

@@ -32,6 +32,9 @@ function startPeer(kind, arg) {
 const results = []
 const name = segmentName('pp')
 const mem = SharedMemory.create(name, 4096)
+const spinName = segmentName('pps')
+const spinMem = SharedMemory.create(spinName, 4096)
+const SPIN = Number(process.env.BENCH_SPIN ?? 20000)
 const sockPath = path.join(os.tmpdir(), `nsm-bench-${process.pid}.sock`)
 let server, conn, worker
 try {
@@ -57,6 +60,20 @@ try {
     while (v !== 2) {
       await mem.waitAsync(0, v)
       v = Atomics.load(i32, 0)
+    }
+  }
+
+  // Informative: both sides spin on Atomics.load (up to SPIN loads) before blocking in wait.
+  const s32 = new Int32Array(spinMem.buffer)
+  await startPeer('shm-spin', spinName)
+  const shmRoundTripSpin = () => {
+    Atomics.store(s32, 0, 1)
+    spinMem.notify(0)
+    let v = Atomics.load(s32, 0)
+    for (let k = 0; k < SPIN && v !== 2; k++) v = Atomics.load(s32, 0)
+    while (v !== 2) {
+      spinMem.wait(0, v)
+      v = Atomics.load(s32, 0)
     }
   }
 
@@ -94,6 +111,7 @@ try {
       [
         { id: 'pp-shm-wait', row: 'ping-pong', label: 'SharedMemory wait/notify on an Int32, two Node processes', role: 'target', fn: shmRoundTrip },
         { id: 'pp-shm-waitasync', row: 'ping-pong', label: 'SharedMemory waitAsync/notify (main side async), two Node processes', role: 'target', async: true, fn: shmRoundTripAsync },
+        { id: 'pp-shm-spin', row: 'ping-pong', label: `the same, both sides spinning up to ${SPIN} Atomics.load before wait`, role: 'target', fn: shmRoundTripSpin },
         { id: 'pp-uds', row: 'ping-pong', label: 'Unix-domain socket, 1 byte each way, two Node processes', role: 'baseline', async: true, fn: udsRoundTrip },
         { id: 'pp-worker', row: 'ping-pong', label: 'worker_threads postMessage, main ↔ worker', role: 'baseline', async: true, fn: workerRoundTrip },
       ],
@@ -101,15 +119,19 @@ try {
     )),
   )
 } finally {
-  try {
-    new Int32Array(mem.buffer)[0] = 3
-    mem.notify(0)
-  } catch {}
+  for (const m of [mem, spinMem]) {
+    try {
+      new Int32Array(m.buffer)[0] = 3
+      m.notify(0)
+    } catch {}
+  }
   conn?.end()
   server?.close()
   await worker?.terminate()
   mem.close()
+  spinMem.close()
   SharedMemory.unlink(name)
+  SharedMemory.unlink(spinName)
   try {
     fs.unlinkSync(sockPath)
   } catch {}
