@@ -68,8 +68,9 @@ async function main() {
     if (whileHeld.fds < baseline.fds + M || whileHeld.shmMaps < baseline.shmMaps + M) failures.push(`measurement broken: holding ${M} instances shows fds ${whileHeld.fds}, mappings ${whileHeld.shmMaps}`)
     if (afterGc.fds !== baseline.fds) failures.push(`fds after dropping ${M} unclosed + GC: ${afterGc.fds} != baseline ${baseline.fds}`)
     if (afterGc.shmMaps !== baseline.shmMaps) failures.push(`segment mappings after GC: ${afterGc.shmMaps} != ${baseline.shmMaps}`)
-    // Total mappings may wobble with V8 heap pages: allow a small slack, fail on a trend.
-    if (afterGc.maps > baseline.maps + 32) failures.push(`maps entries ${afterGc.maps} vs baseline ${baseline.maps}`)
+    // The total count of /proc/self/maps entries is reported, not asserted: it also counts V8
+    // heap pages and malloc arenas, which grow with the 10k caged copies and are kept by the
+    // allocator. The segment mappings (asserted above) are the ones the addon owns.
     report({ kind: 'leaks', mode: FORCED ? 'copy' : 'zero-copy', openClose: N, unclosed: M, openCloseMs, perOpenCloseUs: +((openCloseMs * 1000) / Math.max(N, 1)).toFixed(1), gcRounds: rounds + 6, baseline, afterOpenClose, whileHeld, afterGc, failure: failures.join('; ') || null })
     process.exitCode = failures.length ? 1 : 0
   } finally {

@@ -3,6 +3,7 @@
 // kind, close and GC. Kept small: Node under memcheck runs ~50× slower.
 const { SharedMemory, MemoryAccess } = require('..')
 const name = `nsm-rel-vg-${process.pid}`
+process.on('exit', () => { for (const n of [name, name + 'g']) try { SharedMemory.unlink(n) } catch {} })
 const m = SharedMemory.create(name, 8192)
 const r = new SharedMemory(name, 4096, MemoryAccess.READ)
 new Uint8Array(m.buffer).fill(7, 0, 100)
