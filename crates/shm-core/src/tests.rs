@@ -167,6 +167,22 @@ fn names_are_checked_before_any_syscall() {
         Err(NameError::TooLong { .. })
     ));
     assert_eq!(validate_name("/ok"), Ok(()));
+    #[cfg(target_os = "linux")]
+    {
+        assert_eq!(validate_name(&"y".repeat(254)), Ok(()));
+        assert!(matches!(
+            validate_name(&"y".repeat(255)),
+            Err(NameError::TooLong {
+                len: 256,
+                max: 255,
+                ..
+            })
+        ));
+        let longest = unique("").to_string() + &"z".repeat(254 - unique("").len() + 1);
+        let _u = Unlink(longest.clone());
+        Segment::create(&longest, 10, CreateOptions::default())
+            .expect("the longest valid name works");
+    }
     assert_eq!(validate_name("ünïcødé"), Ok(()));
 }
 
@@ -225,6 +241,7 @@ fn region_copies_check_ranges_and_read_only() {
     assert_eq!(ro.load(4088).unwrap(), i32::from_ne_bytes([0, 0, 1, 2]));
 }
 
+#[cfg(unix)] // Windows mappings cannot shrink
 #[test]
 fn region_copy_after_peer_shrinks_is_an_error_not_sigbus() {
     let (u, r) = region("shrink", 3 * 4096);
@@ -280,6 +297,7 @@ fn close_wakes_a_blocked_waiter_and_unmaps_after_it_left() {
     r.close(true); // second close does nothing
 }
 
+#[cfg(unix)]
 #[test]
 fn error_codes_are_node_style() {
     let e = std::io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());

@@ -18,8 +18,9 @@ pub(crate) const SEGMENTS_CAN_SHRINK: bool = true;
 /// The longest name the OS accepts, counted in bytes *with* the leading `/`, and the rule's name.
 #[cfg(target_os = "macos")]
 const NAME_MAX: (usize, &str) = (31, "macOS (PSHMNAMLEN, counting the leading '/')");
+/// glibc's `shm_open` (what C and Python peers use) takes at most 254 bytes after the `/`.
 #[cfg(not(target_os = "macos"))]
-const NAME_MAX: (usize, &str) = (256, "Linux (NAME_MAX 255 after the leading '/')");
+const NAME_MAX: (usize, &str) = (255, "Linux (shm_open, counting the leading '/')");
 
 /// Validates `name` and returns the form `shm_open` takes: one leading `/`, then no `/`.
 pub(crate) fn validate_name(name: &str) -> Result<CString, NameError> {

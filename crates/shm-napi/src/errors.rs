@@ -24,7 +24,7 @@ pub struct JsErr {
     pub code: &'static str,
     pub message: String,
     /// `(errno, syscall, path)` for system errors.
-    pub system: Option<(i32, &'static str, String)>,
+    pub system: Option<(i32, String, String)>,
 }
 
 impl JsErr {
@@ -172,7 +172,7 @@ pub fn system(syscall: &'static str, source: &std::io::Error, name: &str) -> JsE
         message: format!("{code}: {desc}, {syscall} '{name}'"),
         system: Some((
             -source.raw_os_error().unwrap_or(0),
-            syscall,
+            syscall.to_string(),
             name.to_string(),
         )),
     }
@@ -192,11 +192,13 @@ pub fn from_region(err: RegionError, method: &str, name: &str) -> JsErr {
             "ERR_OUT_OF_RANGE",
             format!("{method}(): the byte offset must be a multiple of 4"),
         ),
-        RegionError::ReadOnly => JsErr::new(
-            Kind::Error,
-            "EACCES",
-            format!("EACCES: {method}() would change shared memory '{name}', which was opened with MemoryAccess.READ"),
-        ),
+        RegionError::ReadOnly => JsErr {
+            kind: Kind::Error,
+            code: "EACCES",
+            message: format!("EACCES: permission denied, {method}() would change shared memory '{name}', which was opened with MemoryAccess.READ"),
+            // Shaped like the OS's EACCES (13 on every supported OS), `syscall` naming the call.
+            system: Some((-13, method.to_string(), name.to_string())),
+        },
         RegionError::Shrunk { size, needed } => JsErr::new(
             Kind::Error,
             "ERR_SHM_SHRUNK",

@@ -158,17 +158,33 @@ fn make_buffer(
             ));
         }
     }
+    // `new ArrayBuffer(len)` rather than napi_create_arraybuffer: when V8 cannot allocate
+    // that much, the constructor throws a RangeError, whereas the Node-API call aborts the
+    // whole process ("FATAL ERROR: v8::ArrayBuffer::New Allocation failed").
     let mut data = ptr::null_mut();
-    // SAFETY: env is live; `data` receives the new buffer's bytes.
-    let status = unsafe { sys::napi_create_arraybuffer(env, region.len(), &mut data, &mut ab) };
-    if status != sys::Status::napi_ok || data.is_null() {
+    let mut got = 0usize;
+    // SAFETY: env is live; every out-pointer is a local; a failing call leaves a JS exception
+    // pending (reported below) or a non-ok status.
+    let status = unsafe {
+        let mut global = ptr::null_mut();
+        let mut ctor = ptr::null_mut();
+        let mut arg = ptr::null_mut();
+        sys::napi_get_global(env, &mut global);
+        sys::napi_get_named_property(env, global, c"ArrayBuffer".as_ptr(), &mut ctor);
+        sys::napi_create_double(env, region.len() as f64, &mut arg);
+        match sys::napi_new_instance(env, ctor, 1, &arg, &mut ab) {
+            sys::Status::napi_ok => sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut got),
+            failed => failed,
+        }
+    };
+    if status != sys::Status::napi_ok || data.is_null() || got != region.len() {
         return pending_or(
             env,
             JsErr::new(
-                errors::Kind::Range,
-                "ERR_OUT_OF_RANGE",
+                errors::Kind::Error,
+                "ERR_MEMORY_ALLOCATION_FAILED",
                 format!(
-                    "Cannot allocate an ArrayBuffer of {} bytes for shared memory '{name}'",
+                    "Cannot allocate an ArrayBuffer of {} bytes to copy shared memory '{name}' into",
                     region.len()
                 ),
             ),
@@ -183,15 +199,31 @@ fn make_buffer(
 }
 
 /// If a JS exception is already pending, let it through; otherwise throw `e`.
-fn pending_or<T>(env: sys::napi_env, e: JsErr) -> Result<T> {
+fn pending_or<T>(env: sys::napi_env, mut e: JsErr) -> Result<T> {
     let mut pending = false;
-    // SAFETY: env is live.
-    unsafe { sys::napi_is_exception_pending(env, &mut pending) };
-    if pending {
-        Err(Error::new(Status::PendingException, e.message))
-    } else {
-        throw(env, e)
+    // SAFETY: env is live; a pending exception is taken (cleared) and either thrown again as
+    // is, when it already carries a `code` (e.g. Node's ERR_BUFFER_TOO_LARGE), or folded into
+    // `e`'s message so that what reaches JS always has a code (V8's allocation RangeError
+    // has none).
+    unsafe {
+        sys::napi_is_exception_pending(env, &mut pending);
+        if pending {
+            let mut exc = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut exc);
+            let code = args::property(env, exc, c"code").ok();
+            if code.is_some_and(|c| args::string_arg(env, c, "code").is_ok()) {
+                sys::napi_throw(env, exc);
+                return Err(Error::new(Status::PendingException, e.message));
+            }
+            if let Some(m) = args::property(env, exc, c"message")
+                .ok()
+                .and_then(|m| args::string_arg(env, m, "message").ok())
+            {
+                e.message = format!("{} ({m})", e.message);
+            }
+        }
     }
+    throw(env, e)
 }
 
 fn parse_access(env: sys::napi_env, v: sys::napi_value) -> std::result::Result<Access, JsErr> {
