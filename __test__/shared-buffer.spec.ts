@@ -8,16 +8,26 @@ import { FORCED_COPY, ROOT, foreignRead, uniqueName } from './helpers/util'
 
 const major = Number(process.versions.node.split('.')[0])
 
-test('sharedBuffer on this runtime: null before Node 26 and in caged mode', (t) => {
+test('sharedBuffer on this runtime: a SharedArrayBuffer where Node-API can make one, else null', (t) => {
   const name = uniqueName('sab')
   const mem = SharedMemory.create(name, 4096)
   t.teardown(() => SharedMemory.unlink(name))
-  if (major < 26 || FORCED_COPY) {
-    t.is(mem.sharedBuffer, null)
+  const sab = mem.sharedBuffer
+  if (FORCED_COPY || major <= 20) {
+    // Node 20 lacks node_api_create_external_sharedarraybuffer; caged mode never shares external memory.
+    t.is(sab, null)
+  } else if (major >= 26) {
+    t.true(sab instanceof SharedArrayBuffer)
   } else {
-    t.true(mem.sharedBuffer instanceof SharedArrayBuffer)
+    // Node 22 / 24 gained the experimental function in later minors (22.23 and 24.21 have it).
+    t.true(sab === null || sab instanceof SharedArrayBuffer)
   }
-  t.is(mem.sharedBuffer, mem.sharedBuffer)
+  if (sab) {
+    t.is(sab.byteLength, 4096)
+    new Int32Array(sab)[1] = 99
+    t.is(mem.atomicLoad(4), 99, 'the same bytes as the segment')
+  }
+  t.is(mem.sharedBuffer, sab, 'the same object on every read')
   mem.close()
   t.is(mem.sharedBuffer, undefined)
 })
