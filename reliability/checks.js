@@ -179,11 +179,12 @@ checks['perm-eacces-unprivileged'] = () => {
       t('pubWrite',()=>new SharedMemory(${JSON.stringify(pub)}));
       try{out.unlink=String(SharedMemory.unlink(${JSON.stringify(priv)}))}catch(e){out.unlink=e.code}
       console.log(JSON.stringify(out))`
-    const asUser = uid === 0
-      ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script]]
-      : [process.execPath, ['-e', script]]
+    // Switching users needs root: as root, setpriv directly; otherwise through passwordless
+    // sudo (GitHub's runners). Without either the check fails, saying so.
+    const setpriv = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script]
+    const asUser = uid === 0 ? [setpriv[0], setpriv.slice(1)] : ['sudo', ['-n', ...setpriv]]
     const r = spawnSync(asUser[0], asUser[1], { encoding: 'utf8', cwd: dir, timeout: 30000 })
-    assert(r.status === 0, `opener failed: ${r.signal ?? r.status} ${r.stderr}`)
+    assert(r.status === 0, `opener (as nobody; needs root or passwordless sudo) failed: ${r.signal ?? r.status} ${r.stderr}`)
     const out = JSON.parse(r.stdout)
     assert(out.uid !== 0, 'opener still runs as root')
     assert(out.privWrite === 'EACCES|-13|shm_open|' + priv, `privWrite: ${out.privWrite}`)

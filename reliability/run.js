@@ -124,9 +124,11 @@ async function main() {
 async function valgrind() {
   const have = spawnSync('valgrind', ['--version'], { encoding: 'utf8' })
   if (have.status !== 0) {
-    if (process.getuid && process.getuid() === 0) {
-      console.log('valgrind missing: apt-get install -y valgrind')
-      spawnSync('sh', ['-c', 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind'], { stdio: 'inherit' })
+    if (process.getuid) {
+      // Root (this project's CI) installs directly; elsewhere through passwordless sudo if any.
+      const sudo = process.getuid() === 0 ? '' : 'sudo -n '
+      console.log(`valgrind missing: ${sudo}apt-get install -y valgrind`)
+      spawnSync('sh', ['-c', `${sudo}apt-get update -qq && ${sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind`], { stdio: 'inherit' })
     }
     if (spawnSync('valgrind', ['--version']).status !== 0) {
       return record('memcheck', 'valgrind', null, false, 'valgrind is not installed and could not be installed', null)
