@@ -40,7 +40,7 @@ const machine = {
   memory_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
   loadavg_at_start: os.loadavg().map((x) => +x.toFixed(2)),
   loadavg_at_end: null,
-  pinned: pin.length ? `taskset -c ${pinCpu} (rows 1-5); ping-pong unpinned` : 'not pinned (taskset missing or BENCH_NO_PIN=1)',
+  pinned: pin.length ? `taskset -c ${pinCpu} (rows 1-6; 6b unpinned)` : 'not pinned (taskset missing or BENCH_NO_PIN=1)',
   addon: fs.existsSync(path.join(ROOT, 'node-shared-mem.linux-x64-gnu.node')) ? 'release build (npm run build)' : 'addon missing',
   git: sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
   date: new Date().toISOString(),
@@ -71,13 +71,14 @@ const cycles = [
   ['zero-copy', 'yield'],
   ['caged', 'sync'],
 ].map((a) => section('cycles.mjs', a, { nodeArgs: ['--expose-gc'] }))
-const pingpong = section('pingpong.mjs', [], { pinned: false })
+const pingpong = section('pingpong.mjs', ['one-cpu'])
+const pingpongFree = section('pingpong.mjs', ['unpinned'], { pinned: false })
 const wallSeconds = (Date.now() - t0) / 1000
 machine.loadavg_at_end = os.loadavg().map((x) => +x.toFixed(2))
 
-const tasks = [...(micro.results ?? []), ...(pingpong.results ?? [])]
+const tasks = [...(micro.results ?? []), ...(pingpong.results ?? []), ...(pingpongFree.results ?? [])]
 const byId = Object.fromEntries(tasks.map((t) => [t.id, t]))
-const sectionErrors = [micro, ...cycles, pingpong].filter((s) => s.error).map((s) => s.error)
+const sectionErrors = [micro, ...cycles, pingpong, pingpongFree].filter((s) => s.error).map((s) => s.error)
 
 // ---- ratios -------------------------------------------------------------------------------
 // kind 'speed': baseline time / measured time (≥ target: at least that fast).
@@ -101,8 +102,11 @@ const comparisons = [
   C('ping-pong', 'pp-shm-wait', 'pp-worker', 'speed', '>=', 3),
   C('ping-pong', 'pp-shm-waitasync', 'pp-uds', 'speed', '>=', null, 'info'),
   C('ping-pong', 'pp-shm-waitasync', 'pp-worker', 'speed', '>=', null, 'info'),
-  C('ping-pong', 'pp-shm-spin', 'pp-uds', 'speed', '>=', null, 'info'),
-  C('ping-pong', 'pp-shm-spin', 'pp-worker', 'speed', '>=', null, 'info'),
+  C('ping-pong-unpinned', 'pp-shm-wait@unpinned', 'pp-uds@unpinned', 'speed', '>=', null, 'info'),
+  C('ping-pong-unpinned', 'pp-shm-wait@unpinned', 'pp-worker@unpinned', 'speed', '>=', null, 'info'),
+  C('ping-pong-unpinned', 'pp-shm-waitasync@unpinned', 'pp-uds@unpinned', 'speed', '>=', null, 'info'),
+  C('ping-pong-unpinned', 'pp-shm-spin@unpinned', 'pp-uds@unpinned', 'speed', '>=', null, 'info'),
+  C('ping-pong-unpinned', 'pp-shm-spin@unpinned', 'pp-worker@unpinned', 'speed', '>=', null, 'info'),
 ].map((c) => {
   const m = byId[c.id]
   const b = byId[c.base]
@@ -147,7 +151,8 @@ const ROWS = [
   ['copy-64m', '2. copyFrom/copyTo 64 MiB, caged (NODE_SHARED_MEM_FORCE_COPY=1)', 'Buffer#copy 64 MiB → 64 MiB (memcpy)', '≥ 0.9× speed'],
   ['call-64b', '3. copyFrom of 64 bytes: call overhead (1000 calls per sample)', 'no-op copyFrom(0, 0, 64) on a zero-copy instance', '≤ 1.2× time'],
   ['open-close', '4. open + close of a 4 KiB segment (100 per sample)', 'mmap-io; raw fs.openSync+closeSync', '≤ 1.0× mmap-io time'],
-  ['ping-pong', '6. cross-process ping-pong, one round trip', 'Unix-domain socket; worker_threads postMessage', '≥ 5× / ≥ 3× faster'],
+  ['ping-pong', '6. cross-process ping-pong, one round trip, all sides on one CPU (taskset)', 'Unix-domain socket; worker_threads postMessage', '≥ 5× / ≥ 3× faster'],
+  ['ping-pong-unpinned', '6b. the same, unpinned (each side may get a CPU of its own; load from other users shows here)', 'the same', 'none (informative)'],
 ]
 p(`node-shared-mem benchmark — ${machine.cpu} (${machine.hypervisor ? machine.hypervisor + ' guest, ' : ''}${machine.nproc} CPUs), Linux ${machine.kernel}, Node ${machine.node}`)
 p(`${machine.pinned}; tinybench, ${TIME_MS} ms per task × ${ROUNDS} rounds (order reversed each round); ${machine.date}`)

@@ -1,5 +1,9 @@
-// Row 6: cross-process ping-pong round trip. Usage: node bench/pingpong.mjs OUT.json
-// Runs unpinned (bench/index.mjs does not taskset it): both sides need a CPU each.
+// Row 6: cross-process ping-pong round trip.
+// Usage: node bench/pingpong.mjs OUT.json [one-cpu|unpinned]
+//   one-cpu:  bench/index.mjs runs it under `taskset -c N`; the peers inherit it, so every
+//             mechanism pays the same hand-off on one CPU (stable on a shared machine).
+//   unpinned: each side may get its own CPU (what a quiet multi-core machine gives), plus a
+//             spin-then-wait variant that only makes sense there.
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as os from 'node:os'
@@ -9,6 +13,9 @@ import { Worker } from 'node:worker_threads'
 import { loadAddon, runGroup, segmentName, ROOT } from './lib.mjs'
 
 const out = process.argv[2]
+const config = process.argv[3] ?? 'unpinned'
+const sfx = config === 'one-cpu' ? '' : '@unpinned'
+const row = config === 'one-cpu' ? 'ping-pong' : 'ping-pong-unpinned'
 const { SharedMemory } = loadAddon()
 const PEER = path.join(ROOT, 'bench', 'pingpong-peer.mjs')
 const children = []
@@ -106,18 +113,20 @@ try {
       worker.postMessage(1)
     })
 
-  results.push(
-    ...(await runGroup(
-      [
-        { id: 'pp-shm-wait', row: 'ping-pong', label: 'SharedMemory wait/notify on an Int32, two Node processes', role: 'target', fn: shmRoundTrip },
-        { id: 'pp-shm-waitasync', row: 'ping-pong', label: 'SharedMemory waitAsync/notify (main side async), two Node processes', role: 'target', async: true, fn: shmRoundTripAsync },
-        { id: 'pp-shm-spin', row: 'ping-pong', label: `the same, both sides spinning up to ${SPIN} Atomics.load before wait`, role: 'target', fn: shmRoundTripSpin },
-        { id: 'pp-uds', row: 'ping-pong', label: 'Unix-domain socket, 1 byte each way, two Node processes', role: 'baseline', async: true, fn: udsRoundTrip },
-        { id: 'pp-worker', row: 'ping-pong', label: 'worker_threads postMessage, main ↔ worker', role: 'baseline', async: true, fn: workerRoundTrip },
-      ],
-      { iterations: 200 },
-    )),
-  )
+  const tasks = [
+    { id: 'pp-shm-wait', label: 'SharedMemory wait/notify on an Int32, two Node processes', role: 'target', fn: shmRoundTrip },
+    { id: 'pp-shm-waitasync', label: 'SharedMemory waitAsync/notify (main side async), two Node processes', role: 'target', async: true, fn: shmRoundTripAsync },
+    { id: 'pp-uds', label: 'Unix-domain socket, 1 byte each way, two Node processes', role: 'baseline', async: true, fn: udsRoundTrip },
+    { id: 'pp-worker', label: 'worker_threads postMessage, main ↔ worker', role: 'baseline', async: true, fn: workerRoundTrip },
+  ]
+  if (config !== 'one-cpu') {
+    tasks.splice(2, 0, { id: 'pp-shm-spin', label: `wait/notify, both sides first spinning up to ${SPIN} Atomics.load`, role: 'target', fn: shmRoundTripSpin })
+  }
+  for (const t of tasks) {
+    t.id += sfx
+    t.row = row
+  }
+  results.push(...(await runGroup(tasks, { iterations: 200 })))
 } finally {
   for (const m of [mem, spinMem]) {
     try {
