@@ -1,5 +1,6 @@
 // Row 5: 100k open/close cycles of a 4 KiB segment; RSS and open fds before/after.
-// Usage: node --expose-gc bench/cycles.mjs OUT.json [zero-copy|caged] [sync|yield] [cycles]
+// Usage: node --expose-gc bench/cycles.mjs OUT.json [zero-copy|caged|fs] [sync|yield] [cycles]
+//   fs: control, fs.openSync + fs.closeSync of the segment's /dev/shm file (no addon call)
 //   sync:  one tight synchronous loop (the event loop never turns until the end)
 //   yield: batches of 1000 cycles with a setImmediate turn between batches (a server's life)
 // A second run of as many cycles follows: growth there tells a leak from a high-water mark.
@@ -28,12 +29,14 @@ const fds = () => fs.readdirSync('/proc/self/fd').length
 const rss = () => process.memoryUsage.rss()
 const snap = () => ({ rss: rss(), fds: fds() })
 
+const file = `/dev/shm/${name}`
+const one = mode === 'fs' ? () => fs.closeSync(fs.openSync(file, 'r+')) : () => new SharedMemory(name).close()
 async function cycles(n) {
   if (loop === 'sync') {
-    for (let i = 0; i < n; i++) new SharedMemory(name).close()
+    for (let i = 0; i < n; i++) one()
   } else {
     for (let done = 0; done < n; done += 1000) {
-      for (let i = 0; i < 1000; i++) new SharedMemory(name).close()
+      for (let i = 0; i < 1000; i++) one()
       await turn()
     }
   }
@@ -42,9 +45,9 @@ async function cycles(n) {
 const creator = SharedMemory.create(name, 4096)
 try {
   // Warm up: addon code paths and JIT, before the "before" figures.
-  for (let i = 0; i < 1000; i++) new SharedMemory(name).close()
+  await cycles(1000)
   const probe = new SharedMemory(name)
-  const requiresCopy = probe.requiresCopy
+  const requiresCopy = mode === 'fs' ? null : probe.requiresCopy
   probe.close()
   await settle()
   const before = snap()

@@ -70,6 +70,7 @@ const cycles = [
   ['zero-copy', 'sync'],
   ['zero-copy', 'yield'],
   ['caged', 'sync'],
+  ['fs', 'sync'],
 ].map((a) => section('cycles.mjs', a, { nodeArgs: ['--expose-gc'] }))
 const pingpong = section('pingpong.mjs', ['one-cpu'])
 const pingpongFree = section('pingpong.mjs', ['unpinned'], { pinned: false })
@@ -197,7 +198,8 @@ for (const [row, title, baseline, target] of ROWS) {
         p(`   NOT RUN: ${c.error}`)
         continue
       }
-      const label = `${c.mode}, ${c.loop === 'sync' ? 'one synchronous loop' : 'batches of 1000 + setImmediate'}`
+      const what = c.mode === 'fs' ? 'control: fs.openSync+closeSync' : c.mode
+      const label = `${what}, ${c.loop === 'sync' ? 'one synchronous loop' : 'batches of 1000 + setImmediate'}`
       p(
         `   ${label.padEnd(48)} RSS ${(c.before.rss / MiB).toFixed(1)} → ${(c.after.rss / MiB).toFixed(1)} MiB (${fmtMiB(c.rssGrowth)}; peak before GC ${(c.peak.rss / MiB).toFixed(1)}), ` +
           `fds ${c.before.fds} → ${c.after.fds}; next 100k: ${fmtMiB(c.rssGrowthSecond)}, fds ${c.fdDeltaSecond >= 0 ? '+' : ''}${c.fdDeltaSecond}; ${(c.elapsedMs / 1000).toFixed(2)} s: ${c.verdict}`,
