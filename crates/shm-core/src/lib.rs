@@ -15,8 +15,6 @@
 use std::fmt;
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
 
 #[cfg(unix)]
 #[path = "unix.rs"]
@@ -412,34 +410,6 @@ impl Mapping {
                 src.len(),
             )
         }
-    }
-
-    /// The `Int32` at `byte_offset` as an atomic, or `None` when the offset is not 4-byte
-    /// aligned or the 4 bytes are not all inside the mapping.
-    pub fn atomic_i32(&self, byte_offset: usize) -> Option<&AtomicI32> {
-        if !byte_offset.is_multiple_of(4) || byte_offset.checked_add(4)? > self.len {
-            return None;
-        }
-        // SAFETY: the mapping starts page-aligned, so `byte_offset % 4 == 0` makes the address
-        // 4-byte aligned; the 4 bytes are inside the mapping, which outlives the returned
-        // reference (it borrows `self`). Other processes access the same bytes, which is exactly
-        // what an atomic is for; we never create non-atomic references to these bytes.
-        Some(unsafe { AtomicI32::from_ptr(self.as_ptr().as_ptr().add(byte_offset).cast()) })
-    }
-
-    /// Blocks until the `Int32` at `atomic` is notified, or `timeout` passes. See
-    /// [`Region::wait`], which is what callers should use.
-    /// `cancel` is polled by platforms without a cross-process futex (see `futex_poll.rs`).
-    fn wait_on(
-        atomic: &AtomicI32,
-        expected: i32,
-        timeout: Option<Duration>,
-        cancel: &std::sync::atomic::AtomicBool,
-    ) -> io::Result<WaitOutcome> {
-        if atomic.load(Ordering::SeqCst) != expected {
-            return Ok(WaitOutcome::NotEqual);
-        }
-        futex::wait(atomic, expected, timeout, cancel)
     }
 }
 

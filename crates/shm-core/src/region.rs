@@ -310,7 +310,12 @@ impl Region {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(byte_offset);
-        let outcome = Mapping::wait_on(atomic, expected, timeout, &self.closed);
+        let outcome = if atomic.load(Ordering::SeqCst) != expected {
+            Ok(WaitOutcome::NotEqual)
+        } else {
+            // `closed` is polled by platforms without a cross-process futex (futex_poll.rs).
+            futex::wait(atomic, expected, timeout, &self.closed)
+        };
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(i) = waiting.iter().position(|&o| o == byte_offset) {

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use napi::bindgen_prelude::*;
 use napi::sys;
 use napi_derive::napi;
-use shm_core::{Access, CreateOptions, Region, Segment};
+use shm_core::{Access, CreateOptions, Region, RegionError, Segment};
 
 mod args;
 mod errors;
@@ -369,6 +369,25 @@ impl SharedMemory {
         f(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
     }
 
+    /// The frame of every Int32 method: checks that the instance is open and `byteOffset`, then
+    /// runs `op` (which checks the other arguments and calls the region), turning argument
+    /// errors and region errors into JS errors that name `method`.
+    fn int32_op<T>(
+        &self,
+        env: &Env,
+        method: &str,
+        byte_offset: &Unknown,
+        op: impl FnOnce(&Open, usize) -> std::result::Result<std::result::Result<T, RegionError>, JsErr>,
+    ) -> Result<T> {
+        let open = self.open_or_throw(env, method)?;
+        let off = Self::offset_arg(env, open, byte_offset)?;
+        match op(open, off) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => throw(env.raw(), from_region(e, method, &open.name)),
+            Err(e) => throw(env.raw(), e),
+        }
+    }
+
     fn offset_arg(env: &Env, open: &Open, v: &Unknown) -> Result<usize> {
         let max = open.region.len().saturating_sub(4);
         match args::index_arg(env.raw(), v.raw(), "byteOffset", max) {
@@ -654,7 +673,7 @@ impl SharedMemory {
         if open.access == Access::ReadOnly {
             return throw(
                 env.raw(),
-                from_region(shm_core::RegionError::ReadOnly, "copyTo", &open.name),
+                from_region(RegionError::ReadOnly, "copyTo", &open.name),
             );
         }
         if !open.requires_copy {
@@ -671,33 +690,27 @@ impl SharedMemory {
     /// in both modes.
     #[napi(ts_args_type = "byteOffset: number")]
     pub fn atomic_load(&self, env: Env, byte_offset: Unknown) -> Result<i32> {
-        let open = self.open_or_throw(&env, "atomicLoad")?;
-        let off = Self::offset_arg(&env, open, &byte_offset)?;
-        open.region
-            .load(off)
-            .or_else(|e| throw(env.raw(), from_region(e, "atomicLoad", &open.name)))
+        self.int32_op(&env, "atomicLoad", &byte_offset, |open, off| {
+            Ok(open.region.load(off))
+        })
     }
 
     /// Atomically stores `value` (an Int32) at `byteOffset`; returns `value`.
     #[napi(ts_args_type = "byteOffset: number, value: number")]
     pub fn atomic_store(&self, env: Env, byte_offset: Unknown, value: Unknown) -> Result<i32> {
-        let open = self.open_or_throw(&env, "atomicStore")?;
-        let off = Self::offset_arg(&env, open, &byte_offset)?;
-        let v = args::i32_arg(env.raw(), value.raw(), "value").or_else(|e| throw(env.raw(), e))?;
-        open.region
-            .store(off, v)
-            .or_else(|e| throw(env.raw(), from_region(e, "atomicStore", &open.name)))
+        self.int32_op(&env, "atomicStore", &byte_offset, |open, off| {
+            let v = args::i32_arg(env.raw(), value.raw(), "value")?;
+            Ok(open.region.store(off, v))
+        })
     }
 
     /// Atomically adds `delta` (an Int32, wrapping) at `byteOffset`; returns the old value.
     #[napi(ts_args_type = "byteOffset: number, delta: number")]
     pub fn atomic_add(&self, env: Env, byte_offset: Unknown, delta: Unknown) -> Result<i32> {
-        let open = self.open_or_throw(&env, "atomicAdd")?;
-        let off = Self::offset_arg(&env, open, &byte_offset)?;
-        let v = args::i32_arg(env.raw(), delta.raw(), "delta").or_else(|e| throw(env.raw(), e))?;
-        open.region
-            .add(off, v)
-            .or_else(|e| throw(env.raw(), from_region(e, "atomicAdd", &open.name)))
+        self.int32_op(&env, "atomicAdd", &byte_offset, |open, off| {
+            let v = args::i32_arg(env.raw(), delta.raw(), "delta")?;
+            Ok(open.region.add(off, v))
+        })
     }
 
     /// Atomically replaces the Int32 at `byteOffset` with `replacement` if it equals `expected`;
@@ -710,17 +723,10 @@ impl SharedMemory {
         expected: Unknown,
         replacement: Unknown,
     ) -> Result<i32> {
-        let open = self.open_or_throw(&env, "atomicCompareExchange")?;
-        let off = Self::offset_arg(&env, open, &byte_offset)?;
-        let ex = args::i32_arg(env.raw(), expected.raw(), "expected")
-            .or_else(|e| throw(env.raw(), e))?;
-        let re = args::i32_arg(env.raw(), replacement.raw(), "replacement")
-            .or_else(|e| throw(env.raw(), e))?;
-        open.region.compare_exchange(off, ex, re).or_else(|e| {
-            throw(
-                env.raw(),
-                from_region(e, "atomicCompareExchange", &open.name),
-            )
+        self.int32_op(&env, "atomicCompareExchange", &byte_offset, |open, off| {
+            let ex = args::i32_arg(env.raw(), expected.raw(), "expected")?;
+            let re = args::i32_arg(env.raw(), replacement.raw(), "replacement")?;
+            Ok(open.region.compare_exchange(off, ex, re))
         })
     }
 
@@ -738,15 +744,11 @@ impl SharedMemory {
         expected: Unknown,
         timeout: Unknown,
     ) -> Result<&'static str> {
-        let open = self.open_or_throw(&env, "wait")?;
-        let off = Self::offset_arg(&env, open, &byte_offset)?;
-        let ex = args::i32_arg(env.raw(), expected.raw(), "expected")
-            .or_else(|e| throw(env.raw(), e))?;
-        let t = args::timeout_arg(env.raw(), timeout.raw()).or_else(|e| throw(env.raw(), e))?;
-        open.region
-            .wait(off, ex, t)
-            .map(|o| o.as_str())
-            .or_else(|e| throw(env.raw(), from_region(e, "wait", &open.name)))
+        self.int32_op(&env, "wait", &byte_offset, |open, off| {
+            let ex = args::i32_arg(env.raw(), expected.raw(), "expected")?;
+            let t = args::timeout_arg(env.raw(), timeout.raw())?;
+            Ok(open.region.wait(off, ex, t).map(|o| o.as_str()))
+        })
     }
 
     /// Like `wait`, without blocking: the wait runs on a thread of its own and the promise
@@ -763,19 +765,19 @@ impl SharedMemory {
         expected: Unknown,
         timeout: Unknown,
     ) -> Result<Raw> {
-        let open = self.open_or_throw(&env, "waitAsync")?;
-        let off = Self::offset_arg(&env, open, &byte_offset)?;
-        let ex = args::i32_arg(env.raw(), expected.raw(), "expected")
-            .or_else(|e| throw(env.raw(), e))?;
-        let t = args::timeout_arg(env.raw(), timeout.raw()).or_else(|e| throw(env.raw(), e))?;
-        wait_async::start(
-            env.raw(),
-            Arc::clone(&open.region),
-            open.name.clone(),
-            off,
-            ex,
-            t,
-        )
+        self.int32_op(&env, "waitAsync", &byte_offset, |open, off| {
+            let ex = args::i32_arg(env.raw(), expected.raw(), "expected")?;
+            let t = args::timeout_arg(env.raw(), timeout.raw())?;
+            let region = Arc::clone(&open.region);
+            Ok(Ok(wait_async::start(
+                env.raw(),
+                region,
+                open.name.clone(),
+                off,
+                ex,
+                t,
+            )))
+        })?
         .map(Raw)
     }
 
@@ -783,12 +785,10 @@ impl SharedMemory {
     /// Returns how many were woken where the OS tells (Linux, macOS); 0 on Windows.
     #[napi(ts_args_type = "byteOffset: number, count?: number")]
     pub fn notify(&self, env: Env, byte_offset: Unknown, count: Unknown) -> Result<u32> {
-        let open = self.open_or_throw(&env, "notify")?;
-        let off = Self::offset_arg(&env, open, &byte_offset)?;
-        let c = args::count_arg(env.raw(), count.raw()).or_else(|e| throw(env.raw(), e))?;
-        open.region
-            .notify(off, c)
-            .or_else(|e| throw(env.raw(), from_region(e, "notify", &open.name)))
+        self.int32_op(&env, "notify", &byte_offset, |open, off| {
+            let c = args::count_arg(env.raw(), count.raw())?;
+            Ok(open.region.notify(off, c))
+        })
     }
 
     /// Unmaps and releases the OS handle now. `buffer` is detached (every view over it reads
