@@ -126,7 +126,13 @@ impl Segment {
         &self.fd
     }
 
+    /// The size now. `lseek(fd, 0, SEEK_END)` where the OS supports it on shared memory
+    /// (Linux: about 130 ns here, against 320 ns for `fstat`; caged copies call this every
+    /// time), else `fstat` (macOS shared memory cannot seek).
     pub(crate) fn size(&self) -> Result<u64, Error> {
+        if let Ok(end) = rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::End(0)) {
+            return Ok(end);
+        }
         let stat = rustix::fs::fstat(&self.fd).map_err(os_err("fstat"))?;
         Ok(u64::try_from(stat.st_size).unwrap_or(0))
     }

@@ -90,9 +90,9 @@ fn create_external_sab() -> Option<CreateExternalSab> {
 }
 
 unsafe extern "C" fn release_region_noenv(_data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the Box<Arc<Region>> leaked for this SharedArrayBuffer; called once,
+    // SAFETY: `hint` is the Arc<Region> reference leaked (Arc::into_raw) for this SharedArrayBuffer; called once,
     // from any thread, which Arc and Region (Send + Sync) allow.
-    drop(unsafe { Box::from_raw(hint.cast::<Arc<Region>>()) });
+    drop(unsafe { Arc::from_raw(hint.cast::<Region>().cast_const()) });
 }
 
 /// A named OS shared-memory segment mapped into this process.
@@ -106,9 +106,9 @@ pub struct SharedMemory {
 }
 
 unsafe extern "C" fn release_region(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the Box<Arc<Region>> leaked when the external buffer was created;
+    // SAFETY: `hint` is the Arc<Region> reference leaked (Arc::into_raw) when the external buffer was created;
     // Node-API calls this finalizer at most once.
-    drop(unsafe { Box::from_raw(hint.cast::<Arc<Region>>()) });
+    drop(unsafe { Arc::from_raw(hint.cast::<Region>().cast_const()) });
 }
 
 fn force_copy() -> bool {
@@ -125,7 +125,7 @@ fn make_buffer(
 ) -> Result<(sys::napi_value, bool)> {
     let mut ab = ptr::null_mut();
     if let (false, Some(js_ptr)) = (copy, region.js_ptr()) {
-        let hint = Box::into_raw(Box::new(Arc::clone(region)));
+        let hint = Arc::into_raw(Arc::clone(region)).cast_mut();
         // SAFETY: the pointer is valid for `len` bytes until the Region unmaps, and the region
         // unmaps only after this buffer is detached by `close()` or after this finalizer has
         // released its Arc (see `release_region`).
@@ -144,8 +144,8 @@ fn make_buffer(
         }
         if status == sys::Status::napi_no_external_buffers_allowed {
             // Refused before taking ownership: the finalizer will never run; reclaim the hint.
-            // SAFETY: `hint` came from Box::into_raw above and was not consumed.
-            drop(unsafe { Box::from_raw(hint) });
+            // SAFETY: `hint` came from Arc::into_raw above and was not consumed.
+            drop(unsafe { Arc::from_raw(hint.cast_const()) });
         } else {
             // Some failures (e.g. a length past the runtime's maximum) still run the finalizer
             // later, others do not: leave the hint to it (a few bytes at worst) and unmap now —
@@ -572,7 +572,7 @@ impl SharedMemory {
                 return Ok(Either::A(Raw(value)));
             }
         };
-        let hint = Box::into_raw(Box::new(Arc::clone(&open.region)));
+        let hint = Arc::into_raw(Arc::clone(&open.region)).cast_mut();
         // SAFETY: same contract as the external ArrayBuffer in `make_buffer`, except that this
         // buffer cannot be detached: the Region's bytes stay mapped until its finalizer drops
         // the Arc (see `close`).
@@ -589,7 +589,7 @@ impl SharedMemory {
         if status != sys::Status::napi_ok {
             if status == sys::Status::napi_no_external_buffers_allowed {
                 // SAFETY: refused before taking ownership; the hint is ours again.
-                drop(unsafe { Box::from_raw(hint) });
+                drop(unsafe { Arc::from_raw(hint.cast_const()) });
             }
             // Other failures: leave the hint to a finalizer that may still run (a few bytes).
             let mut pending = false;
