@@ -312,6 +312,8 @@ impl Region {
             .push(byte_offset);
         let outcome = if atomic.load(Ordering::SeqCst) != expected {
             Ok(WaitOutcome::NotEqual)
+        } else if spin_until_changed(atomic, expected, timeout, &self.closed) || self.is_closed() {
+            Ok(WaitOutcome::Ok)
         } else {
             // `closed` is polled by platforms without a cross-process futex (futex_poll.rs).
             futex::wait(atomic, expected, timeout, &self.closed)
@@ -377,6 +379,52 @@ impl Region {
             );
         }
     }
+}
+
+/// How long a waiter watches the word before it asks the kernel to put it to sleep.
+const SPIN: Duration = Duration::from_micros(3);
+
+/// Adaptive spin before sleeping, as glibc's adaptive mutexes do (and, like them, only where
+/// this process may run on more than one CPU): a peer on another core
+/// usually answers within a microsecond or two, far sooner than a sleep and a wake-up through
+/// the kernel (two context switches). Watches the word for up to [`SPIN`], then yields the CPU
+/// twice (so a peer waiting for *this* CPU can run), and returns `true` as soon as the word no
+/// longer holds `expected` — a wake-up by value, which futex semantics allow: a protocol that
+/// is correct with a futex changes the word before it notifies.
+fn spin_until_changed(
+    atomic: &AtomicI32,
+    expected: i32,
+    timeout: Option<Duration>,
+    closed: &AtomicBool,
+) -> bool {
+    // With one CPU to run on (a single-core machine, or pinned with taskset), spinning only
+    // delays the peer that would change the word: go straight to sleep.
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cpus = *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let budget = timeout.map_or(SPIN, |t| t.min(SPIN));
+    if budget.is_zero() || cpus < 2 {
+        return false;
+    }
+    let start = std::time::Instant::now();
+    let changed = || atomic.load(Ordering::Acquire) != expected || closed.load(Ordering::Relaxed);
+    loop {
+        for _ in 0..32 {
+            if changed() {
+                return atomic.load(Ordering::SeqCst) != expected;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= budget {
+            break;
+        }
+    }
+    for _ in 0..2 {
+        std::thread::yield_now();
+        if changed() {
+            return atomic.load(Ordering::SeqCst) != expected;
+        }
+    }
+    false
 }
 
 impl fmt::Debug for Region {
