@@ -101,7 +101,7 @@ try {
     const batch = (op) => freshBatch(N, op)
     results.push(
       ...(await runGroup([
-        { id: 'call-copyfrom-caged', row: 'call-64b', label: 'copyFrom(0, 0, 64), caged instance (fstat + 64-byte memcpy)', role: 'target', batch: N, fn: batch(() => caged.copyFrom(0, 0, 64)) },
+        { id: 'call-copyfrom-caged', row: 'call-64b', label: 'copyFrom(0, 0, 64), caged instance (size re-check + 64-byte memcpy)', role: 'target', batch: N, fn: batch(() => caged.copyFrom(0, 0, 64)) },
         { id: 'call-copyto-caged', row: 'call-64b', label: 'copyTo(0, 0, 64), caged instance', role: 'target', batch: N, fn: batch(() => caged.copyTo(0, 0, 64)) },
         { id: 'call-copyfrom-noop', row: 'call-64b', label: 'copyFrom(0, 0, 64), zero-copy instance (same argument checks, no copy)', role: 'baseline', batch: N, fn: batch(() => zc.copyFrom(0, 0, 64)) },
         { id: 'call-closed-getter', row: 'call-64b', label: '`closed` getter (cheapest native call on the class)', role: 'baseline', batch: N, fn: batch(() => { sink ^= zc.closed ? 1 : 0 }) },
