@@ -33,15 +33,21 @@ def open_existing(name):
     return shm
 
 
+def create_filled(name, argv):
+    """Creates NAME of SIZE bytes (argv[3]) and writes HEX (argv[5]) at OFFSET (argv[4]) if given."""
+    shm = shared_memory.SharedMemory(name=name, create=True, size=int(argv[3]))
+    untrack(shm)
+    if len(argv) > 5:
+        data = bytes.fromhex(argv[5])
+        off = int(argv[4])
+        shm.buf[off:off + len(data)] = data
+    return shm
+
+
 def main(argv):
     cmd, name = argv[1], argv[2]
     if cmd == "create":
-        shm = shared_memory.SharedMemory(name=name, create=True, size=int(argv[3]))
-        untrack(shm)
-        if len(argv) > 5:
-            data = bytes.fromhex(argv[5])
-            off = int(argv[4])
-            shm.buf[off:off + len(data)] = data
+        shm = create_filled(name, argv)
         shm.close()
     elif cmd == "read":
         shm = open_existing(name)
@@ -54,12 +60,7 @@ def main(argv):
         shm.buf[off:off + len(data)] = data
         shm.close()
     elif cmd == "hold":
-        shm = shared_memory.SharedMemory(name=name, create=True, size=int(argv[3]))
-        untrack(shm)
-        if len(argv) > 5:
-            data = bytes.fromhex(argv[5])
-            off = int(argv[4])
-            shm.buf[off:off + len(data)] = data
+        shm = create_filled(name, argv)
         stop = threading.Event()
 
         def tick():
