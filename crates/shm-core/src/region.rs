@@ -306,29 +306,40 @@ impl Region {
     ) -> Result<WaitOutcome, RegionError> {
         let guard = self.enter()?;
         let atomic = self.atomic(byte_offset)?;
-        self.waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(byte_offset);
         let outcome = if atomic.load(Ordering::SeqCst) != expected {
             Ok(WaitOutcome::NotEqual)
         } else if spin_until_changed(atomic, expected, timeout, &self.closed) || self.is_closed() {
             Ok(WaitOutcome::Ok)
         } else {
-            // `closed` is polled by platforms without a cross-process futex (futex_poll.rs).
-            futex::wait(atomic, expected, timeout, &self.closed)
+            self.sleep(atomic, byte_offset, expected, timeout)
         };
-        {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = waiting.iter().position(|&o| o == byte_offset) {
-                waiting.swap_remove(i);
-            }
-        }
         drop(guard);
         if self.is_closed() {
             return Err(RegionError::Closed);
         }
         outcome.map_err(|e| RegionError::Os(Error::os(futex::WAIT_SYSCALL, e)))
+    }
+
+    /// The kernel part of `wait`: registered in `waiting` for its duration, so that `close`
+    /// (which keeps re-reading the list while operations are in flight) can wake it.
+    fn sleep(
+        &self,
+        atomic: &AtomicI32,
+        byte_offset: usize,
+        expected: i32,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<WaitOutcome> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(byte_offset);
+        // `closed` is polled by platforms without a cross-process futex (futex_poll.rs).
+        let outcome = futex::wait(atomic, expected, timeout, &self.closed);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = waiting.iter().position(|&o| o == byte_offset) {
+            waiting.swap_remove(i);
+        }
+        outcome
     }
 
     /// Wakes up to `count` threads (in any process) waiting on the `Int32` at `byte_offset`.

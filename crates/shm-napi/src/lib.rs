@@ -198,29 +198,37 @@ fn make_buffer(
     Ok((ab, true))
 }
 
-/// If a JS exception is already pending, let it through; otherwise throw `e`.
-fn pending_or<T>(env: sys::napi_env, mut e: JsErr) -> Result<T> {
+/// Takes (clears and returns) the pending JS exception, if any.
+fn take_pending_exception(env: sys::napi_env) -> Option<sys::napi_value> {
     let mut pending = false;
-    // SAFETY: env is live; a pending exception is taken (cleared) and either thrown again as
-    // is, when it already carries a `code` (e.g. Node's ERR_BUFFER_TOO_LARGE), or folded into
-    // `e`'s message so that what reaches JS always has a code (V8's allocation RangeError
-    // has none).
+    let mut exc = ptr::null_mut();
+    // SAFETY: env is the live env of the current callback; both out-pointers are locals.
     unsafe {
         sys::napi_is_exception_pending(env, &mut pending);
-        if pending {
-            let mut exc = ptr::null_mut();
-            sys::napi_get_and_clear_last_exception(env, &mut exc);
-            let code = args::property(env, exc, c"code").ok();
-            if code.is_some_and(|c| args::string_arg(env, c, "code").is_ok()) {
-                sys::napi_throw(env, exc);
-                return Err(Error::new(Status::PendingException, e.message));
-            }
-            if let Some(m) = args::property(env, exc, c"message")
-                .ok()
-                .and_then(|m| args::string_arg(env, m, "message").ok())
-            {
-                e.message = format!("{} ({m})", e.message);
-            }
+        if !pending {
+            return None;
+        }
+        sys::napi_get_and_clear_last_exception(env, &mut exc);
+    }
+    Some(exc)
+}
+
+/// Throws `e`, unless a JS exception is already pending: one that carries a `code` (e.g. Node's
+/// ERR_BUFFER_TOO_LARGE) is thrown again as is; one without (V8's allocation RangeError) is
+/// folded into `e`'s message, so that what reaches JS always has a code.
+fn pending_or<T>(env: sys::napi_env, mut e: JsErr) -> Result<T> {
+    if let Some(exc) = take_pending_exception(env) {
+        let code = args::property(env, exc, c"code").ok();
+        if code.is_some_and(|c| args::string_arg(env, c, "code").is_ok()) {
+            // SAFETY: rethrows the exception just taken, on the JS thread of `env`.
+            unsafe { sys::napi_throw(env, exc) };
+            return Err(Error::new(Status::PendingException, e.message));
+        }
+        if let Some(m) = args::property(env, exc, c"message")
+            .ok()
+            .and_then(|m| args::string_arg(env, m, "message").ok())
+        {
+            e.message = format!("{} ({m})", e.message);
         }
     }
     throw(env, e)
@@ -591,18 +599,11 @@ impl SharedMemory {
                 // SAFETY: refused before taking ownership; the hint is ours again.
                 drop(unsafe { Arc::from_raw(hint.cast_const()) });
             }
-            // Other failures: leave the hint to a finalizer that may still run (a few bytes).
-            let mut pending = false;
-            // SAFETY: env is live; a pending exception from the failed call is cleared so that
-            // this getter's documented answer (`null`) is what the caller sees.
-            unsafe {
-                sys::napi_is_exception_pending(e, &mut pending);
-                if pending {
-                    let mut ignored = ptr::null_mut();
-                    sys::napi_get_and_clear_last_exception(e, &mut ignored);
-                }
-                sys::napi_get_null(e, &mut value);
-            }
+            // Other failures: leave the hint to a finalizer that may still run (a few bytes), and
+            // drop any exception of the failed call: this getter's documented answer is `null`.
+            let _ = take_pending_exception(e);
+            // SAFETY: env is live.
+            unsafe { sys::napi_get_null(e, &mut value) };
             open.shared_unavailable = true;
             return Ok(Either::A(Raw(value)));
         }
