@@ -6,6 +6,16 @@
 //! * [`Region`] is a mapping shared between threads that can be closed while other threads
 //!   are blocked in [`Region::wait`]: `close` wakes them and unmaps only after they have left.
 //!
+//! # Safety contract
+//!
+//! Shared memory is changed by other processes at any time and can be truncated under a mapping
+//! (touching bytes past the new end raises `SIGBUS`). No Rust type can rule either out, so, as
+//! `memmap2::MmapOptions::map` does, creating a view is `unsafe`: [`Segment::map`],
+//! [`Segment::map_copy_on_write`] and [`Region::open`] state what the caller must uphold. What is
+//! safe afterwards never hands out `&`/`&mut` references to the bytes (only raw pointers, copies
+//! and atomics), so a peer's concurrent writes can tear a copy but cannot break Rust's aliasing
+//! rules.
+//!
 //! Every platform difference lives in one file per OS (`unix.rs`, `windows.rs`, plus the
 //! wait/notify primitive in `futex_linux.rs` / `futex_macos.rs`); `cfg` appears only at the
 //! `mod` lines below. Errors keep the OS error (`std::io::Error`) and name the syscall.
@@ -38,7 +48,7 @@ mod futex;
 
 mod region;
 
-pub use region::{Region, RegionError};
+pub use region::{Region, RegionError, WAIT_SLICE};
 
 /// How a segment is opened and mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +87,8 @@ pub enum NameError {
     Nul,
     /// The name holds `/` after its first character (Unix).
     Slash,
+    /// The name is `.` or `..` (after the optional leading `/`), which name directories (Unix).
+    Dots,
     /// The name is longer than the platform allows.
     TooLong {
         /// Length of the name as the OS counts it (bytes on Unix, UTF-16 units on Windows).
@@ -96,6 +108,7 @@ impl fmt::Display for NameError {
             NameError::Slash => {
                 f.write_str("the name must not contain '/' after its first character")
             }
+            NameError::Dots => f.write_str("the name must not be '.' or '..'"),
             NameError::TooLong { len, max, platform } => write!(
                 f,
                 "the name is {len} bytes long; {platform} allows at most {max}"
@@ -279,7 +292,13 @@ impl Segment {
     ///
     /// Fails with [`Error::TooLarge`] rather than mapping past the end of the segment, and
     /// with [`Error::Empty`] for a 0-byte segment.
-    pub fn map(&self, len: Option<u64>) -> Result<Mapping, Error> {
+    ///
+    /// # Safety
+    /// While the [`Mapping`] lives, the segment must not be truncated below `len` bytes (by any
+    /// process), or reading or writing the bytes past the new end raises `SIGBUS`. The bytes
+    /// may change at any time (other processes): read them only through the copies and
+    /// atomics this crate offers or through raw pointers, never through references.
+    pub unsafe fn map(&self, len: Option<u64>) -> Result<Mapping, Error> {
         let len = self.checked_len(len)?;
         let inner = self.inner.map(len, self.access)?;
         Ok(Mapping {
@@ -293,7 +312,11 @@ impl Segment {
     /// (and the peers' later writes to pages this process has not written), and a write
     /// through it changes only this process's copy of that page, never the segment, and never
     /// faults. This is how a read-only segment is handed to code that may write (JavaScript).
-    pub fn map_copy_on_write(&self, len: Option<u64>) -> Result<Mapping, Error> {
+    /// macOS refuses such views of shared memory (`Err` there, without a syscall).
+    ///
+    /// # Safety
+    /// As for [`map`](Self::map).
+    pub unsafe fn map_copy_on_write(&self, len: Option<u64>) -> Result<Mapping, Error> {
         let len = self.checked_len(len)?;
         let inner = self.inner.map_copy_on_write(len)?;
         Ok(Mapping {
@@ -380,7 +403,9 @@ impl Mapping {
         let end = offset.checked_add(dst.len()).expect("range overflows");
         assert!(end <= self.len, "read past the end of the mapping");
         // SAFETY: `offset..end` lies inside the mapping (checked above), which stays mapped while
-        // `self` lives; `dst` is a distinct Rust buffer, so the ranges cannot overlap.
+        // `self` lives and, by the contract of `Segment::map`, stays backed by the segment;
+        // `dst` is a distinct Rust buffer, so the ranges cannot overlap. A peer's concurrent
+        // write can only tear the copied bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.as_ptr().as_ptr().add(offset),

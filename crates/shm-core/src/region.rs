@@ -28,6 +28,8 @@ pub enum RegionError {
         /// The end of the range the operation needed.
         needed: u64,
     },
+    /// The caller's `interrupted` check said stop (see [`Region::wait_interruptible`]).
+    Interrupted,
     /// An OS call failed.
     Os(Error),
 }
@@ -43,6 +45,7 @@ impl fmt::Display for RegionError {
                 f,
                 "the segment shrank to {size} bytes while mapped; bytes up to {needed} are gone"
             ),
+            RegionError::Interrupted => f.write_str("the wait was interrupted"),
             RegionError::Os(e) => e.fmt(f),
         }
     }
@@ -94,11 +97,22 @@ impl Drop for Guard<'_> {
 impl Region {
     /// Maps `len` bytes (default: all) of `segment` shared, and for a read-only segment also a
     /// copy-on-write view for [`js_ptr`](Self::js_ptr) (left out if the OS refuses it).
-    pub fn open(segment: Segment, len: Option<u64>) -> Result<Region, Error> {
-        let mapping = segment.map(len)?;
+    ///
+    /// # Safety
+    /// The contract of [`Segment::map`]: no process may truncate the segment below the mapped
+    /// length while the region is mapped. [`read`](Self::read) and [`write`](Self::write)
+    /// re-check the size first and fail with [`RegionError::Shrunk`] instead of faulting, but a
+    /// truncation racing that check, or one under the atomics, `wait`, or bytes the caller reads
+    /// through [`as_ptr`](Self::as_ptr)/[`js_ptr`](Self::js_ptr), still raises `SIGBUS`.
+    pub unsafe fn open(segment: Segment, len: Option<u64>) -> Result<Region, Error> {
+        // SAFETY: the caller upholds `Segment::map`'s contract for the region's whole life.
+        let mapping = unsafe { segment.map(len)? };
         let view = match segment.access() {
             Access::ReadWrite => None,
-            Access::ReadOnly => segment.map_copy_on_write(Some(mapping.len() as u64)).ok(),
+            Access::ReadOnly => {
+                // SAFETY: as above, for the same length.
+                unsafe { segment.map_copy_on_write(Some(mapping.len() as u64)) }.ok()
+            }
         };
         let js_ptr = match segment.access() {
             Access::ReadWrite => Some(mapping.as_ptr()),
@@ -304,42 +318,108 @@ impl Region {
         expected: i32,
         timeout: Option<Duration>,
     ) -> Result<WaitOutcome, RegionError> {
+        self.wait_interruptible(byte_offset, expected, timeout, &mut || false)
+    }
+
+    /// [`wait`](Self::wait) that can be abandoned: the kernel sleep is cut into slices of at
+    /// most [`WAIT_SLICE`], and between two slices `interrupted()` is asked whether to give up
+    /// ([`RegionError::Interrupted`]). So a thread that must stop (a worker being terminated,
+    /// a cancelled async wait) leaves within one slice; [`wake_waiters`](Self::wake_waiters)
+    /// makes it leave at once. A word found changed between two slices counts as a wake-up
+    /// ([`WaitOutcome::Ok`]), as in the spin phase.
+    pub fn wait_interruptible(
+        &self,
+        byte_offset: usize,
+        expected: i32,
+        timeout: Option<Duration>,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<WaitOutcome, RegionError> {
         let guard = self.enter()?;
         let atomic = self.atomic(byte_offset)?;
         let outcome = if atomic.load(Ordering::SeqCst) != expected {
-            Ok(WaitOutcome::NotEqual)
+            Ok(Some(WaitOutcome::NotEqual))
         } else if spin_until_changed(atomic, expected, timeout, &self.closed) || self.is_closed() {
-            Ok(WaitOutcome::Ok)
+            Ok(Some(WaitOutcome::Ok))
         } else {
-            self.sleep(atomic, byte_offset, expected, timeout)
+            self.sleep(atomic, byte_offset, expected, timeout, interrupted)
         };
         drop(guard);
         if self.is_closed() {
             return Err(RegionError::Closed);
         }
-        outcome.map_err(|e| RegionError::Os(Error::os(futex::WAIT_SYSCALL, e)))
+        match outcome {
+            Ok(Some(o)) => Ok(o),
+            Ok(None) => Err(RegionError::Interrupted),
+            Err(e) => Err(RegionError::Os(Error::os(futex::WAIT_SYSCALL, e))),
+        }
     }
 
-    /// The kernel part of `wait`: registered in `waiting` for its duration, so that `close`
-    /// (which keeps re-reading the list while operations are in flight) can wake it.
+    /// The kernel part of `wait`, in slices: registered in `waiting` for its duration, so that
+    /// `close` (which keeps re-reading the list while operations are in flight) can wake it.
+    /// `Ok(None)`: interrupted.
     fn sleep(
         &self,
         atomic: &AtomicI32,
         byte_offset: usize,
         expected: i32,
         timeout: Option<Duration>,
-    ) -> std::io::Result<WaitOutcome> {
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> std::io::Result<Option<WaitOutcome>> {
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(byte_offset);
-        // `closed` is polled by platforms without a cross-process futex (futex_poll.rs).
-        let outcome = futex::wait(atomic, expected, timeout, &self.closed);
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let outcome = loop {
+            // No deadline: forever (also a timeout past what an `Instant` holds).
+            let slice = deadline.map_or(WAIT_SLICE, |d| {
+                d.saturating_duration_since(std::time::Instant::now())
+                    .min(WAIT_SLICE)
+            });
+            // `closed` is polled by platforms without a cross-process futex (futex_poll.rs).
+            match futex::wait(atomic, expected, Some(slice), &self.closed) {
+                Ok(WaitOutcome::TimedOut) => {}
+                // Changed between two slices: woken by value.
+                Ok(WaitOutcome::NotEqual) => break Ok(Some(WaitOutcome::Ok)),
+                // Woken: by a notify, or by `wake_waiters` for a waiter that must stop.
+                Ok(WaitOutcome::Ok) => break Ok((!interrupted()).then_some(WaitOutcome::Ok)),
+                Err(e) => break Err(e),
+            }
+            if self.is_closed() || atomic.load(Ordering::SeqCst) != expected {
+                break Ok(Some(WaitOutcome::Ok));
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break Ok(Some(WaitOutcome::TimedOut));
+            }
+            if interrupted() {
+                break Ok(None);
+            }
+        };
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = waiting.iter().position(|&o| o == byte_offset) {
             waiting.swap_remove(i);
         }
         outcome
+    }
+
+    /// Wakes every thread of this process blocked in [`wait`](Self::wait) on this region, without
+    /// closing it, so that each re-checks its `interrupted` callback now rather than at the end of
+    /// its slice. Other processes' waiters on the same words wake too (spuriously, which futex
+    /// users must tolerate anyway).
+    pub fn wake_waiters(&self) {
+        let Ok(_guard) = self.enter() else {
+            return; // closed: `close` already woke them
+        };
+        let offsets: Vec<usize> = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for offset in offsets {
+            if let Ok(atomic) = self.atomic(offset) {
+                let _ = futex::wake(atomic, u32::MAX);
+            }
+        }
     }
 
     /// Wakes up to `count` threads (in any process) waiting on the `Int32` at `byte_offset`.
@@ -391,6 +471,11 @@ impl Region {
         }
     }
 }
+
+/// The longest single kernel sleep of a wait; between two, the waiter checks whether it must
+/// stop (see [`Region::wait_interruptible`]). 20 ms keeps a terminated worker's exit prompt
+/// while costing a blocked waiter only 50 wake-ups a second.
+pub const WAIT_SLICE: Duration = Duration::from_millis(20);
 
 /// How long a waiter watches the word before it asks the kernel to put it to sleep.
 const SPIN: Duration = Duration::from_micros(3);

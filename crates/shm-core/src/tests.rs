@@ -16,10 +16,27 @@ impl Drop for Unlink {
     }
 }
 
+// The test segments have unique names and are only truncated by the shrink test, which never
+// touches the bytes past the new end: the mapping contract holds for all of them.
+fn map(seg: &Segment, len: Option<u64>) -> Result<Mapping, Error> {
+    // SAFETY: see above.
+    unsafe { seg.map(len) }
+}
+
+fn map_cow(seg: &Segment, len: Option<u64>) -> Result<Mapping, Error> {
+    // SAFETY: see above.
+    unsafe { seg.map_copy_on_write(len) }
+}
+
+fn open_region(seg: Segment, len: Option<u64>) -> Result<Region, Error> {
+    // SAFETY: see above.
+    unsafe { Region::open(seg, len) }
+}
+
 fn region(tag: &str, len: u64) -> (Unlink, Arc<Region>) {
     let name = unique(tag);
     let seg = Segment::create(&name, len, CreateOptions::default()).unwrap();
-    (Unlink(name), Arc::new(Region::open(seg, None).unwrap()))
+    (Unlink(name), Arc::new(open_region(seg, None).unwrap()))
 }
 
 #[test]
@@ -28,7 +45,7 @@ fn create_open_size_map_roundtrip() {
     let _u = Unlink(name.clone());
     let created = Segment::create(&name, 8192, CreateOptions::default()).unwrap();
     assert_eq!(created.size().unwrap(), 8192);
-    let w = created.map(None).unwrap();
+    let w = map(&created, None).unwrap();
     assert_eq!(w.len(), 8192);
     let mut zero = [1u8; 16];
     w.read(8000, &mut zero);
@@ -37,7 +54,7 @@ fn create_open_size_map_roundtrip() {
 
     // Another handle (as another process would have) sees the bytes; leading '/' optional.
     let opened = Segment::open(name.trim_start_matches('/'), Access::ReadWrite).unwrap();
-    let r = opened.map(Some(200)).unwrap();
+    let r = map(&opened, Some(200)).unwrap();
     assert_eq!(r.len(), 200);
     let mut buf = [0u8; 5];
     r.read(100, &mut buf);
@@ -62,7 +79,7 @@ fn exclusive_create_twice_is_eexist_and_nonexclusive_opens() {
     let name = unique("excl");
     let _u = Unlink(name.clone());
     let a = Segment::create(&name, 4096, CreateOptions::default()).unwrap();
-    a.map(None).unwrap().write(0, &[7]);
+    map(&a, None).unwrap().write(0, &[7]);
     let err = Segment::create(&name, 4096, CreateOptions::default()).unwrap_err();
     assert_eq!(err.code(), Some("EEXIST"));
     assert!(a.created());
@@ -78,7 +95,7 @@ fn exclusive_create_twice_is_eexist_and_nonexclusive_opens() {
         "an existing segment is never resized"
     );
     let mut x = [0u8; 1];
-    b.map(None).unwrap().read(0, &mut x);
+    map(&b, None).unwrap().read(0, &mut x);
     assert_eq!(x, [7]);
     let err = Segment::create(&name, 8192, opts).unwrap_err();
     assert!(matches!(
@@ -96,13 +113,13 @@ fn map_never_past_the_end_nor_empty() {
     let _u = Unlink(name.clone());
     let s = Segment::create(&name, 4096, CreateOptions::default()).unwrap();
     assert!(matches!(
-        s.map(Some(4097)),
+        map(&s, Some(4097)),
         Err(Error::TooLarge {
             requested: 4097,
             size: 4096
         })
     ));
-    assert!(matches!(s.map(Some(0)), Err(Error::Empty)));
+    assert!(matches!(map(&s, Some(0)), Err(Error::Empty)));
     assert!(matches!(
         Segment::create(&unique("zero"), 0, CreateOptions::default()),
         Err(Error::Empty)
@@ -113,17 +130,18 @@ fn map_never_past_the_end_nor_empty() {
 fn read_only_mapping_is_copy_on_write() {
     let name = unique("cow");
     let _u = Unlink(name.clone());
-    let rw = Segment::create(&name, 4096 * 2, CreateOptions::default())
-        .unwrap()
-        .map(None)
-        .unwrap();
+    let rw = map(
+        &Segment::create(&name, 4096 * 2, CreateOptions::default()).unwrap(),
+        None,
+    )
+    .unwrap();
     rw.write(0, b"abc");
     let seg = Segment::open(&name, Access::ReadOnly).unwrap();
     assert!(
-        !seg.map(None).unwrap().local_writes_allowed(),
+        !map(&seg, None).unwrap().local_writes_allowed(),
         "the shared read-only mapping is PROT_READ"
     );
-    let ro = seg.map_copy_on_write(None).unwrap();
+    let ro = map_cow(&seg, None).unwrap();
     assert_eq!(ro.access(), Access::ReadOnly);
     assert!(
         ro.local_writes_allowed(),
@@ -148,10 +166,7 @@ fn mapping_write_on_read_only_panics() {
     let name = unique("ropanic");
     let _u = Unlink(name.clone());
     let _rw = Segment::create(&name, 4096, CreateOptions::default()).unwrap();
-    let ro = Segment::open(&name, Access::ReadOnly)
-        .unwrap()
-        .map(None)
-        .unwrap();
+    let ro = map(&Segment::open(&name, Access::ReadOnly).unwrap(), None).unwrap();
     ro.write(0, b"x");
 }
 
@@ -169,20 +184,30 @@ fn names_are_checked_before_any_syscall() {
     assert_eq!(validate_name("/ok"), Ok(()));
     #[cfg(target_os = "linux")]
     {
-        assert_eq!(validate_name(&"y".repeat(254)), Ok(()));
+        // glibc strips the leading '/' and then allows a whole file name (255 bytes).
+        assert_eq!(validate_name(&"y".repeat(255)), Ok(()));
+        assert_eq!(validate_name(&format!("/{}", "y".repeat(255))), Ok(()));
         assert!(matches!(
-            validate_name(&"y".repeat(255)),
+            validate_name(&"y".repeat(256)),
             Err(NameError::TooLong {
                 len: 256,
                 max: 255,
                 ..
             })
         ));
-        let longest = unique("").to_string() + &"z".repeat(254 - unique("").len() + 1);
+        // `unique("")` starts with '/', which does not count.
+        let longest = unique("") + &"z".repeat(255 - (unique("").len() - 1));
+        assert_eq!(longest.len(), 256);
         let _u = Unlink(longest.clone());
         Segment::create(&longest, 10, CreateOptions::default())
             .expect("the longest valid name works");
+        Segment::open(&longest, Access::ReadOnly).expect("and opens");
+        assert!(Segment::unlink(&longest).unwrap(), "and unlinks");
     }
+    for dots in [".", "..", "/.", "/.."] {
+        assert_eq!(validate_name(dots), Err(NameError::Dots), "{dots}");
+    }
+    assert_eq!(validate_name("..."), Ok(()));
     assert_eq!(validate_name("ünïcødé"), Ok(()));
 }
 
@@ -190,7 +215,7 @@ fn names_are_checked_before_any_syscall() {
 fn unlink_reports_existence_and_keeps_mappings() {
     let name = unique("unlink");
     let s = Segment::create(&name, 4096, CreateOptions::default()).unwrap();
-    let m = s.map(None).unwrap();
+    let m = map(&s, None).unwrap();
     m.write(0, b"kept");
     assert!(Segment::unlink(&name).unwrap());
     assert!(!Segment::unlink(&name).unwrap());
@@ -230,7 +255,7 @@ fn region_copies_check_ranges_and_read_only() {
     r.read(4090, &mut b).unwrap();
     assert_eq!(b, [1, 2, 3, 4, 5, 6]);
     let seg = Segment::open(&u.0, Access::ReadOnly).unwrap();
-    let ro = Region::open(seg, None).unwrap();
+    let ro = open_region(seg, None).unwrap();
     assert!(matches!(ro.write(0, &[1]), Err(RegionError::ReadOnly)));
     assert!(matches!(ro.store(0, 1), Err(RegionError::ReadOnly)));
     assert!(matches!(ro.add(0, 1), Err(RegionError::ReadOnly)));
@@ -309,7 +334,7 @@ fn error_codes_are_node_style() {
 fn read_only_region_native_ops_see_the_segment_not_local_writes() {
     let (u, rw) = region("rojs", 4096);
     rw.store(0, 1).unwrap();
-    let ro = Region::open(Segment::open(&u.0, Access::ReadOnly).unwrap(), None).unwrap();
+    let ro = open_region(Segment::open(&u.0, Access::ReadOnly).unwrap(), None).unwrap();
     let js = ro.js_ptr().expect("copy-on-write view");
     assert_ne!(js, ro.as_ptr());
     // SAFETY: js_ptr is writable for len() bytes while `ro` lives; offset 0 is in range.
@@ -325,4 +350,177 @@ fn read_only_region_native_ops_see_the_segment_not_local_writes() {
         Some(rw.as_ptr()),
         "read-write regions hand out the shared mapping"
     );
+}
+
+/// Plants `entry` under a fresh name in /dev/shm and returns the name (without '/').
+#[cfg(target_os = "linux")]
+fn planted(tag: &str, plant: impl FnOnce(&std::path::Path)) -> (Unlink, String) {
+    let name = unique(tag);
+    let path = std::path::PathBuf::from(format!("/dev/shm{name}"));
+    plant(&path);
+    (Unlink(name.clone()), name)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn hostile_entries_are_never_followed_opened_for_io_or_changed() {
+    let dir = std::env::temp_dir().join(format!("shm-core-victim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = dir.join("secret");
+    std::fs::write(&victim, b"victim bytes").unwrap();
+    let nonexclusive = CreateOptions {
+        exclusive: false,
+        ..Default::default()
+    };
+
+    // A symlink to a file of ours: ELOOP on every open path; create(exclusive) says EEXIST.
+    let (_u, name) = planted("symlink", |p| {
+        std::os::unix::fs::symlink(&victim, p).unwrap()
+    });
+    for access in [Access::ReadOnly, Access::ReadWrite] {
+        let err = Segment::open(&name, access).unwrap_err();
+        assert_eq!(err.code(), Some("ELOOP"), "{access:?}: {err}");
+    }
+    let err = Segment::create(&name, 4096, nonexclusive).unwrap_err();
+    assert_eq!(err.code(), Some("ELOOP"), "{err}");
+    let err = Segment::create(&name, 4096, CreateOptions::default()).unwrap_err();
+    assert_eq!(err.code(), Some("EEXIST"), "{err}");
+    assert!(
+        Segment::unlink(&name).unwrap(),
+        "unlink removes the link itself"
+    );
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"victim bytes",
+        "target untouched"
+    );
+
+    // A FIFO: opening it must neither block (O_RDONLY would wait for a writer) nor succeed.
+    let (_u, name) = planted("fifo", |p| {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            c.as_c_str(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_bits_truncate(0o600),
+            0,
+        )
+        .unwrap();
+    });
+    for access in [Access::ReadOnly, Access::ReadWrite] {
+        let err = Segment::open(&name, access).unwrap_err();
+        assert_eq!(err.code(), Some("EINVAL"), "{access:?}: {err}");
+    }
+    assert_eq!(
+        Segment::create(&name, 4096, nonexclusive)
+            .unwrap_err()
+            .code(),
+        Some("EINVAL")
+    );
+
+    // A directory.
+    let (_u, name) = planted("dir", |p| std::fs::create_dir(p).unwrap());
+    assert_eq!(
+        Segment::open(&name, Access::ReadOnly).unwrap_err().code(),
+        Some("EISDIR")
+    );
+    assert_eq!(
+        Segment::open(&name, Access::ReadWrite).unwrap_err().code(),
+        Some("EISDIR")
+    );
+    std::fs::remove_dir(format!("/dev/shm{name}")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn descriptors_are_close_on_exec() {
+    let (_u, name) = planted("cloexec", |_| {});
+    let created = Segment::create(&name, 4096, CreateOptions::default()).unwrap();
+    let opened = Segment::open(&name, Access::ReadOnly).unwrap();
+    for seg in [&created, &opened] {
+        let flags = rustix::io::fcntl_getfd(seg.inner.fd_for_tests()).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+    }
+}
+
+/// Creates `name` with 0 bytes the way a C or Python creator does before its `ftruncate`.
+#[cfg(target_os = "linux")]
+fn unsized_segment(name: &str) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(format!("/dev/shm{name}"))
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn nonexclusive_create_waits_for_a_creator_to_size_and_never_resizes() {
+    let nonexclusive = CreateOptions {
+        exclusive: false,
+        ..Default::default()
+    };
+    // A creator that sizes its segment 30 ms after making it: we take its size.
+    let (_u, name) = planted("race", |_| {});
+    let file = unsized_segment(&name);
+    let sizer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        file.set_len(8192).unwrap();
+    });
+    let seg = Segment::create(&name, 4096, nonexclusive).unwrap();
+    sizer.join().unwrap();
+    assert!(!seg.created());
+    assert_eq!(seg.size().unwrap(), 8192, "the creator's size, not ours");
+
+    // A creator that never sizes it: ERR_SHM_EMPTY-style error, and the segment stays 0 bytes.
+    let (_u2, name) = planted("never", |_| {});
+    let _file = unsized_segment(&name);
+    let start = Instant::now();
+    let err = Segment::create(&name, 4096, nonexclusive).unwrap_err();
+    assert!(matches!(err, Error::Empty), "{err}");
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    assert_eq!(
+        std::fs::metadata(format!("/dev/shm{name}")).unwrap().len(),
+        0
+    );
+}
+
+#[test]
+fn wait_interruptible_gives_up_when_told_and_wake_waiters_is_prompt() {
+    let (_u, r) = region("interrupt", 4096);
+    // Interrupted after its third slice.
+    let mut asked = 0;
+    let start = Instant::now();
+    let out = r.wait_interruptible(0, 0, None, &mut || {
+        asked += 1;
+        asked == 3
+    });
+    assert!(matches!(out, Err(RegionError::Interrupted)), "{out:?}");
+    assert_eq!(asked, 3);
+    assert!(start.elapsed() >= WAIT_SLICE * 3);
+    // The timeout still counts across slices.
+    let start = Instant::now();
+    let out = r.wait_interruptible(0, 0, Some(Duration::from_millis(50)), &mut || false);
+    assert_eq!(out.unwrap(), WaitOutcome::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(50));
+
+    // A flag plus wake_waiters: the waiter leaves long before its slice would end.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (r2, stop2) = (Arc::clone(&r), Arc::clone(&stop));
+    let waiter = std::thread::spawn(move || {
+        r2.wait_interruptible(4, 0, None, &mut || {
+            stop2.load(std::sync::atomic::Ordering::SeqCst)
+        })
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    r.wake_waiters();
+    assert!(matches!(
+        waiter.join().unwrap(),
+        Err(RegionError::Interrupted)
+    ));
 }

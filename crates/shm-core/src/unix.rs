@@ -1,4 +1,10 @@
 //! POSIX shared memory (Linux, macOS, other Unix): `shm_open`, `fstat`, `ftruncate`, `mmap`.
+//!
+//! `/dev/shm` is world-writable, so anything can sit under a name: a symlink to a file of the
+//! victim's, a FIFO, a directory. Every open therefore refuses to follow a symlink (`O_NOFOLLOW`,
+//! as glibc's `shm_open` does), never blocks (`O_NONBLOCK`: a FIFO would), never becomes a
+//! controlling terminal (`O_NOCTTY`), is not inherited by children (`O_CLOEXEC`), and keeps the
+//! descriptor only if `fstat` says it is a regular file.
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::io;
@@ -8,19 +14,30 @@ use std::ptr::NonNull;
 use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
-use rustix::shm::OFlags;
 
 use crate::{Access, CreateOptions, Error, NameError};
 
-/// A peer can `ftruncate` a POSIX segment smaller while we have it mapped.
-pub(crate) const SEGMENTS_CAN_SHRINK: bool = true;
-
-/// The longest name the OS accepts, counted in bytes *with* the leading `/`, and the rule's name.
-#[cfg(target_os = "macos")]
-const NAME_MAX: (usize, &str) = (31, "macOS (PSHMNAMLEN, counting the leading '/')");
-/// glibc's `shm_open` (what C and Python peers use) takes at most 254 bytes after the `/`.
+/// A peer can `ftruncate` a POSIX segment smaller while we have it mapped, except on macOS,
+/// where xnu refuses to resize a shared-memory object once it has a size (`pshm_truncate`).
 #[cfg(not(target_os = "macos"))]
-const NAME_MAX: (usize, &str) = (255, "Linux (shm_open, counting the leading '/')");
+pub(crate) const SEGMENTS_CAN_SHRINK: bool = true;
+#[cfg(target_os = "macos")]
+pub(crate) const SEGMENTS_CAN_SHRINK: bool = false;
+
+/// Whether the OS maps a shared-memory object `MAP_PRIVATE` (copy-on-write). xnu refuses
+/// (`pshm_mmap` requires `MAP_SHARED`), so on macOS a `READ` instance cannot get a private view
+/// and the binding runs it caged; no `mmap` is attempted there.
+#[cfg(not(target_os = "macos"))]
+const PRIVATE_SHM_MAPPINGS: bool = true;
+#[cfg(target_os = "macos")]
+const PRIVATE_SHM_MAPPINGS: bool = false;
+
+/// The longest name the OS accepts, in bytes, and the rule's name. macOS counts the leading `/`
+/// (`PSHMNAMLEN` = 31); glibc strips it and then allows a whole file name (`NAME_MAX` = 255).
+#[cfg(target_os = "macos")]
+const NAME_MAX: (usize, bool, &str) = (31, true, "macOS (PSHMNAMLEN, counting the leading '/')");
+#[cfg(not(target_os = "macos"))]
+const NAME_MAX: (usize, bool, &str) = (255, false, "Linux (NAME_MAX, after the leading '/')");
 
 /// Validates `name` and returns the form `shm_open` takes: one leading `/`, then no `/`.
 pub(crate) fn validate_name(name: &str) -> Result<CString, NameError> {
@@ -34,15 +51,18 @@ pub(crate) fn validate_name(name: &str) -> Result<CString, NameError> {
     if bare.contains('/') {
         return Err(NameError::Slash);
     }
-    let len = bare.len() + 1;
+    if bare == "." || bare == ".." {
+        return Err(NameError::Dots);
+    }
+    let len = bare.len() + usize::from(NAME_MAX.1);
     if len > NAME_MAX.0 {
         return Err(NameError::TooLong {
             len,
             max: NAME_MAX.0,
-            platform: NAME_MAX.1,
+            platform: NAME_MAX.2,
         });
     }
-    let mut bytes = Vec::with_capacity(len + 1);
+    let mut bytes = Vec::with_capacity(bare.len() + 2);
     bytes.push(b'/');
     bytes.extend_from_slice(bare.as_bytes());
     // The NUL check above makes this infallible.
@@ -53,6 +73,73 @@ fn os_err(syscall: &'static str) -> impl FnOnce(Errno) -> Error {
     move |e| Error::os(syscall, io::Error::from(e))
 }
 
+/// What an open asks for.
+#[derive(Clone, Copy)]
+enum How {
+    Open(Access),
+    /// `O_CREAT | O_EXCL`, read-write, with these permission bits.
+    CreateExclusive(Mode),
+}
+
+/// `shm_open` the way glibc does it (`open("/dev/shm/<name>")`; `path` is `"/<name>"`), plus
+/// `O_NONBLOCK | O_NOCTTY`, keeping the descriptor only for a regular file. A symlink under the
+/// name fails with `ELOOP`, a directory with `EISDIR`, a FIFO, socket or device with `EINVAL`;
+/// none of them is followed, opened for I/O, or changed.
+#[cfg(target_os = "linux")]
+fn shm_open(path: &CStr, how: How) -> Result<OwnedFd, Error> {
+    use rustix::fs::{FileType, OFlags as F};
+    let full = dev_shm_path(path);
+    let (flags, mode) = match how {
+        How::Open(Access::ReadOnly) => (F::RDONLY, Mode::empty()),
+        How::Open(Access::ReadWrite) => (F::RDWR, Mode::empty()),
+        How::CreateExclusive(mode) => (F::RDWR | F::CREATE | F::EXCL, mode),
+    };
+    let hardening = F::NOFOLLOW | F::CLOEXEC | F::NONBLOCK | F::NOCTTY;
+    let fd =
+        rustix::fs::open(full.as_c_str(), flags | hardening, mode).map_err(os_err("shm_open"))?;
+    let stat = rustix::fs::fstat(&fd).map_err(os_err("fstat"))?;
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => Ok(fd),
+        FileType::Directory => Err(os_err("shm_open")(Errno::ISDIR)),
+        _ => Err(os_err("shm_open")(Errno::INVAL)),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn dev_shm_path(path: &CStr) -> CString {
+    let mut full = b"/dev/shm".to_vec();
+    full.extend_from_slice(path.to_bytes());
+    // `path` is a C string, so it holds no NUL.
+    CString::new(full).expect("no interior NUL")
+}
+
+/// `shm_unlink`: removes the name itself (a symlink under it is removed, never its target).
+#[cfg(target_os = "linux")]
+fn shm_unlink(path: &CStr) -> Result<(), Errno> {
+    rustix::fs::unlink(dev_shm_path(path).as_c_str())
+}
+
+/// macOS: shared-memory objects live in the kernel, not in a file system, so nothing can be
+/// planted under a name; `shm_open` sets `FD_CLOEXEC` itself (POSIX).
+#[cfg(not(target_os = "linux"))]
+fn shm_open(path: &CStr, how: How) -> Result<OwnedFd, Error> {
+    use rustix::shm::OFlags;
+    let (flags, mode) = match how {
+        How::Open(Access::ReadOnly) => (OFlags::RDONLY, Mode::empty()),
+        How::Open(Access::ReadWrite) => (OFlags::RDWR, Mode::empty()),
+        How::CreateExclusive(mode) => (OFlags::RDWR | OFlags::CREATE | OFlags::EXCL, mode),
+    };
+    rustix::shm::open(path, flags, mode).map_err(os_err("shm_open"))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn shm_unlink(path: &CStr) -> Result<(), Errno> {
+    rustix::shm::unlink(path)
+}
+
+/// How long a non-exclusive `create` waits for an existing 0-byte segment's creator to size it.
+const SIZE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub(crate) struct Segment {
     fd: OwnedFd,
 }
@@ -60,16 +147,17 @@ pub(crate) struct Segment {
 impl Segment {
     pub(crate) fn open(name: &str, access: Access) -> Result<Segment, Error> {
         let path = validate_name(name).map_err(Error::Name)?;
-        let flags = match access {
-            Access::ReadOnly => OFlags::RDONLY,
-            Access::ReadWrite => OFlags::RDWR,
-        };
-        let fd =
-            rustix::shm::open(path.as_c_str(), flags, Mode::empty()).map_err(os_err("shm_open"))?;
-        Ok(Segment { fd })
+        Ok(Segment {
+            fd: shm_open(&path, How::Open(access))?,
+        })
     }
 
     /// Returns the segment and whether this call created it (rather than opening an existing one).
+    ///
+    /// Only a segment this call created is ever sized. With `exclusive: false` an existing one
+    /// is taken as it is; if it is still 0 bytes (its creator is between `shm_open` and
+    /// `ftruncate`) this waits up to [`SIZE_WAIT`] for the creator to size it, then fails with
+    /// [`Error::Empty`].
     pub(crate) fn create(
         name: &str,
         len: u64,
@@ -77,40 +165,40 @@ impl Segment {
     ) -> Result<(Segment, bool), Error> {
         let path = validate_name(name).map_err(Error::Name)?;
         let mode = Mode::from_bits_truncate(options.mode as _);
-        let size =
-            i64::try_from(len).map_err(|_| Error::os("ftruncate", io::Error::from(Errno::FBIG)))?;
-        // Try to create it ourselves first, so that we only ever size a segment we made.
-        // A non-exclusive create that finds the name taken opens that segment instead; should
-        // it vanish between the two calls (a peer unlinked it), try again a few times.
+        if i64::try_from(len).is_err() {
+            return Err(Error::os("ftruncate", io::Error::from(Errno::FBIG)));
+        }
+        // Should the name vanish between our exclusive attempt and the open of the existing
+        // segment (a peer unlinked it), try again a few times.
         for _ in 0..8 {
-            match rustix::shm::open(
-                path.as_c_str(),
-                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
-                mode,
-            ) {
+            match shm_open(&path, How::CreateExclusive(mode)) {
                 Ok(fd) => {
-                    if let Err(e) = rustix::fs::ftruncate(&fd, size as u64) {
+                    if let Err(e) = rustix::fs::ftruncate(&fd, len) {
                         // Do not leave a 0-byte segment behind under our name.
-                        let _ = rustix::shm::unlink(path.as_c_str());
+                        let _ = shm_unlink(&path);
                         return Err(os_err("ftruncate")(e));
                     }
                     return Ok((Segment { fd }, true));
                 }
-                Err(Errno::EXIST) if !options.exclusive => {}
-                Err(e) => return Err(os_err("shm_open")(e)),
+                Err(Error::Os { source, .. })
+                    if !options.exclusive
+                        && Errno::from_io_error(&source) == Some(Errno::EXIST) => {}
+                Err(e) => return Err(e),
             }
-            let fd = match rustix::shm::open(path.as_c_str(), OFlags::RDWR, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) => continue,
-                Err(e) => return Err(os_err("shm_open")(e)),
+            let segment = match shm_open(&path, How::Open(Access::ReadWrite)) {
+                Ok(fd) => Segment { fd },
+                Err(Error::Os { source, .. })
+                    if Errno::from_io_error(&source) == Some(Errno::NOENT) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
             };
-            let segment = Segment { fd };
-            let existing = segment.size()?;
+            let existing = segment.size_once_sized()?;
             if existing == 0 {
-                // Created by a peer that has not sized it yet: sizing it is what that peer is
-                // about to do. Only ever grow.
-                rustix::fs::ftruncate(&segment.fd, size as u64).map_err(os_err("ftruncate"))?;
-            } else if existing < len {
+                return Err(Error::Empty);
+            }
+            if existing < len {
                 return Err(Error::ExistingTooSmall {
                     requested: len,
                     size: existing,
@@ -119,6 +207,20 @@ impl Segment {
             return Ok((segment, false));
         }
         Err(os_err("shm_open")(Errno::NOENT))
+    }
+
+    /// The size, waiting up to [`SIZE_WAIT`] (1, 2, 4 … ms apart) while it is 0.
+    fn size_once_sized(&self) -> Result<u64, Error> {
+        let start = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let size = self.size()?;
+            if size != 0 || start.elapsed() >= SIZE_WAIT {
+                return Ok(size);
+            }
+            std::thread::sleep(pause.min(SIZE_WAIT.saturating_sub(start.elapsed())));
+            pause *= 2;
+        }
     }
 
     #[cfg(test)]
@@ -150,6 +252,9 @@ impl Segment {
     /// peers' writes) until this process writes a page; that page then becomes a private copy.
     /// A write can therefore neither fault nor reach the segment. Works on read-only handles.
     pub(crate) fn map_copy_on_write(&self, len: usize) -> Result<Mapping, Error> {
+        if !PRIVATE_SHM_MAPPINGS {
+            return Err(os_err("mmap")(Errno::INVAL));
+        }
         self.mmap(
             len,
             ProtFlags::READ | ProtFlags::WRITE,
@@ -183,7 +288,7 @@ impl Segment {
 
 pub(crate) fn unlink(name: &str) -> Result<bool, Error> {
     let path = validate_name(name).map_err(Error::Name)?;
-    match rustix::shm::unlink(path.as_c_str()) {
+    match shm_unlink(&path) {
         Ok(()) => Ok(true),
         Err(Errno::NOENT) => Ok(false),
         Err(e) => Err(os_err("shm_unlink")(e)),
@@ -241,6 +346,10 @@ pub(crate) fn error_code(err: &io::Error) -> &'static str {
         Errno::BADF => "EBADF",
         Errno::NODEV => "ENODEV",
         Errno::ROFS => "EROFS",
+        Errno::LOOP => "ELOOP",
+        Errno::ISDIR => "EISDIR",
+        Errno::NOTDIR => "ENOTDIR",
+        Errno::NXIO => "ENXIO",
         _ => "UNKNOWN",
     }
 }

@@ -204,6 +204,11 @@ pub fn from_region(err: RegionError, method: &str, name: &str) -> JsErr {
             "ERR_SHM_SHRUNK",
             format!("{method}(): shared memory '{name}' shrank to {size} bytes while mapped (another process truncated it); the range up to byte {needed} is gone, nothing was copied"),
         ),
+        RegionError::Interrupted => JsErr::new(
+            Kind::Error,
+            "ERR_SHM_WAIT_INTERRUPTED",
+            format!("{method}(): the wait on shared memory '{name}' was interrupted because its thread is stopping"),
+        ),
         RegionError::Os(e) => from_core(e, name),
     }
 }

@@ -304,8 +304,12 @@ impl SharedMemory {
         segment: Segment,
         length: Option<u64>,
     ) -> Result<Self> {
+        // SAFETY: shm-core's mapping contract (no truncation below the mapped length) cannot be
+        // enforced on other processes; a peer that shrinks a segment others map is the documented
+        // limit (README, Limits): copies re-check and throw ERR_SHM_SHRUNK, the rest faults.
         let region =
-            Arc::new(Region::open(segment, length).map_err(|e| from_core(e, &name).throw(env))?);
+            unsafe { Region::open(segment, length) }.map_err(|e| from_core(e, &name).throw(env))?;
+        let region = Arc::new(region);
         let copy = force_copy() || region.js_ptr().is_none();
         let (ab, requires_copy) = make_buffer(env, &region, &name, copy)?;
         let mut buffer = ptr::null_mut();
