@@ -1,10 +1,10 @@
 // Native atomics on the segment itself; JS Atomics on a zero-copy buffer.
 import test from 'ava'
-import { SharedMemory } from '../index.js'
+import { SharedMemory } from '..'
 import { FORCED_COPY, runNode, uniqueName } from './helpers/util'
 
 const ADDER = `
-const { SharedMemory } = require('./index.js')
+const { SharedMemory } = require('.')
 const [name, n, how] = process.argv.slice(1)
 const m = new SharedMemory(name)
 if (how === 'js') {

@@ -3,7 +3,7 @@
 process.env.NODE_SHARED_MEM_FORCE_COPY = '1'
 
 import test from 'ava'
-import { SharedMemory, MemoryAccess } from '../index.js'
+import { SharedMemory, MemoryAccess } from '..'
 import { foreignCreate, foreignRead, peer } from './helpers/util'
 
 function pattern(n: number, seed: number): Buffer {
@@ -113,5 +113,40 @@ test('caged: native atomics act on the segment itself', (t) => {
   t.is(new Int32Array(mem.buffer!)[2], 0, 'the copy does not change until copyFrom')
   mem.copyFrom(8, 8, 4)
   t.is(new Int32Array(mem.buffer!)[2], 0x01020305)
+  mem.close()
+})
+
+test('caged: after a peer ftruncates the segment smaller, a copy over the lost bytes throws ERR_SHM_SHRUNK and copies nothing', (t) => {
+  const PAGE = 4096
+  const data = pattern(3 * PAGE, 5)
+  const name = foreignCreate('cg-shrink', 3 * PAGE, 0, data)
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  t.true(mem.requiresCopy)
+  const view = new Uint8Array(mem.buffer!)
+  t.true(Buffer.from(view).equals(data))
+  peer('truncate', name, PAGE) // a misbehaving peer: pages 2 and 3 are gone
+  view.fill(0xee)
+  // Ranges that end past the new end, including ones that start inside it: nothing copied.
+  for (const [s, d, n] of [[0, 0, 3 * PAGE], [PAGE - 8, 0, 16], [2 * PAGE, 2 * PAGE, 1], [0, 0, PAGE + 1]]) {
+    t.throws(() => mem.copyFrom(s, d, n), { instanceOf: Error, code: 'ERR_SHM_SHRUNK' }, `copyFrom(${s}, ${d}, ${n})`)
+    t.true(view.every((b) => b === 0xee), `copyFrom(${s}, ${d}, ${n}) copied nothing into buffer`)
+  }
+  t.throws(() => mem.copyFrom(), { code: 'ERR_SHM_SHRUNK' }, 'copyFrom() of everything')
+  t.true(view.every((b) => b === 0xee), 'copyFrom() copied nothing')
+  for (const [s, d, n] of [[0, PAGE - 8, 16], [0, 0, PAGE + 1], [0, 2 * PAGE, 4]]) {
+    t.throws(() => mem.copyTo(s, d, n), { instanceOf: Error, code: 'ERR_SHM_SHRUNK' }, `copyTo(${s}, ${d}, ${n})`)
+  }
+  t.throws(() => mem.copyTo(), { code: 'ERR_SHM_SHRUNK' }, 'copyTo() of everything')
+  t.true(foreignRead(name, 0, PAGE).equals(data.subarray(0, PAGE)), 'no copyTo wrote a byte of what is left')
+  // Ranges inside what is left still work, to the last byte.
+  mem.copyFrom(PAGE - 4, 100, 4)
+  t.true(Buffer.from(view.subarray(100, 104)).equals(data.subarray(PAGE - 4, PAGE)))
+  t.is(view[99], 0xee)
+  t.is(view[104], 0xee)
+  // The native atomics are not guarded (documented limit): only in-range words are used here.
+  t.is(mem.atomicLoad(PAGE - 4), data.readInt32LE(PAGE - 4), 'atomics inside what is left work')
+  mem.copyTo(0, PAGE - 1, 1)
+  t.is(foreignRead(name, PAGE - 1, 1)[0], 0xee)
   mem.close()
 })

@@ -1,7 +1,7 @@
 // SharedMemory.create / SharedMemory.unlink, seen from a foreign process.
 import test from 'ava'
 import { statSync } from 'node:fs'
-import { SharedMemory } from '../index.js'
+import { SharedMemory } from '..'
 import { foreignRead, peer, uniqueName } from './helpers/util'
 
 test('create makes a zero-filled segment that a foreign process can open and read', (t) => {
@@ -52,7 +52,14 @@ test('exclusive create of an existing name is EEXIST; exclusive: false opens it'
   t.is(again.length, 4096, 'maps the length asked for')
   t.is(again.atomicLoad(0), 77, 'the same segment')
   t.is(statSync(`/dev/shm/${name}`).size, 8192, 'never resized')
-  t.throws(() => SharedMemory.create(name, 8193, { exclusive: false }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  first.atomicStore(8188, 0x5a5a5a5a)
+  const small = t.throws(() => SharedMemory.create(name, 8193, { exclusive: false }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  t.regex(small!.message, /existing/, `names the existing segment's size: ${small!.message}`)
+  t.is(statSync(`/dev/shm/${name}`).size, 8192, 'a too-small existing segment is never grown')
+  t.is(first.atomicLoad(0), 77, 'nor its bytes touched')
+  t.is(first.atomicLoad(8188), 0x5a5a5a5a)
+  t.throws(() => SharedMemory.create(name, 3 * 8192, { exclusive: false }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  t.is(statSync(`/dev/shm/${name}`).size, 8192, 'not even by whole pages')
   const fresh = uniqueName('nonexcl-new')
   const made = SharedMemory.create(fresh, 100, { exclusive: false })
   t.is(made.length, 100)

@@ -1,7 +1,7 @@
 // Opening segments made by a foreign process (Python), reading and writing them, READ mode,
 // errors, close. Runs twice from `npm test`: zero-copy and NODE_SHARED_MEM_FORCE_COPY=1.
 import test from 'ava'
-import { SharedMemory, MemoryAccess } from '../index.js'
+import { SharedMemory, MemoryAccess } from '..'
 import { count } from './helpers/proc'
 import { FORCED_COPY, foreignCreate, foreignRead, peer, runNode, uniqueName } from './helpers/util'
 
@@ -75,17 +75,52 @@ test('a shorter length maps only that many bytes', (t) => {
 test('READ: a write into buffer neither crashes nor reaches the segment, and the peer’s writes still show', (t) => {
   const name = foreignCreate('ro', 3 * 4096, 0, Buffer.from('abc'))
   t.teardown(() => SharedMemory.unlink(name))
-  const mem = openSynced(name, undefined, MemoryAccess.READ)
+  const mem = new SharedMemory(name, undefined, MemoryAccess.READ)
+  // README: "READ reads are zero-copy" (a private copy-on-write view); caged only when forced.
+  t.is(mem.requiresCopy, FORCED_COPY, 'a READ instance is zero-copy unless copying is forced')
   t.is(mem.access, MemoryAccess.READ)
   const view = new Uint8Array(mem.buffer!)
-  t.is(view[0], 0x61)
+  t.is(view[0], 0x61, 'filled / mapped at open')
   view[0] = 0x7a // local write: must not crash
   t.is(view[0], 0x7a, 'the local copy holds the local write')
   t.deepEqual([...foreignRead(name, 0, 3)], [0x61, 0x62, 0x63], 'the segment is untouched')
-  // A page this process never wrote still follows the segment.
+  t.is(mem.atomicLoad(0) & 0xff, 0x61, 'native calls read the segment itself')
+  // A page this process never wrote follows the segment: in zero-copy mode with NO copyFrom.
   peer('write', name, 2 * 4096, '5a')
-  if (mem.requiresCopy) mem.copyFrom(2 * 4096, 2 * 4096, 1)
-  t.is(view[2 * 4096], 0x5a)
+  peer('write', name, 4096 + 7, '6b')
+  if (FORCED_COPY) {
+    t.is(view[2 * 4096], 0, 'caged: the copy does not change by itself')
+    mem.copyFrom(2 * 4096, 2 * 4096, 1)
+    t.is(view[2 * 4096], 0x5a)
+    t.is(view[4096 + 7], 0, 'caged: only the range copied')
+  } else {
+    t.is(view[2 * 4096], 0x5a, "zero-copy READ: the peer's later write shows without any copy")
+    t.is(view[4096 + 7], 0x6b, "zero-copy READ: on every page not written locally")
+    t.is(view[0], 0x7a, 'the locally written page keeps the local write')
+    peer('write', name, 1, '79')
+    t.is(view[1], 0x62, 'a page written locally is private from then on (copy-on-write)')
+  }
+  mem.close()
+})
+
+test('zero-copy: a peer that shrinks the segment does not make copyFrom/copyTo throw (they copy nothing); caged: ERR_SHM_SHRUNK', (t) => {
+  const PAGE = 4096
+  const name = foreignCreate('shrink', 3 * PAGE, PAGE - 4, Buffer.from([1, 2, 3, 4]))
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  t.is(mem.requiresCopy, FORCED_COPY)
+  peer('truncate', name, PAGE)
+  if (FORCED_COPY) {
+    t.throws(() => mem.copyFrom(), { code: 'ERR_SHM_SHRUNK' })
+    t.throws(() => mem.copyTo(), { code: 'ERR_SHM_SHRUNK' })
+  } else {
+    // No guard exists for plain reads of buffer (documented: touching bytes past the new end is
+    // SIGBUS), so only the bytes still inside the segment are read here.
+    t.notThrows(() => mem.copyFrom())
+    t.notThrows(() => mem.copyTo())
+    t.deepEqual([...new Uint8Array(mem.buffer!, PAGE - 4, 4)], [1, 2, 3, 4])
+  }
+  t.is(mem.atomicLoad(PAGE - 4), 0x04030201, 'in-range atomics still work')
   mem.close()
 })
 
@@ -239,26 +274,52 @@ test('using closes the segment at the end of the block', (t) => {
   t.is(typeof SharedMemory.prototype[Symbol.dispose], 'function')
 })
 
-test('a zero-copy buffer cannot be transferred away (so close() never leaves a dangling buffer)', (t) => {
+// The outcome of structuredClone(buffer, { transfer: [buffer] }) is fixed per runtime and mode:
+// - caged: buffer is V8-owned, so it moves: the original detaches, the clone holds the bytes
+//   (and copyFrom/copyTo then throw ERR_SHM_DETACHED, see caged.spec.ts);
+// - zero-copy on Node >= 22: DataCloneError, buffer stays attached and live;
+// - zero-copy on Node 20: V8 copies it instead (the clone is an independent copy), buffer stays
+//   attached and live.
+// In no case can close() leave a buffer pointing at unmapped memory.
+test('structuredClone with transfer of buffer: the one outcome of this runtime and mode', (t) => {
   const name = foreignCreate('xfer', 4096, 0, Buffer.from([5]))
   t.teardown(() => SharedMemory.unlink(name))
   const mem = new SharedMemory(name)
+  t.is(mem.requiresCopy, FORCED_COPY)
   const buf = mem.buffer!
-  let moved: ArrayBuffer | undefined
-  try {
-    moved = structuredClone(buf, { transfer: [buf] })
-  } catch (e) {
-    t.is((e as Error).name, 'DataCloneError')
-  }
-  if (moved) {
-    // The runtime allowed the transfer (a copy in caged mode): closing must leave it intact.
-    mem.close()
+  const major = Number(process.versions.node.split('.')[0])
+  if (FORCED_COPY) {
+    const moved = structuredClone(buf, { transfer: [buf] })
+    t.is(buf.byteLength, 0, 'caged: the copy moved, the original is detached')
+    t.is(moved.byteLength, 4096)
     t.is(new Uint8Array(moved)[0], 5)
-  } else {
-    t.false(mem.requiresCopy, 'only the external (zero-copy) buffer is untransferable')
-    t.is(new Uint8Array(buf)[0], 5)
+    t.throws(() => mem.copyFrom(), { code: 'ERR_SHM_DETACHED' })
     mem.close()
+    t.is(new Uint8Array(moved)[0], 5, 'the moved copy is V8-owned and outlives close()')
+    return
   }
+  if (major >= 22) {
+    t.throws(() => structuredClone(buf, { transfer: [buf] }), { name: 'DataCloneError' })
+  } else {
+    const clone = structuredClone(buf, { transfer: [buf] })
+    t.not(clone, buf)
+    t.is(clone.byteLength, 4096)
+    t.is(new Uint8Array(clone)[0], 5)
+    new Uint8Array(clone)[1] = 9
+    t.is(foreignRead(name, 1, 1)[0], 0, 'Node 20: the clone is a copy, not the mapping')
+    t.is(buf.byteLength, 4096, 'buffer stays attached')
+    peer('write', name, 2, '07')
+    t.is(new Uint8Array(buf)[2], 7, 'and live')
+    mem.close()
+    t.is(new Uint8Array(clone)[0], 5, 'and it outlives close()')
+    t.is(buf.byteLength, 0, 'close() detached the original')
+    return
+  }
+  t.is(buf.byteLength, 4096, 'buffer stays attached')
+  peer('write', name, 2, '07')
+  t.is(new Uint8Array(buf)[2], 7, 'and live')
+  mem.close()
+  t.is(buf.byteLength, 0)
 })
 
 test('two Node processes share one segment', async (t) => {
@@ -269,7 +330,7 @@ test('two Node processes share one segment', async (t) => {
   if (mem.requiresCopy) mem.copyTo(0, 0, 1)
   // The child reads what we wrote and answers through the segment.
   const child = await runNode(
-    `const { SharedMemory } = require('./index.js')
+    `const { SharedMemory } = require('.')
      const m = new SharedMemory(process.argv[1])
      if (m.requiresCopy) m.copyFrom()
      const v = new Uint8Array(m.buffer)

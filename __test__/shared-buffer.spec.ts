@@ -1,26 +1,35 @@
 // sharedBuffer: a SharedArrayBuffer where the runtime can make one over external memory
-// (Node-API's experimental node_api_create_external_sharedarraybuffer, Node 26+), else null.
+// (Node-API's experimental node_api_create_external_sharedarraybuffer: Node 22.23+, 24.21+, 26+,
+// Bun), else null; required wherever the runtime has the function.
 import test from 'ava'
 import { execFileSync, spawnSync } from 'node:child_process'
 import * as path from 'node:path'
-import { SharedMemory } from '../index.js'
+import { SharedMemory } from '..'
 import { FORCED_COPY, ROOT, foreignRead, uniqueName } from './helpers/util'
 
-const major = Number(process.versions.node.split('.')[0])
+const [major, minor] = process.versions.node.split('.').map(Number)
+/**
+ * Whether this runtime exports node_api_create_external_sharedarraybuffer (README: Node 22.23+,
+ * 24.21+, 26+, Bun; not Node 20 or Deno). Where it does, zero-copy mode MUST give a
+ * SharedArrayBuffer: null there would be a bug, not an allowed answer.
+ */
+const RUNTIME_HAS_SAB =
+  'bun' in process.versions ||
+  major >= 26 ||
+  (major === 24 && minor >= 21) ||
+  (major === 22 && minor >= 23)
 
-test('sharedBuffer on this runtime: a SharedArrayBuffer where Node-API can make one, else null', (t) => {
+test('sharedBuffer on this runtime: a SharedArrayBuffer exactly where Node-API can make one, else null', (t) => {
   const name = uniqueName('sab')
   const mem = SharedMemory.create(name, 4096)
   t.teardown(() => SharedMemory.unlink(name))
+  t.is(mem.requiresCopy, FORCED_COPY)
   const sab = mem.sharedBuffer
-  if (FORCED_COPY || major <= 20) {
-    // Node 20 lacks node_api_create_external_sharedarraybuffer; caged mode never shares external memory.
+  if (FORCED_COPY || !RUNTIME_HAS_SAB) {
+    // Caged mode never shares external memory; older runtimes lack the function.
     t.is(sab, null)
-  } else if (major >= 26) {
-    t.true(sab instanceof SharedArrayBuffer)
   } else {
-    // Node 22 / 24 gained the experimental function in later minors (22.23 and 24.21 have it).
-    t.true(sab === null || sab instanceof SharedArrayBuffer)
+    t.true(sab instanceof SharedArrayBuffer, `Node ${process.version} provides the function: sharedBuffer must be a SharedArrayBuffer, got ${String(sab)}`)
   }
   if (sab) {
     t.is(sab.byteLength, 4096)
@@ -80,5 +89,42 @@ test('Node 26: sharedBuffer is posted to a worker without copying and its writes
   } else {
     t.is(r.stdout.trim(), 'sab-ok 41')
     t.is(foreignRead(name, 100, 2).toString(), 'hi', 'a foreign process sees what the worker wrote')
+  }
+})
+
+function runtimeBinary(which: string): string {
+  return execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'get-runtime.mjs'), which], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }).trim().split('\n').pop()!
+}
+
+const SAB_PROBE = `
+const { SharedMemory } = require(process.argv[1])
+const m = new SharedMemory(process.argv[2])
+const sab = m.sharedBuffer
+console.log(process.version, m.requiresCopy, sab instanceof SharedArrayBuffer ? 'sab' : String(sab))
+m.close()
+`
+
+test('Node 22 / 24 / 26 (installed from npm): sharedBuffer is a SharedArrayBuffer in zero-copy mode wherever the version has the function', (t) => {
+  const name = uniqueName('sabv')
+  SharedMemory.create(name, 4096).close()
+  t.teardown(() => SharedMemory.unlink(name))
+  for (const which of ['node22', 'node24', 'node26']) {
+    let bin: string
+    try {
+      bin = runtimeBinary(which)
+    } catch (e) {
+      t.fail(`could not install ${which} from npm: ${(e as Error).message}`)
+      continue
+    }
+    const r = spawnSync(bin, ['-e', SAB_PROBE, '--', ROOT, name], { encoding: 'utf8', timeout: 60_000 })
+    t.is(r.status, 0, r.stderr)
+    const [version, requiresCopy, got] = r.stdout.trim().split(' ')
+    const [M, m] = version.slice(1).split('.').map(Number)
+    const has = M >= 26 || (M === 24 && m >= 21) || (M === 22 && m >= 23)
+    t.is(requiresCopy, String(FORCED_COPY), version)
+    t.is(got, FORCED_COPY || !has ? 'null' : 'sab', `${version}: sharedBuffer`)
   }
 })

@@ -2,7 +2,8 @@
 // segment itself either way).
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { SharedMemory } from '../index.js'
+import { readFileSync } from 'node:fs'
+import { SharedMemory } from '..'
 import { ROOT, runNode, uniqueName } from './helpers/util'
 
 /** Runs a Node child and kills it (failing the test) if it has not exited within `ms`. */
@@ -26,7 +27,7 @@ function runNodeBounded(script: string, args: string[], ms: number) {
 }
 
 const PINGPONG = `
-const { SharedMemory } = require('./index.js')
+const { SharedMemory } = require('.')
 const [name, rounds, me, other] = process.argv.slice(1).map((v, i) => i ? Number(v) : v)
 const m = new SharedMemory(name)
 let handoffs = 0
@@ -99,7 +100,7 @@ test('waitAsync is woken by a notify from another process', async (t) => {
   let ticks = 0
   const interval = setInterval(() => ticks++, 5)
   const child = await runNode(
-    `const { SharedMemory } = require('./index.js')
+    `const { SharedMemory } = require('.')
      const m = new SharedMemory(process.argv[1])
      setTimeout(() => { m.atomicStore(8, 1); let n = 0; const t = setInterval(() => { n += m.notify(8); if (n > 0) { clearInterval(t); process.stdout.write(String(n)) } }, 5) }, 100)`,
     [name],
@@ -112,24 +113,106 @@ test('waitAsync is woken by a notify from another process', async (t) => {
   mem.close()
 })
 
-test('notify wakes exactly the waiters of other processes and says how many', async (t) => {
+/** Spawns a Node child running `script`; `done` resolves when it exits (killed after `ms`). */
+function spawnBounded(script: string, args: string[], ms: number) {
+  const child = spawn(process.execPath, ['-e', script, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  let killed = false
+  let exited = false
+  const timer = setTimeout(() => {
+    killed = true
+    child.kill('SIGKILL')
+  }, ms)
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }>((resolve) => {
+    child.on('exit', (code) => {
+      exited = true
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr, killed })
+    })
+  })
+  return { pid: child.pid!, done, exited: () => exited, stdout: () => stdout }
+}
+
+/**
+ * Whether the main thread of `pid` is asleep in the kernel in futex(2): wait() spins for a
+ * few µs first, and a waiter still spinning is not counted by notify, so the exact-count checks
+ * below only notify once every waiter is asleep in the kernel. Linux: /proc/<pid>/task/<pid>;
+ * elsewhere (no /proc) a generous settle delay stands in.
+ */
+const FUTEX_NR: Record<string, string> = { x64: '202', arm64: '98', ia32: '240', arm: '240' }
+function asleepInFutex(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    const wchan = readFileSync(`/proc/${pid}/task/${pid}/wchan`, 'utf8')
+    const nr = readFileSync(`/proc/${pid}/task/${pid}/syscall`, 'utf8').split(' ')[0]
+    return state === 'S' && (wchan.includes('futex') || nr === FUTEX_NR[process.arch])
+  } catch {
+    return false
+  }
+}
+async function untilAsleep(pids: number[], deadlineMs: number): Promise<boolean> {
+  if (process.platform !== 'linux') {
+    await new Promise((r) => setTimeout(r, 2000))
+    return true
+  }
+  const deadline = Date.now() + deadlineMs
+  while (Date.now() < deadline) {
+    if (pids.every(asleepInFutex)) return true
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  return false
+}
+
+test('notify(off, 1) wakes exactly one sleeping waiter of another process, and says so', async (t) => {
   const name = uniqueName('count')
   const mem = SharedMemory.create(name, 64)
   t.teardown(() => SharedMemory.unlink(name))
-  const waiter = `const { SharedMemory } = require('./index.js')
+  // The word stays 0 throughout: only notify can end these waits (each bounded at 60 s).
+  const waiter = `const { SharedMemory } = require('.')
     const m = new SharedMemory(process.argv[1])
-    process.stdout.write(m.wait(0, 0, 20000))`
-  const children = [runNodeBounded(waiter, [name], 30_000), runNodeBounded(waiter, [name], 30_000)]
-  let woken = 0
-  const deadline = Date.now() + 20_000
-  while (woken < 2 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20))
-    woken += mem.notify(0, 1)
-  }
-  const results = await Promise.all(children)
-  t.is(woken, 2)
-  t.deepEqual(results.map((r) => r.stdout), ['ok', 'ok'])
+    process.stdout.write('waiting ')
+    process.stdout.write(m.wait(0, 0, 60000))`
+  const kids = [spawnBounded(waiter, [name], 90_000), spawnBounded(waiter, [name], 90_000)]
+  t.true(await untilAsleep(kids.map((k) => k.pid), 30_000), 'both waiters are asleep in futex_wait')
+  t.is(mem.atomicLoad(0), 0, 'the word never changed')
+
+  t.is(mem.notify(0, 1), 1, 'notify(off, 1) wakes exactly one waiter and counts it')
+  const first = await Promise.race(kids.map((k, i) => k.done.then((r) => ({ i, r }))))
+  t.is(first.r.code, 0, first.r.stderr)
+  t.is(first.r.stdout, 'waiting ok')
+  const other = kids[1 - first.i]
+  // The other one must still be asleep: a notify(off, 1) that woke both would end it too.
+  await new Promise((r) => setTimeout(r, 300))
+  t.false(other.exited(), 'the second waiter was not woken')
+  t.true(await untilAsleep([other.pid], 5_000), 'and it is still asleep in futex_wait')
+
+  t.is(mem.notify(0, 1), 1, 'the second notify(off, 1) wakes the other one')
+  const second = await other.done
+  t.is(second.code, 0, second.stderr)
+  t.is(second.stdout, 'waiting ok')
   t.is(mem.notify(0), 0, 'nobody is left waiting')
+  mem.close()
+})
+
+test('notify(off) with no count wakes every sleeping waiter and counts them exactly', async (t) => {
+  const name = uniqueName('countall')
+  const mem = SharedMemory.create(name, 64)
+  t.teardown(() => SharedMemory.unlink(name))
+  const waiter = `const { SharedMemory } = require('.')
+    const m = new SharedMemory(process.argv[1])
+    process.stdout.write(m.wait(8, 0, 60000))`
+  const kids = [0, 1, 2].map(() => spawnBounded(waiter, [name], 90_000))
+  t.true(await untilAsleep(kids.map((k) => k.pid), 30_000), 'all three waiters are asleep in futex_wait')
+  t.is(mem.notify(8, 2), 2, 'notify(off, 2) wakes exactly two')
+  await new Promise((r) => setTimeout(r, 300))
+  t.is(kids.filter((k) => k.exited()).length, 2, 'exactly two waiters returned')
+  t.is(mem.notify(8), 1, 'notify(off) wakes the one left')
+  const results = await Promise.all(kids.map((k) => k.done))
+  t.deepEqual(results.map((r) => r.stdout), ['ok', 'ok', 'ok'])
   mem.close()
 })
 
@@ -138,7 +221,7 @@ test('close() wakes a pending waitAsync, which rejects with ERR_SHM_CLOSED, and 
   SharedMemory.create(name, 64).close()
   t.teardown(() => SharedMemory.unlink(name))
   const r = await runNodeBounded(
-    `const { SharedMemory } = require('./index.js')
+    `const { SharedMemory } = require('.')
      const m = new SharedMemory(process.argv[1])
      m.waitAsync(0, 0).then((v) => console.log('resolved', v), (e) => console.log('rejected', e.code))
      setTimeout(() => m.close(), 100)`,
@@ -156,7 +239,7 @@ test('a pending waitAsync keeps the process alive until it is notified', async (
   t.teardown(() => SharedMemory.unlink(name))
   // The child has nothing else to do: only its pending waitAsync can keep it running.
   const child = runNodeBounded(
-    `const { SharedMemory } = require('./index.js')
+    `const { SharedMemory } = require('.')
      const m = new SharedMemory(process.argv[1])
      m.waitAsync(0, 0).then((v) => { console.log(v); m.close() })
      m.atomicStore(4, 1)`,

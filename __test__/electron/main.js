@@ -80,53 +80,81 @@ async function runChecks() {
     // The copy is filled at open time.
     assert.equal(hex(u8.subarray(64, 96)), initial.toString('hex'), 'initial contents')
 
-    // A foreign write is invisible until copyFrom().
-    const a = randomBytes(16)
-    const b = randomBytes(16)
-    peer('write', name, 100, a.toString('hex'))
-    peer('write', name, 200, b.toString('hex'))
-    assert.equal(hex(u8.subarray(100, 116)), '00'.repeat(16), 'the copy must not change by itself')
+    // Every copied range below is checked at its first and last byte AND at the byte just
+    // outside each end, in the copy and in the segment: a copy one byte too long or too short
+    // at either end fails here. Local bytes start as 0x5a (the peer never writes that value).
+    const LOCAL = 0x5a
+    u8.fill(LOCAL, 4)
+    const segRange = (off, n) => peer('read', name, off, n)
+    const localHex = (off, n) => hex(u8.subarray(off, off + n))
+
+    // A foreign write is invisible until copyFrom(). The peer writes 18 bytes 99..116; only
+    // 100..115 are copied, so the copy must keep 0x5a at 99 and 116.
+    const a = randomBytes(18)
+    const b = randomBytes(18)
+    for (const x of [a, b]) for (let i = 0; i < x.length; i++) if (x[i] === LOCAL) x[i] = 0x11
+    peer('write', name, 99, a.toString('hex'))
+    peer('write', name, 199, b.toString('hex'))
+    assert.equal(localHex(99, 18), '5a'.repeat(18), 'the copy must not change by itself')
 
     // copyFrom(srcOffset, dstOffset, length): only that range is refreshed.
     mem.copyFrom(100, 100, 16)
-    assert.equal(hex(u8.subarray(100, 116)), a.toString('hex'), 'copyFrom sub-range')
-    assert.equal(hex(u8.subarray(200, 216)), '00'.repeat(16), 'copyFrom must not touch bytes outside its range')
+    assert.equal(localHex(100, 16), a.subarray(1, 17).toString('hex'), 'copyFrom sub-range')
+    assert.equal(u8[99], LOCAL, 'copyFrom must not write the byte before its destination range')
+    assert.equal(u8[116], LOCAL, 'copyFrom must not write the byte after its destination range')
+    assert.equal(localHex(199, 18), '5a'.repeat(18), 'copyFrom must not touch bytes outside its range')
 
     // copyFrom to a different buffer offset.
     mem.copyFrom(200, 1000, 16)
-    assert.equal(hex(u8.subarray(1000, 1016)), b.toString('hex'), 'copyFrom to another offset')
+    assert.equal(localHex(1000, 16), b.subarray(1, 17).toString('hex'), 'copyFrom to another offset')
+    assert.equal(u8[999], LOCAL, 'copyFrom to another offset: byte before the range untouched')
+    assert.equal(u8[1016], LOCAL, 'copyFrom to another offset: byte after the range untouched')
 
     // copyFrom() with no arguments refreshes everything.
     mem.copyFrom()
-    assert.equal(hex(u8.subarray(200, 216)), b.toString('hex'), 'copyFrom() full')
-    assert.equal(hex(u8.subarray(1000, 1016)), '00'.repeat(16), 'copyFrom() full overwrites the whole copy')
+    assert.equal(localHex(199, 18), b.toString('hex'), 'copyFrom() full')
+    assert.equal(localHex(1000, 16), '00'.repeat(16), 'copyFrom() full overwrites the whole copy')
+    assert.equal(u8[SIZE - 1], 0, 'copyFrom() full reaches the last byte')
 
-    // copyTo(srcOffset, dstOffset, length): only that range reaches the segment.
+    // copyTo(srcOffset, dstOffset, length): only that range reaches the segment. The segment
+    // around it holds 0xc3 (peer-written), the copy holds distinct bytes on both sides of it.
     const c = randomBytes(8)
     const d = randomBytes(8)
+    peer('write', name, 296, 'c3'.repeat(16))
+    peer('write', name, 396, 'c3'.repeat(16))
+    peer('write', name, 2996, 'c3'.repeat(16))
+    u8.fill(0x77, 290, 420)
     u8.set(c, 300)
     u8.set(d, 400)
     mem.copyTo(300, 300, 8)
-    assert.equal(peer('read', name, 300, 8), c.toString('hex'), 'copyTo sub-range reaches the segment')
-    assert.equal(peer('read', name, 400, 8), '00'.repeat(8), 'copyTo must not write outside its range')
+    assert.equal(segRange(299, 10), 'c3' + c.toString('hex') + 'c3', 'copyTo writes exactly 300..307 (299 and 308 untouched)')
+    assert.equal(segRange(396, 16), 'c3'.repeat(16), 'copyTo must not write outside its range')
 
     // copyTo to a different segment offset, and bytes the peer wrote meanwhile survive a sub-range copyTo.
     const e = randomBytes(4)
     peer('write', name, 2000, e.toString('hex'))
     mem.copyTo(400, 3000, 8)
-    assert.equal(peer('read', name, 3000, 8), d.toString('hex'), 'copyTo to another offset')
-    assert.equal(peer('read', name, 2000, 4), e.toString('hex'), "a sub-range copyTo keeps the peer's other bytes")
+    assert.equal(segRange(2999, 10), 'c3' + d.toString('hex') + 'c3', 'copyTo to another offset writes exactly 3000..3007')
+    assert.equal(segRange(2000, 4), e.toString('hex'), "a sub-range copyTo keeps the peer's other bytes")
+    assert.equal(segRange(396, 16), 'c3'.repeat(16), 'copyTo to another offset leaves the source offset alone in the segment')
 
     // copyTo() with no arguments writes the whole copy (which overwrites the peer's byte at 2000).
     mem.copyTo()
-    assert.equal(peer('read', name, 400, 8), d.toString('hex'), 'copyTo() full')
-    assert.equal(peer('read', name, 2000, 4), '00'.repeat(4), 'copyTo() full writes every byte')
+    assert.equal(segRange(399, 10), '77' + d.toString('hex') + '77', 'copyTo() full')
+    assert.equal(segRange(2000, 4), '00'.repeat(4), 'copyTo() full writes every byte')
 
     // Defaults: copyFrom(srcOffset) / copyTo(srcOffset, dstOffset) copy the most bytes that fit.
     const f = randomBytes(8)
+    for (let i = 0; i < f.length; i++) if (f[i] === LOCAL) f[i] = 0x11
     peer('write', name, SIZE - 8, f.toString('hex'))
+    u8.fill(LOCAL, 4, 16)
     mem.copyFrom(SIZE - 8)
-    assert.equal(hex(u8.subarray(0, 8)), f.toString('hex'), 'copyFrom(srcOffset) copies the tail to offset 0')
+    assert.equal(localHex(4, 4), f.subarray(4).toString('hex'), 'copyFrom(srcOffset) copies the tail to offset 0')
+    assert.equal(u8[8], LOCAL, 'copyFrom(srcOffset): exactly 8 bytes (the rest), not one more')
+    u8.fill(0x66, 100, 120)
+    peer('write', name, SIZE - 20, 'c3'.repeat(20))
+    mem.copyTo(100, SIZE - 10)
+    assert.equal(segRange(SIZE - 11, 11), 'c3' + '66'.repeat(10), 'copyTo(srcOffset, dstOffset): the 10 bytes that fit, none before')
 
     // Atomics act on the segment itself, in both modes.
     mem.atomicStore(512, 7)

@@ -12,8 +12,11 @@ command is meant to remove them.
   peer.py hold NAME SIZE [OFFSET HEX]     create, print "ready", keep writing a counter at
                                           offset 0 (uint32 LE) every 10 ms until stdin closes,
                                           then unlink
+  peer.py truncate NAME SIZE              ftruncate the segment to SIZE bytes (a misbehaving
+                                          peer shrinking a segment others have mapped)
   peer.py unlink NAME                     remove the name (exit 1 if it did not exist)
 """
+import os
 import sys
 import time
 import threading
@@ -78,6 +81,14 @@ def main(argv):
         t.join()
         shm.close()
         shm.unlink()
+    elif cmd == "truncate":
+        # shared_memory has no resize; open the same object by name and ftruncate its fd.
+        import _posixshmem
+        fd = _posixshmem.shm_open("/" + name.lstrip("/"), os.O_RDWR, mode=0)
+        try:
+            os.ftruncate(fd, int(argv[3]))
+        finally:
+            os.close(fd)
     elif cmd == "unlink":
         try:
             shm = shared_memory.SharedMemory(name=name)
