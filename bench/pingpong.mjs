@@ -8,7 +8,7 @@ import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { Worker } from 'node:worker_threads'
 import { loadAddon, runGroup, segmentName, ROOT } from './lib.mjs'
 
@@ -20,9 +20,22 @@ const { SharedMemory } = loadAddon()
 const PEER = path.join(ROOT, 'bench', 'pingpong-peer.mjs')
 const children = []
 
+// The C peer (bench/pingpong-futex-peer.c) sleeps in FUTEX_WAIT and never spins. It is built
+// once per run with the system C compiler; without one its row reports NOT RUN.
+function buildFutexPeer() {
+  const src = path.join(ROOT, 'bench', 'pingpong-futex-peer.c')
+  const exe = path.join(os.tmpdir(), `nsm-bench-futex-peer-${process.pid}`)
+  if (process.platform !== 'linux') return { error: 'the C futex peer is Linux-only' }
+  const cc = process.env.CC ?? 'cc'
+  const r = spawnSync(cc, ['-O2', '-o', exe, src], { encoding: 'utf8' })
+  if (r.error || r.status !== 0) return { error: `${cc} failed or missing: ${(r.error?.message ?? r.stderr ?? '').split('\n')[0]}` }
+  return { exe }
+}
+
 function startPeer(kind, arg) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PEER, kind, arg], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const cmd = kind === 'c-futex' ? [arg.exe, [arg.name]] : [process.execPath, [PEER, kind, arg]]
+    const child = spawn(cmd[0], cmd[1], { stdio: ['ignore', 'pipe', 'inherit'] })
     children.push(child)
     let buf = ''
     child.stdout.on('data', (d) => {
@@ -41,6 +54,9 @@ const name = segmentName('pp')
 const mem = SharedMemory.create(name, 4096)
 const spinName = segmentName('pps')
 const spinMem = SharedMemory.create(spinName, 4096)
+const cName = segmentName('ppc')
+const cMem = SharedMemory.create(cName, 4096)
+const futexPeer = buildFutexPeer()
 const SPIN = Number(process.env.BENCH_SPIN ?? 20000)
 const sockPath = path.join(os.tmpdir(), `nsm-bench-${process.pid}.sock`)
 let server, conn, worker
@@ -84,6 +100,20 @@ try {
     }
   }
 
+  // The C peer that sleeps in the kernel: our side is the same as pp-shm-wait.
+  const c32 = new Int32Array(cMem.buffer)
+  if (futexPeer.exe) await startPeer('c-futex', { exe: futexPeer.exe, name: cName })
+  const shmRoundTripC = () => {
+    if (futexPeer.error) throw new Error(futexPeer.error)
+    Atomics.store(c32, 0, 1)
+    cMem.notify(0)
+    let v = Atomics.load(c32, 0)
+    while (v !== 2) {
+      cMem.wait(0, v)
+      v = Atomics.load(c32, 0)
+    }
+  }
+
   // Unix-domain socket between two Node processes: 1 byte out, wait for the echo.
   let onEcho = null
   server = net.createServer()
@@ -116,6 +146,7 @@ try {
   const tasks = [
     { id: 'pp-shm-wait', label: 'SharedMemory wait/notify on an Int32, two Node processes', role: 'target', fn: shmRoundTrip },
     { id: 'pp-shm-waitasync', label: 'SharedMemory waitAsync/notify (main side async), two Node processes', role: 'target', async: true, fn: shmRoundTripAsync },
+    { id: 'pp-shm-cpeer', label: 'wait/notify ↔ a C peer that sleeps in FUTEX_WAIT (never spins)', role: 'target', fn: shmRoundTripC },
     { id: 'pp-uds', label: 'Unix-domain socket, 1 byte each way, two Node processes', role: 'baseline', async: true, fn: udsRoundTrip },
     { id: 'pp-worker', label: 'worker_threads postMessage, main ↔ worker', role: 'baseline', async: true, fn: workerRoundTrip },
   ]
@@ -128,7 +159,7 @@ try {
   }
   results.push(...(await runGroup(tasks, { iterations: 200 })))
 } finally {
-  for (const m of [mem, spinMem]) {
+  for (const m of [mem, spinMem, cMem]) {
     try {
       new Int32Array(m.buffer)[0] = 3
       m.notify(0)
@@ -139,8 +170,11 @@ try {
   await worker?.terminate()
   mem.close()
   spinMem.close()
+  cMem.close()
   SharedMemory.unlink(name)
   SharedMemory.unlink(spinName)
+  SharedMemory.unlink(cName)
+  if (futexPeer.exe) fs.rmSync(futexPeer.exe, { force: true })
   try {
     fs.unlinkSync(sockPath)
   } catch {}

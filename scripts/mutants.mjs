@@ -1,0 +1,275 @@
+#!/usr/bin/env node
+// `npm run mutants`: plants known bugs in the binding, one at a time, and reports which ones
+// the JS suites miss.
+//
+// Each mutant is a precise search/replace in one source file (Rust or TypeScript). The script
+// copies the repository's working tree (tracked and untracked-but-not-ignored files) to a
+// scratch directory once, checks that the unmutated copy builds and passes, then for each
+// mutant: applies it, builds the scratch copy (its own CARGO_TARGET_DIR), runs the suites the
+// mutant lists in order until one fails (KILLED) or all pass (SURVIVED), and restores the file.
+//   STALE     the search text is not in the file exactly once (the code moved: update the list)
+//   UNVIABLE  the mutant does not build (no information: rewrite it)
+// Nothing in the repository itself is modified.
+//
+//   node scripts/mutants.mjs [--only=id,id] [--keep] [--scratch=DIR] [--json=FILE] [--no-baseline]
+// Exit code 0 when no mutant survived and none is stale or unviable, else 1.
+import { spawnSync, execFileSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const argv = process.argv.slice(2)
+const opt = (k) => argv.find((a) => a.startsWith(`--${k}=`))?.split('=').slice(1).join('=')
+const only = opt('only')?.split(',')
+const SCRATCH = opt('scratch') ?? path.join(os.tmpdir(), `nsm-mutants-${process.pid}`)
+const TARGET = process.env.MUTANTS_TARGET_DIR ?? path.join(ROOT, 'target', 'mutants')
+const log = (s) => process.stderr.write(s + '\n')
+
+// ---- suites -------------------------------------------------------------------------------
+// Each: [command, args, extra env, timeout ms]. Run from the scratch copy.
+const COPY = { NODE_SHARED_MEM_FORCE_COPY: '1' }
+const SUITES = {
+  ava: ['npx', ['ava'], {}, 15 * 60_000],
+  'ava:copy': ['npx', ['ava'], COPY, 15 * 60_000],
+  electron: [process.execPath, ['__test__/electron/main.js'], COPY, 2 * 60_000],
+  reliability: [process.execPath, ['reliability/run.js', '--only=checks,fuzz', '--runs=300'], {}, 15 * 60_000],
+  cargo: ['cargo', ['test', '-q', '-p', 'shm-core'], {}, 15 * 60_000],
+  runtimes: ['npm', ['run', '-s', 'test:runtimes'], {}, 15 * 60_000],
+}
+const JS = ['ava', 'ava:copy', 'electron']
+
+// ---- the planted bugs -----------------------------------------------------------------------
+// id, what it breaks, file, search (must occur exactly once), replace, suites (default JS).
+// The first 13 are the kinds issue 13 names; keep them current with the code.
+const N = 'crates/shm-napi/src/lib.rs'
+const R = 'crates/shm-core/src/region.rs'
+const U = 'crates/shm-core/src/unix.rs'
+const F = 'crates/shm-core/src/futex_linux.rs'
+const MUTANTS = [
+  {
+    id: 'notify-ignores-count',
+    what: 'notify(off, count) wakes every waiter whatever count says',
+    file: F,
+    search: 'let woken = futex::wake(word(atomic), Flags::empty(), count)?;',
+    replace: 'let _ = count;\n    let woken = futex::wake(word(atomic), Flags::empty(), i32::MAX as u32)?;',
+  },
+  {
+    id: 'copyto-one-past',
+    what: 'a caged copyTo writes one byte past its range',
+    file: R,
+    search: 'std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())',
+    replace:
+      'std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len());\n            if offset + src.len() < self.len { *self.ptr.as_ptr().add(offset + src.len()) = 0xA5 }',
+  },
+  {
+    id: 'copyfrom-one-past',
+    what: 'a caged copyFrom fills one byte past its range in buffer',
+    file: N,
+    search: '.read(s, &mut bytes[d..d + n])',
+    replace: '.read(s, &mut bytes[d..d + n]).map(|()| if d + n < bytes.len() && s + n < open.region.len() { let mut one = [0u8; 1]; let _ = open.region.read(s + n, &mut one); bytes[d + n] = one[0]; })',
+  },
+  {
+    id: 'shrink-guard-off',
+    what: 'the caged size re-check (ERR_SHM_SHRUNK guard) is disabled',
+    file: R,
+    search: 'if !crate::os::SEGMENTS_CAN_SHRINK {',
+    replace: 'if true || !crate::os::SEGMENTS_CAN_SHRINK {',
+    suites: ['ava:copy', 'ava', 'electron', 'reliability'],
+  },
+  {
+    id: 'read-runs-caged',
+    what: 'READ instances lose the copy-on-write view and silently run caged',
+    file: R,
+    search: 'Access::ReadOnly => segment.map_copy_on_write(Some(mapping.len() as u64)).ok(),',
+    replace: 'Access::ReadOnly => segment.map_copy_on_write(Some(mapping.len() as u64)).ok().filter(|_| false),',
+  },
+  {
+    id: 'sharedbuffer-null',
+    what: 'sharedBuffer is always null',
+    file: N,
+    search: '(Some(f), Some(p)) if !open.requires_copy && !open.shared_unavailable => (f, p),',
+    replace: '(Some(f), Some(p)) if false && !open.requires_copy && !open.shared_unavailable => (f, p),',
+  },
+  {
+    id: 'existing-too-small-unchecked',
+    what: 'create({exclusive:false}) no longer checks that the existing segment is big enough',
+    file: U,
+    search: '} else if existing < len {',
+    replace: '} else if false && existing < len {',
+  },
+  {
+    id: 'existing-too-small-grows',
+    what: 'create({exclusive:false}) grows a too-small existing segment instead of refusing',
+    file: U,
+    search: 'if existing == 0 {',
+    replace: 'if existing < len {',
+  },
+  {
+    id: 'forced-copy-ignored',
+    what: 'NODE_SHARED_MEM_FORCE_COPY=1 no longer forces caged mode',
+    file: N,
+    search: 'let copy = force_copy() || region.js_ptr().is_none();',
+    replace: 'let copy = region.js_ptr().is_none();',
+  },
+  {
+    id: 'copyfrom-noop-caged',
+    what: 'a caged copyFrom does nothing',
+    file: N,
+    search: `        if !open.requires_copy {
+            return Ok(());
+        }
+        Self::with_caged_bytes(env.raw(), open, "copyFrom"`,
+    replace: `        if true || !open.requires_copy {
+            return Ok(());
+        }
+        Self::with_caged_bytes(env.raw(), open, "copyFrom"`,
+  },
+  {
+    id: 'notify-count-zero',
+    what: 'notify() reports 0 woken whatever it woke',
+    file: F,
+    search: 'let woken = futex::wake(word(atomic), Flags::empty(), count)?;',
+    replace: 'let woken = futex::wake(word(atomic), Flags::empty(), count)? * 0;',
+  },
+  {
+    id: 'read-cow-shared',
+    what: 'the READ view is MAP_SHARED instead of MAP_PRIVATE: its writes reach the segment (or fault)',
+    file: U,
+    search: `            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE,`,
+    replace: `            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,`,
+  },
+  {
+    id: 'copyto-readonly-allowed',
+    what: 'copyTo on a READ instance is allowed in zero-copy mode (no EACCES)',
+    file: N,
+    search: 'if open.access == Access::ReadOnly {\n            return throw(',
+    replace: 'if open.access == Access::ReadOnly && open.requires_copy {\n            return throw(',
+  },
+]
+
+// ---- helpers ------------------------------------------------------------------------------
+function run(cmd, args, { env = {}, timeout, cwd = SCRATCH } = {}) {
+  const t0 = Date.now()
+  const r = spawnSync(cmd, args, {
+    cwd,
+    env: { ...process.env, CARGO_TARGET_DIR: TARGET, ...env },
+    encoding: 'utf8',
+    timeout,
+    maxBuffer: 64 * 1024 * 1024,
+  })
+  const out = (r.stdout ?? '') + (r.stderr ?? '')
+  return { ok: r.status === 0, status: r.status, signal: r.signal, timedOut: r.error?.code === 'ETIMEDOUT', out, seconds: (Date.now() - t0) / 1000 }
+}
+const tail = (s, n = 12) => s.trim().split('\n').slice(-n).join('\n')
+
+function makeScratch() {
+  fs.rmSync(SCRATCH, { recursive: true, force: true })
+  fs.mkdirSync(SCRATCH, { recursive: true })
+  const files = execFileSync('git', ['-C', ROOT, 'ls-files', '-co', '--exclude-standard', '-z'], { encoding: 'utf8' }).split('\0').filter(Boolean)
+  for (const f of files) {
+    const src = path.join(ROOT, f)
+    if (!fs.existsSync(src)) continue // deleted in the working tree
+    fs.mkdirSync(path.dirname(path.join(SCRATCH, f)), { recursive: true })
+    fs.copyFileSync(src, path.join(SCRATCH, f))
+  }
+  for (const link of ['node_modules', '.runtimes', '.bench']) {
+    if (fs.existsSync(path.join(ROOT, link))) fs.symlinkSync(path.join(ROOT, link), path.join(SCRATCH, link))
+  }
+  log(`mutants: scratch copy of ${files.length} files in ${SCRATCH}; CARGO_TARGET_DIR=${TARGET}`)
+}
+
+function build() {
+  return run('npm', ['run', '-s', 'build'], { timeout: 20 * 60_000 })
+}
+
+function runSuites(names) {
+  for (const name of names) {
+    const [cmd, args, env, timeout] = SUITES[name]
+    const r = run(cmd, args, { env, timeout })
+    if (!r.ok) {
+      const why = r.timedOut ? `hung (killed after ${timeout / 1000} s)` : r.signal ? `died of ${r.signal}` : `exit ${r.status}`
+      return { failedBy: name, why, out: r.out, seconds: r.seconds }
+    }
+    log(`   ${name}: pass (${r.seconds.toFixed(0)} s)`)
+  }
+  return null
+}
+
+// ---- main ---------------------------------------------------------------------------------
+const mutants = MUTANTS.filter((m) => !only || only.includes(m.id))
+if (only && mutants.length !== only.length) {
+  console.error(`unknown mutant id(s): ${only.filter((i) => !MUTANTS.some((m) => m.id === i)).join(', ')}`)
+  process.exit(2)
+}
+makeScratch()
+const started = new Date().toISOString()
+const git = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
+const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== ''
+
+if (!argv.includes('--no-baseline')) {
+  log('mutants: baseline (no mutant): build + every suite any mutant uses')
+  const b = build()
+  if (!b.ok) {
+    console.error(`baseline build failed:\n${tail(b.out, 30)}`)
+    process.exit(1)
+  }
+  const wanted = [...new Set(mutants.flatMap((m) => m.suites ?? JS))]
+  const f = runSuites(wanted)
+  if (f) {
+    console.error(`baseline: suite ${f.failedBy} fails without any mutant (${f.why}); fix that first:\n${tail(f.out, 40)}`)
+    process.exit(1)
+  }
+}
+
+const results = []
+for (const m of mutants) {
+  const file = path.join(SCRATCH, m.file)
+  const original = fs.readFileSync(file, 'utf8')
+  const hits = original.split(m.search).length - 1
+  if (hits !== 1) {
+    results.push({ ...m, verdict: 'STALE', detail: `search text found ${hits} times in ${m.file}` })
+    log(`mutant ${m.id}: STALE (${hits} matches)`)
+    continue
+  }
+  log(`mutant ${m.id}: ${m.what}`)
+  fs.writeFileSync(file, original.replace(m.search, m.replace))
+  try {
+    const b = build()
+    if (!b.ok) {
+      results.push({ ...m, verdict: 'UNVIABLE', detail: tail(b.out, 8) })
+      log(`   UNVIABLE (does not build)`)
+      continue
+    }
+    const f = runSuites(m.suites ?? JS)
+    if (f) {
+      const failing = [...f.out.matchAll(/^\s*✘ (.*)$/gm)].map((x) => x[1].trim())
+      const detail = failing.length ? failing.slice(0, 4).join(' | ') : tail(f.out, 3).replace(/\n/g, ' | ')
+      results.push({ ...m, verdict: 'KILLED', by: f.failedBy, why: f.why, detail })
+      log(`   KILLED by ${f.failedBy} (${f.why}): ${detail}`)
+    } else {
+      results.push({ ...m, verdict: 'SURVIVED' })
+      log(`   SURVIVED`)
+    }
+  } finally {
+    fs.writeFileSync(file, original)
+  }
+}
+// Leave the scratch build unmutated (a later --no-baseline run reuses it).
+if (results.some((r) => r.verdict !== 'STALE')) build()
+
+const lines = []
+lines.push(`binding mutants — git ${git}${dirty ? ' + uncommitted changes' : ''}, ${started}, node ${process.version}`)
+for (const r of results) {
+  const verdict = r.verdict === 'KILLED' ? `KILLED by ${r.by}` : r.verdict
+  lines.push(`${verdict.padEnd(22)} ${r.id.padEnd(30)} ${r.what}${r.verdict === 'KILLED' ? `\n${' '.repeat(23)}↳ ${r.detail}` : r.detail ? `\n${' '.repeat(23)}↳ ${r.detail}` : ''}`)
+}
+const count = (v) => results.filter((r) => r.verdict === v).length
+lines.push(`${results.length} mutants: ${count('KILLED')} killed, ${count('SURVIVED')} survived, ${count('STALE')} stale, ${count('UNVIABLE')} unviable`)
+console.log(lines.join('\n'))
+if (opt('json')) fs.writeFileSync(opt('json'), JSON.stringify({ git, dirty, started, results, table: lines }, null, 2) + '\n')
+if (!argv.includes('--keep')) fs.rmSync(SCRATCH, { recursive: true, force: true })
+process.exitCode = count('KILLED') === results.length ? 0 : 1
