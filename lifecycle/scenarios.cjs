@@ -1,0 +1,1095 @@
+'use strict'
+// The lifecycle scenarios (issue 9): workers, buffers leaving their owner, waits at teardown,
+// hostile /dev/shm entries, API misuse, the create(exclusive:false) race, inherited descriptors.
+//
+//   node --expose-gc lifecycle/scenarios.cjs --scenario <name>     one scenario (what run.js does)
+//   node lifecycle/scenarios.cjs --list                            the names
+//
+// Every scenario runs in a process of its own (lifecycle/run.js starts it, with a timeout), so a
+// crash shows up as the signal that killed it and a hang as a timeout. A scenario ends with one
+// "@@LC {status, detail}" line (common.cjs): pass, fail (a wrong result, with what was expected
+// and what was seen), na (the runtime lacks an API the scenario needs: not a pass) or skip.
+// Workers run this same file with workerData.role set.
+const fs = require('node:fs')
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+const { isMainThread, parentPort, workerData, Worker } = require('node:worker_threads')
+const C = require('./common.cjs')
+const { CAGED, check, eq, fail, na, errStr, throwsCode, throwsCoded, sleep, until, settleWithin } = C
+
+const SIZE = 4096
+const HEAD = 'a1b2c3d4' // what the Python peer writes at offset 0 of the segments it creates
+const MODE_NAME = CAGED ? 'caged' : 'zero-copy'
+
+/** name -> { name, group, timeoutMs, run } */
+const SCENARIOS = []
+function scenario(name, group, run, opts = {}) {
+  SCENARIOS.push({ name, group, run, timeoutMs: opts.timeoutMs ?? 15000, ...opts })
+}
+/** Worker roles: role -> async (workerData) => void. */
+const ROLES = {}
+
+function hex(ab, off, n) {
+  return Buffer.from(new Uint8Array(ab, off, n)).toString('hex')
+}
+function shmExists(name) {
+  try {
+    fs.lstatSync(C.shmPath(name))
+    return true
+  } catch {
+    return false
+  }
+}
+/** Collects several checks' failures instead of stopping at the first. */
+function soft(problems, what, fn) {
+  try {
+    const r = fn()
+    return r
+  } catch (e) {
+    problems.push(e instanceof C.Fail ? e.message : `${what}: unexpected ${errStr(e)}`)
+    return undefined
+  }
+}
+
+// ---------------------------------------------------------------- workers from the main thread
+function startWorker(role, data = {}) {
+  const w = new Worker(__filename, { workerData: { role, ...data } })
+  const msgs = []
+  let wake = []
+  let error = null
+  let exitCode = null
+  const exited = new Promise((res) =>
+    w.on('exit', (c) => {
+      exitCode = c
+      res(c)
+      for (const f of wake.splice(0)) f()
+    }),
+  )
+  w.on('message', (m) => {
+    msgs.push(m)
+    for (const f of wake.splice(0)) f()
+  })
+  w.on('error', (e) => {
+    error = e
+    for (const f of wake.splice(0)) f()
+  })
+  return {
+    w,
+    msgs,
+    exited,
+    get exitCode() {
+      return exitCode
+    },
+    /** The next message of `type` (a worker's 'fail'/'na' message is thrown as such). */
+    next(type, ms = 8000) {
+      return new Promise((resolve, reject) => {
+        const end = Date.now() + ms
+        let timer
+        const look = () => {
+          clearTimeout(timer)
+          const bad = msgs.find((m) => m.type === 'fail' || m.type === 'na')
+          if (bad) return reject(bad.type === 'na' ? new C.NotApplicable(bad.text) : new C.Fail(`worker (${role}): ${bad.text}`))
+          const i = msgs.findIndex((m) => m.type === type)
+          if (i >= 0) return resolve(msgs.splice(i, 1)[0])
+          if (error) return reject(new C.Fail(`worker (${role}) threw ${errStr(error)}`))
+          if (exitCode !== null) return reject(new C.Fail(`worker (${role}) exited (code ${exitCode}) before sending '${type}'`))
+          if (Date.now() > end) return reject(new C.Fail(`worker (${role}) sent no '${type}' within ${ms} ms`))
+          wake.push(look)
+          timer = setTimeout(look, Math.max(1, Math.min(100, end - Date.now())))
+        }
+        look()
+      })
+    },
+    /** Exit code, or fails if the worker has not exited within `ms`. */
+    async exitedWithin(ms, what = 'exit') {
+      const s = await settleWithin(exited, ms)
+      if (s.pending) fail(`worker (${role}) did not ${what} within ${ms} ms`)
+      if (error) fail(`worker (${role}) threw ${errStr(error)}`)
+      return s.value
+    },
+  }
+}
+
+function runWorkerRole() {
+  const role = ROLES[workerData.role]
+  const send = (m, list) => parentPort.postMessage(m, list)
+  Promise.resolve()
+    .then(() => role(workerData, send))
+    .catch((e) => {
+      if (e instanceof C.NotApplicable) send({ type: 'na', text: e.message })
+      else send({ type: 'fail', text: e instanceof C.Fail ? e.message : `${errStr(e)}\n${e?.stack ?? ''}` })
+    })
+}
+
+function naSharedBuffer() {
+  na(CAGED ? 'sharedBuffer is null in caged mode' : 'sharedBuffer is null: the runtime lacks node_api_create_external_sharedarraybuffer')
+}
+
+// ================================================================ workers
+ROLES.use = async ({ name, close, i }, send) => {
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  if (mem.requiresCopy !== CAGED) fail(`requiresCopy is ${mem.requiresCopy} in ${MODE_NAME} mode`)
+  if (mem.requiresCopy) mem.copyFrom()
+  const head = hex(mem.buffer, 0, 4)
+  new Uint8Array(mem.buffer)[100 + i] = i + 1
+  if (mem.requiresCopy) mem.copyTo(100 + i, 100 + i, 1)
+  mem.atomicAdd(64, 1)
+  if (close) mem.close()
+  send({ type: 'done', head, requiresCopy: CAGED })
+  // The worker then ends on its own (its event loop drains), with or without the instance open.
+}
+
+async function workerUse(close) {
+  const name = C.uniqueName('wu')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const N = 6
+    for (let i = 0; i < N; i++) {
+      const h = startWorker('use', { name, close, i })
+      const m = await h.next('done')
+      eq(m.head, HEAD, `worker ${i} read of the peer's bytes`)
+      eq(await h.exitedWithin(5000), 0, `worker ${i} exit code`)
+    }
+    const counter = Buffer.from(C.py('read', name, 64, 4), 'hex').readInt32LE(0)
+    eq(counter, N, "the peer's view of the counter the workers incremented")
+    eq(C.py('read', name, 100, N + 1), Buffer.from([...Array.from({ length: N }, (_, i) => i + 1), 0]).toString('hex'), "the peer's view of the workers' bytes (and the byte after them)")
+    await until(() => C.fdsTo(name) === 0 && C.mapsOf(name) === 0, 3000)
+    eq(C.fdsTo(name), 0, `descriptors of the segment left in the process after ${N} workers exited`)
+    eq(C.mapsOf(name), 0, `mappings of the segment left in the process after ${N} workers exited`)
+    return `${N} workers in turn: peer saw counter ${counter} and each worker's byte; 0 fds and 0 mappings left`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+}
+scenario('worker-use-close-exit', 'workers', () => workerUse(true))
+scenario('worker-use-exit-unclosed', 'workers', () => workerUse(false))
+
+ROLES.storm = async ({ name, iters, prefix }, send) => {
+  const { SharedMemory } = C.lib()
+  for (let i = 0; i < iters; i++) {
+    const m = new SharedMemory(name)
+    m.atomicAdd(0, 1)
+    const own = `${prefix}${i}-${Math.random().toString(16).slice(2, 8)}`
+    const c = SharedMemory.create(own, SIZE)
+    new Uint8Array(c.buffer)[1] = 7
+    if (c.requiresCopy) c.copyTo(1, 1, 1)
+    if (SharedMemory.unlink(own) !== true) fail(`unlink('${own}') did not return true`)
+    c.close()
+    if (i % 2 === 0) m.close() // the odd ones are left to the GC / worker teardown
+    if (i % 25 === 0) {
+      const r = await new SharedMemory(name).waitAsync(4, 12345, 1000)
+      if (r !== 'not-equal') fail(`waitAsync on a word that differs returned '${r}'`)
+    }
+  }
+  send({ type: 'done' })
+}
+scenario('workers-8-storm', 'workers', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('storm')
+  const mem = SharedMemory.create(name, SIZE)
+  try {
+    const fds0 = C.fdsTo(name)
+    const maps0 = C.mapsOf(name)
+    const iters = 100
+    const prefix = `nsm-lc-${process.pid}-st-`
+    const hs = Array.from({ length: 8 }, () => startWorker('storm', { name, iters, prefix }))
+    await Promise.all(hs.map((h) => h.next('done', 12000)))
+    const codes = await Promise.all(hs.map((h) => h.exitedWithin(5000)))
+    eq(codes.join(','), '0,0,0,0,0,0,0,0', 'exit codes of the 8 workers')
+    eq(mem.atomicLoad(0), 8 * iters, 'the shared counter (one atomicAdd per open in 8 workers)')
+    await until(() => C.fdsTo(name) === fds0 && C.mapsOf(name) === maps0, 3000)
+    eq(C.fdsTo(name), fds0, "descriptors of the segment after the workers exited (the main thread's own)")
+    eq(C.mapsOf(name), maps0, "mappings of the segment after the workers exited (the main thread's own)")
+    const left = fs.readdirSync(C.SHM_DIR).filter((f) => f.startsWith(prefix))
+    eq(left.length, 0, 'segments the workers created and unlinked still in /dev/shm')
+    return `8 workers × ${iters} open/create/unlink/close (half left unclosed): counter ${8 * iters}, fds ${fds0}→${C.fdsTo(name)}, maps ${maps0}→${C.mapsOf(name)}`
+  } finally {
+    mem.close()
+    SharedMemory.unlink(name)
+  }
+}, { timeoutMs: 30000 })
+
+ROLES.holdMany = async ({ name, n, stay }, send) => {
+  const { SharedMemory } = C.lib()
+  const keep = []
+  for (let i = 0; i < n; i++) {
+    const m = new SharedMemory(name)
+    if (m.requiresCopy) m.copyFrom(0, 0, 4)
+    keep.push(m, m.buffer, m.sharedBuffer, hex(m.buffer, 0, 4))
+  }
+  send({ type: 'ready' })
+  if (stay) setInterval(() => keep.length, 1000) // keeps this worker alive until the process exits
+}
+async function unclosedAtExit(viaProcessExit) {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('ux')
+  C.py('create', name, SIZE, 0, HEAD)
+  const keep = []
+  for (let i = 0; i < 30; i++) {
+    const m = new SharedMemory(name)
+    keep.push(m, m.buffer, m.sharedBuffer)
+  }
+  globalThis.__keep = keep
+  const r = await keep[0].waitAsync(4, 9, 100) // a finished wait too
+  eq(r, 'not-equal', 'waitAsync on a word that differs')
+  const h = startWorker('holdMany', { name, n: 30, stay: viaProcessExit })
+  await h.next('ready')
+  if (!viaProcessExit) eq(await h.exitedWithin(5000), 0, 'worker (30 unclosed instances) exit code')
+  SharedMemory.unlink(name) // the mappings stay valid; nothing is left in /dev/shm
+  return { keep, h }
+}
+scenario('exit-unclosed-natural', 'workers', async () => {
+  await unclosedAtExit(false)
+  return 'main: 30 unclosed instances, a worker with 30 more exited; the process then ends by itself (exit 0 expected)'
+}, { natural: true })
+scenario('exit-unclosed-process-exit', 'workers', async () => {
+  await unclosedAtExit(true)
+  return 'main: 30 unclosed instances, a running worker with 30 more; process.exit(0) (exit 0 expected)'
+}, { exitNow: true })
+
+// ================================================================ buffers leaving their owner
+/** Moves `b` out of its owner's hands: returns { t, list } to post. */
+function move(b, how) {
+  if (how === 'transfer') {
+    if (typeof ArrayBuffer.prototype.transfer !== 'function') {
+      na('ArrayBuffer.prototype.transfer missing (Node 20 needs --harmony-rab-gsab-transfer)')
+    }
+    const t = b.transfer()
+    return { t, list: [t] }
+  }
+  if (how === 'clone') {
+    if (typeof structuredClone !== 'function') na('structuredClone missing')
+    const t = structuredClone(b, { transfer: [b] })
+    return { t, list: [t] }
+  }
+  if (how === 'post') return { t: b, list: [b] }
+  if (how === 'share') return { t: b, list: [] } // a SharedArrayBuffer is shared, not moved
+  throw new Error(how)
+}
+function sourceBuffer(mem, which) {
+  if (which === 'buffer') return mem.buffer
+  const s = mem.sharedBuffer
+  if (s === null) naSharedBuffer()
+  if (!(s instanceof SharedArrayBuffer)) fail(`sharedBuffer is ${s}`)
+  return s
+}
+/** The receiver's checks on a buffer that left its owner. `len` is its byteLength where it
+ *  landed; `moved` tells whether the runtime moved it (the source was detached) or copied it
+ *  (Node copies an external ArrayBuffer for postMessage/structuredClone and leaves the source
+ *  attached). Checks: size and the segment's bytes; then, where the README promises the mapping
+ *  stays (a moved zero-copy buffer), a peer's write seen through it and its write seen by the
+ *  peer; a copy must only stay readable and writable. Returns a short figure. */
+async function receiverChecks(len, name, ask, moved) {
+  eq(len, SIZE, 'byteLength of the buffer where it landed')
+  eq(await ask('head'), HEAD, "the segment's first bytes read through the buffer where it landed")
+  if (CAGED || !moved) {
+    await ask('write') // a write into a copy must not crash
+    return `${CAGED ? 'caged copy' : 'the runtime copied it (source stayed attached)'}: readable and writable`
+  }
+  C.py('write', name, 16, 'feedface')
+  eq(await ask('at16'), 'feedface', "a peer's write after the owner let go, read through the moved buffer")
+  await ask('write')
+  eq(C.py('read', name, 32, 5), '0102030400', "the peer's read of the receiver's write (and the byte after it)")
+  return 'moved: the same bytes as the segment, both ways'
+}
+/** Whether the buffer was moved (source detached) or copied; transfer() must move, a
+ *  SharedArrayBuffer is shared (counts as moved: the same memory). */
+function movedOrCopied(which, how, srcLen) {
+  if (which !== 'buffer') return true
+  if (srcLen !== 0 && srcLen !== SIZE) fail(`byteLength of the source buffer after the move: ${srcLen}`)
+  if (how === 'transfer' && srcLen !== 0) fail(`transfer() left the source buffer attached (byteLength ${srcLen})`)
+  return srcLen === 0
+}
+function touch(t, what) {
+  if (what === 'head') return hex(t, 0, 4)
+  if (what === 'at16') return hex(t, 16, 4)
+  if (what === 'write') {
+    new Uint8Array(t).set([1, 2, 3, 4], 32)
+    return 'written'
+  }
+  throw new Error(what)
+}
+
+ROLES.give = async ({ name, which, how, close }, send) => {
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  const b = sourceBuffer(mem, which)
+  const { t, list } = move(b, how)
+  send({ type: 'moved', t, srcLen: b.byteLength }, list)
+  if (close) mem.close()
+  await C.gcHard()
+  // …and the worker exits: its environment is torn down while the main thread holds the bytes.
+}
+ROLES.take = async (_data, send) => {
+  let t = null
+  parentPort.on('message', async (m) => {
+    if (m.type === 'buf') {
+      t = m.t
+      send({ type: 'got', len: t.byteLength })
+    } else if (m.type === 'ask') {
+      send({ type: 'answer', value: touch(t, m.what) })
+    } else if (m.type === 'drop') {
+      t = null
+      await C.gcHard()
+      send({ type: 'dropped' })
+      parentPort.close()
+    }
+  })
+}
+
+function moveScenario(which, how, dir, close) {
+  const label = which === 'buffer' ? `buffer-${how}` : 'sharedBuffer'
+  scenario(`move-${label}-${dir}-${close ? 'close' : 'unclosed'}`, 'transfer', async () => {
+    const { SharedMemory } = C.lib()
+    const name = C.uniqueName('mv')
+    C.py('create', name, SIZE, 0, HEAD)
+    try {
+      if (dir === 'w2m') {
+        // A worker opens and moves its buffer here, then closes (or not), collects and exits.
+        const h = startWorker('give', { name, which, how, close })
+        const m = await h.next('moved')
+        eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+        await C.gcHard()
+        const t = m.t
+        const moved = movedOrCopied(which, how, m.srcLen)
+        const fig = await receiverChecks(t.byteLength, name, async (what) => touch(t, what), moved)
+        m.t = null
+        return `worker → main by ${how}, owner ${close ? 'closed' : 'unclosed'}, exited, GC: ${fig}`
+      }
+      // The main thread opens and moves its buffer to a worker, then closes (or not) and collects;
+      // the worker uses the bytes and exits; the main thread's instance must still work.
+      const mem = new SharedMemory(name)
+      const b = sourceBuffer(mem, which)
+      const { t, list } = move(b, how)
+      const h = startWorker('take')
+      h.w.postMessage({ type: 'buf', t }, list)
+      const got = await h.next('got')
+      const moved = movedOrCopied(which, how, b.byteLength)
+      if (close) mem.close()
+      await C.gcHard()
+      const ask = async (what) => {
+        h.w.postMessage({ type: 'ask', what })
+        return (await h.next('answer')).value
+      }
+      const fig = await receiverChecks(got.len, name, ask, moved)
+      h.w.postMessage({ type: 'drop' })
+      await h.next('dropped')
+      eq(await h.exitedWithin(5000), 0, 'receiving worker exit code')
+      await C.gcHard()
+      if (!close) {
+        mem.atomicStore(40, 7)
+        eq(C.py('read', name, 40, 4), '07000000', "the peer's read of the owner's atomicStore after the receiver exited")
+        mem.close()
+      }
+      return `main → worker by ${how}, owner ${close ? 'closed' : 'unclosed'}, GC, receiver exited: ${fig}`
+    } finally {
+      C.removeEntry(C.shmPath(name))
+    }
+  })
+}
+for (const how of ['transfer', 'clone', 'post']) {
+  for (const dir of ['w2m', 'm2w']) for (const close of [true, false]) moveScenario('buffer', how, dir, close)
+}
+for (const dir of ['w2m', 'm2w']) for (const close of [true, false]) moveScenario('sharedBuffer', 'share', dir, close)
+
+scenario('move-buffer-transfer-same-thread', 'transfer', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('mt')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    let mem = new SharedMemory(name)
+    const { t } = move(mem.buffer, 'transfer')
+    eq(mem.buffer.byteLength, 0, 'byteLength of mem.buffer after transfer()')
+    mem.close()
+    mem = null
+    await C.gcHard()
+    return 'transfer(), close(), GC, then: ' + (await receiverChecks(t.byteLength, name, async (what) => touch(t, what), true))
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
+// ================================================================ waits
+ROLES.block = async ({ name, mode, exitAfter }, send) => {
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  if (mode === 'wait') {
+    send({ type: 'waiting' })
+    const r = mem.wait(0, 0) // blocks this thread until word 0 changes and is notified
+    send({ type: 'woke', r })
+    return
+  }
+  const p = mem.waitAsync(0, 0, mode === 'waitAsync300' ? 300 : Infinity)
+  p.then((r) => send({ type: 'woke', r }), (e) => send({ type: 'woke', err: errStr(e) }))
+  send({ type: 'waiting' })
+  if (exitAfter) process.exit(0)
+}
+
+/** Starts a worker blocked in `mode`, terminates it, and checks terminate() resolves within 2 s. */
+async function terminateBlocked(mode, after) {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('wt')
+  const mem = SharedMemory.create(name, SIZE)
+  try {
+    const fds0 = C.fdsTo(name)
+    const h = startWorker('block', { name, mode })
+    await h.next('waiting')
+    await sleep(150) // the worker is now in the wait (a post precedes the call by microseconds)
+    const t0 = Date.now()
+    const p = h.w.terminate()
+    if (!p || typeof p.then !== 'function') na('worker.terminate() returns no promise on this runtime')
+    const s = await settleWithin(p, 2000)
+    if (s.pending) {
+      // Unblock it so the process can end, then report.
+      mem.atomicStore(0, 1)
+      mem.notify(0)
+      const s2 = await settleWithin(p, 2000)
+      fail(`worker.terminate() still pending after 2000 ms with the worker blocked in ${mode}() (${s2.pending ? 'still pending after a notify' : 'resolved only after the word changed and was notified'})`)
+    }
+    const ms = Date.now() - t0
+    if (s.error) fail(`worker.terminate() rejected: ${errStr(s.error)}`)
+    const extra = after ? await after(mem) : ''
+    await until(() => C.fdsTo(name) === fds0, 3000)
+    eq(C.fdsTo(name), fds0, `descriptors of the segment after terminate() (the main thread's own: ${fds0})`)
+    const woke = h.msgs.find((m) => m.type === 'woke')
+    if (woke) fail(`the terminated worker's wait settled: ${JSON.stringify(woke)}`)
+    return `terminate() resolved in ${ms} ms${extra}; fds back to ${fds0}`
+  } finally {
+    mem.close()
+    SharedMemory.unlink(name)
+  }
+}
+scenario('wait-terminate', 'waits', () => terminateBlocked('wait'))
+scenario('waitAsync-terminate-then-timeout', 'waits', () =>
+  terminateBlocked('waitAsync300', async () => {
+    await sleep(700) // the 300 ms timeout ends in the terminated worker's waiter thread
+    return '; its 300 ms timeout passed without harm'
+  }),
+)
+scenario('waitAsync-terminate-then-notify', 'waits', () =>
+  terminateBlocked('waitAsync', async (mem) => {
+    mem.atomicStore(0, 1)
+    const n = mem.notify(0)
+    await sleep(500)
+    return `; a notify after it (woke ${n}) did no harm`
+  }),
+)
+scenario('waitAsync-terminate-releases', 'waits', () => terminateBlocked('waitAsync'))
+
+scenario('waitAsync-worker-process-exit', 'waits', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('we')
+  const mem = SharedMemory.create(name, SIZE)
+  try {
+    const fds0 = C.fdsTo(name)
+    const h = startWorker('block', { name, mode: 'waitAsync', exitAfter: true })
+    eq(await h.exitedWithin(2000, 'end after its own process.exit(0) with a waitAsync pending'), 0, 'worker exit code')
+    mem.atomicStore(0, 1)
+    const n = mem.notify(0)
+    await sleep(300)
+    await until(() => C.fdsTo(name) === fds0, 3000)
+    eq(C.fdsTo(name), fds0, `descriptors of the segment after the worker exited (the main thread's own: ${fds0})`)
+    return `worker with a pending waitAsync called process.exit(0): ended; a later notify (woke ${n}) did no harm; fds back to ${fds0}`
+  } finally {
+    mem.close()
+    SharedMemory.unlink(name)
+  }
+})
+
+scenario('wait-process-exit', 'waits', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('wx')
+  SharedMemory.create(name, SIZE).close()
+  const h = startWorker('block', { name, mode: 'wait' })
+  await h.next('waiting')
+  await sleep(150)
+  SharedMemory.unlink(name)
+  return 'process.exit(0) with a worker blocked in wait(): the process must end (exit 0)'
+}, { exitNow: true, timeoutMs: 10000 })
+
+scenario('waitAsync-process-exit', 'waits', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('wy')
+  const mem = SharedMemory.create(name, SIZE)
+  mem.waitAsync(0, 0) // pending in the main thread
+  const h = startWorker('block', { name, mode: 'waitAsync' })
+  await h.next('waiting')
+  await sleep(150)
+  SharedMemory.unlink(name)
+  return 'process.exit(0) with waitAsync pending in the main thread and in a worker: the process must end (exit 0)'
+}, { exitNow: true, timeoutMs: 10000 })
+
+ROLES.closeWait = async ({ name }, send) => {
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  const p = mem.waitAsync(0, 0)
+  mem.close()
+  const s = await settleWithin(p, 2000)
+  send({ type: 'result', s: s.pending ? 'pending' : s.error ? `rejected ${s.error.code}` : `resolved ${s.value}` })
+}
+scenario('waitAsync-close', 'waits', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('wc')
+  const mem = SharedMemory.create(name, SIZE)
+  try {
+    const other = new SharedMemory(name)
+    const p = other.waitAsync(0, 0)
+    other.close()
+    const s = await settleWithin(p, 2000)
+    if (s.pending) fail('main thread: waitAsync still pending 2000 ms after close()')
+    if (!s.error) fail(`main thread: waitAsync resolved '${s.value}' after close(); expected a rejection ERR_SHM_CLOSED`)
+    eq(s.error.code, 'ERR_SHM_CLOSED', 'main thread: code of the rejection after close()')
+    throwsCode(() => other.wait(0, 0, 10), 'ERR_SHM_CLOSED', Error, 'wait() after close()')
+    const h = startWorker('closeWait', { name })
+    eq((await h.next('result')).s, 'rejected ERR_SHM_CLOSED', 'worker: waitAsync after close()')
+    eq(await h.exitedWithin(5000), 0, 'worker exit code')
+    return 'close() rejects a pending waitAsync with ERR_SHM_CLOSED (main thread and worker); wait() after close() throws ERR_SHM_CLOSED. ' +
+      '(A blocking wait() cannot meet close(): an instance belongs to one thread, which is blocked; terminate() is that case.)'
+  } finally {
+    mem.close()
+    SharedMemory.unlink(name)
+  }
+})
+
+scenario('waitAsync-gc', 'waits', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('wg')
+  C.py('create', name, SIZE, 0, '00000000')
+  try {
+    let mem = new SharedMemory(name)
+    const p1 = mem.waitAsync(0, 0) // no timeout
+    const p2 = mem.waitAsync(8, 0, 200)
+    mem = null
+    await C.gcHard(6) // the instance is garbage now; its waits are not
+    const s2 = await settleWithin(p2, 3000)
+    if (s2.pending) fail('waitAsync(…, 200) of a collected instance still pending after 3000 ms')
+    if (s2.error) fail(`waitAsync(…, 200) of a collected instance rejected: ${errStr(s2.error)}`)
+    eq(s2.value, 'timed-out', 'waitAsync(…, 200) of a collected instance')
+    const n = new SharedMemory(name)
+    n.atomicStore(0, 1)
+    const woke = n.notify(0)
+    const s1 = await settleWithin(p1, 3000)
+    if (s1.pending) fail(`waitAsync of a collected instance still pending 3000 ms after a notify (woke ${woke})`)
+    if (s1.error) fail(`waitAsync of a collected instance rejected: ${errStr(s1.error)}`)
+    eq(s1.value, 'ok', 'waitAsync of a collected instance, after the word changed and was notified')
+    n.close()
+    return `instance collected while 2 waits pended: timeout → 'timed-out', notify (woke ${woke}) → 'ok'`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
+// ================================================================ hostile /dev/shm entries
+const READ = () => C.lib().MemoryAccess.READ
+/** Runs every entry point against a planted entry; `expect` maps an entry point to a code or a
+ *  predicate; returns the observed codes. */
+function hostileMatrix(name, expect, problems) {
+  const { SharedMemory } = C.lib()
+  const calls = {
+    'new SharedMemory(name)': () => new SharedMemory(name),
+    'new SharedMemory(name, undefined, READ)': () => new SharedMemory(name, undefined, READ()),
+    'SharedMemory.create(name, 4096)': () => SharedMemory.create(name, SIZE),
+    'SharedMemory.create(name, 4096, {exclusive:false})': () => SharedMemory.create(name, SIZE, { exclusive: false }),
+  }
+  const seen = {}
+  for (const [what, fn] of Object.entries(calls)) {
+    C.note(`hostile: ${what}`)
+    const want = expect[what]
+    const e = soft(problems, what, () =>
+      typeof want === 'string' ? throwsCode(fn, want, Error, what) : throwsCoded(fn, what, { not: want.not }),
+    )
+    seen[what] = e ? e.code : 'wrong'
+  }
+  return seen
+}
+function codesLine(seen) {
+  return Object.entries(seen)
+    .map(([k, v]) => `${k.replace('SharedMemory.', '').replace('new SharedMemory', 'new')} → ${v}`)
+    .join(', ')
+}
+
+scenario('hostile-symlink-to-file', 'hostile', async () => {
+  const { SharedMemory } = C.lib()
+  const dir = C.tmpDir('sym')
+  const target = path.join(dir, 'victim')
+  const content = Buffer.alloc(SIZE, 0x54)
+  fs.writeFileSync(target, content, { mode: 0o600 })
+  const name = C.uniqueName('sym')
+  const link = C.shmPath(name)
+  fs.symlinkSync(target, link)
+  const problems = []
+  try {
+    const seen = hostileMatrix(name, {
+      'new SharedMemory(name)': 'ELOOP',
+      'new SharedMemory(name, undefined, READ)': 'ELOOP',
+      'SharedMemory.create(name, 4096)': 'EEXIST',
+      'SharedMemory.create(name, 4096, {exclusive:false})': 'ELOOP',
+    }, problems)
+    if (!fs.readFileSync(target).equals(content)) problems.push('the symlink target was modified')
+    if (!fs.lstatSync(link).isSymbolicLink()) problems.push('the planted symlink is no longer a symlink')
+    let un
+    try {
+      un = `→ ${SharedMemory.unlink(name)}`
+    } catch (e) {
+      un = `→ ${e.code}`
+      if (typeof e.code !== 'string') problems.push(`unlink(name): uncoded ${errStr(e)}`)
+    }
+    if (!fs.existsSync(target)) problems.push('unlink(name) removed the symlink target')
+    else if (!fs.readFileSync(target).equals(content)) problems.push('unlink(name) modified the symlink target')
+    if (un === '→ true' && shmExists(name)) problems.push('unlink(name) returned true but the link is still there')
+    if (problems.length) fail(problems.join('; '))
+    return `${codesLine(seen)}; unlink ${un} (the link, like shm_unlink); target untouched`
+  } finally {
+    C.removeEntry(link)
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+scenario('hostile-symlink-dangling', 'hostile', async () => {
+  const dir = C.tmpDir('dsym')
+  const target = path.join(dir, 'not-yet')
+  const name = C.uniqueName('dsym')
+  const link = C.shmPath(name)
+  fs.symlinkSync(target, link)
+  const problems = []
+  try {
+    const seen = hostileMatrix(name, {
+      'new SharedMemory(name)': 'ELOOP',
+      'new SharedMemory(name, undefined, READ)': 'ELOOP',
+      'SharedMemory.create(name, 4096)': 'EEXIST',
+      'SharedMemory.create(name, 4096, {exclusive:false})': 'ELOOP',
+    }, problems)
+    if (fs.existsSync(target)) problems.push(`a file was created at the dangling symlink's target (${fs.statSync(target).size} bytes)`)
+    if (problems.length) fail(problems.join('; '))
+    return `${codesLine(seen)}; no file created at the target`
+  } finally {
+    C.removeEntry(link)
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+scenario('hostile-fifo', 'hostile', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('fifo')
+  const p = C.shmPath(name)
+  require('node:child_process').execFileSync('mkfifo', ['-m', '600', p])
+  const problems = []
+  try {
+    // READ last: an O_RDONLY open of a FIFO without O_NONBLOCK blocks until a writer comes (a hang).
+    const notEmpty = { not: ['ERR_SHM_EMPTY'] }
+    const seen = hostileMatrix(name, {
+      'new SharedMemory(name)': notEmpty,
+      'SharedMemory.create(name, 4096)': 'EEXIST',
+      'SharedMemory.create(name, 4096, {exclusive:false})': notEmpty,
+      'new SharedMemory(name, undefined, READ)': notEmpty,
+    }, problems)
+    if (!fs.lstatSync(p).isFIFO()) problems.push('the FIFO is no longer a FIFO')
+    let un
+    try {
+      un = `→ ${SharedMemory.unlink(name)}`
+    } catch (e) {
+      un = `→ ${e.code}`
+    }
+    if (problems.length) fail(problems.join('; '))
+    return `${codesLine(seen)} (ERR_SHM_EMPTY would misname a FIFO); unlink ${un}; no hang`
+  } finally {
+    C.removeEntry(p)
+  }
+})
+
+scenario('hostile-directory', 'hostile', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('dir')
+  const p = C.shmPath(name)
+  fs.mkdirSync(p, { mode: 0o700 })
+  fs.writeFileSync(path.join(p, 'inside'), 'x')
+  const problems = []
+  try {
+    const notEmpty = { not: ['ERR_SHM_EMPTY'] }
+    const seen = hostileMatrix(name, {
+      'new SharedMemory(name)': notEmpty,
+      'new SharedMemory(name, undefined, READ)': notEmpty,
+      'SharedMemory.create(name, 4096)': 'EEXIST',
+      'SharedMemory.create(name, 4096, {exclusive:false})': notEmpty,
+    }, problems)
+    let un
+    try {
+      un = `→ ${SharedMemory.unlink(name)}`
+      problems.push(`unlink(name) of a directory returned ${un.slice(2)}; expected a coded error`)
+    } catch (e) {
+      un = `→ ${e.code}`
+      if (typeof e.code !== 'string') problems.push(`unlink(name): uncoded ${errStr(e)}`)
+    }
+    if (!fs.lstatSync(p).isDirectory() || !fs.existsSync(path.join(p, 'inside'))) problems.push('the directory or its content changed')
+    if (problems.length) fail(problems.join('; '))
+    return `${codesLine(seen)}; unlink ${un}; directory untouched`
+  } finally {
+    C.removeEntry(p)
+  }
+})
+
+scenario('hostile-hardlink', 'hostile', async () => {
+  const { SharedMemory } = C.lib()
+  const a = C.uniqueName('hla')
+  const b = C.uniqueName('hlb')
+  C.py('create', a, SIZE, 0, HEAD)
+  try {
+    fs.linkSync(C.shmPath(a), C.shmPath(b))
+    // Same inode under a second name: allowed, as glibc's shm_open and Python allow it. (A hard
+    // link cannot reach outside /dev/shm's file system, and with fs.protected_hardlinks=1 a user
+    // cannot link another user's file.)
+    const m = new SharedMemory(b)
+    if (m.requiresCopy) m.copyFrom()
+    eq(hex(m.buffer, 0, 4), HEAD, "bytes read through the hard link's name")
+    m.atomicStore(8, 0x01020304)
+    eq(C.py('read', a, 8, 4), '04030201', "the peer's read (under the first name) of a write through the link")
+    m.close()
+    eq(SharedMemory.unlink(b), true, 'unlink(link name)')
+    check(!shmExists(b), 'the link name is gone')
+    eq(C.py('read', a, 0, 4), HEAD, 'the first name still holds the segment')
+    return 'opens the same inode (like glibc); writes reach it; unlink removes only the link name'
+  } finally {
+    C.removeEntry(C.shmPath(a))
+    C.removeEntry(C.shmPath(b))
+  }
+})
+
+scenario('hostile-other-user', 'hostile', async () => {
+  if (typeof process.getuid !== 'function') na('process.getuid missing')
+  if (process.getuid() !== 0) {
+    C.emit({ status: 'skip', detail: 'SKIPPED hostile-other-user: root missing (needs root to plant a segment owned by another user; see docs/reliability.md#lifecycle)' })
+    return C.SKIPPED
+  }
+  const owner = 65534 // nobody: the planter
+  const victim = 1 // daemon: the user who opens the name
+  const name0600 = C.uniqueName('ou6')
+  const name0666 = C.uniqueName('ou7')
+  C.py('create', name0600, SIZE, 0, HEAD)
+  C.py('create', name0666, SIZE, 0, HEAD)
+  try {
+    for (const [n, mode] of [[name0600, 0o600], [name0666, 0o666]]) {
+      fs.chownSync(C.shmPath(n), owner, owner)
+      fs.chmodSync(C.shmPath(n), mode)
+    }
+    const selfArgs = JSON.parse(process.env.LIFECYCLE_SELF_ARGS || '[]')
+    const child = spawn(process.execPath, [...selfArgs, __filename, '--other-user-child', name0600, name0666], {
+      uid: victim,
+      gid: victim,
+      env: { ...process.env, HOME: '/tmp' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    const code = await new Promise((r) => child.on('close', (c, s) => r(c ?? s)))
+    const line = out.split('\n').find((l) => l.startsWith('@@CHILD '))
+    if (!line) fail(`child as uid ${victim} printed no result (exit ${code}): ${(err || out).trim().slice(-400)}`)
+    const r = JSON.parse(line.slice(8))
+    if (r.uid !== victim) na(`could not start a child as uid ${victim} on this runtime (it ran as uid ${r.uid})`)
+    const problems = []
+    const want = {
+      'new(0600)': 'EACCES',
+      'READ(0600)': 'EACCES',
+      'create(0600)': 'EEXIST',
+      'create-nonexcl(0600)': 'EACCES',
+      'unlink(0600)': 'EPERM|EACCES',
+      'create-nonexcl(0666)': 'opened 4096',
+    }
+    for (const [k, v] of Object.entries(want)) {
+      if (!v.split('|').includes(r.seen[k])) problems.push(`${k}: expected ${v}, got ${r.seen[k]}`)
+    }
+    eq(C.py('read', name0600, 0, 4), HEAD, "the other user's 0600 segment's bytes afterwards")
+    check(shmExists(name0600), "the other user's 0600 segment still exists")
+    if (problems.length) fail(problems.join('; '))
+    return `as uid ${victim} against uid ${owner}'s segments: ${Object.entries(r.seen).map(([k, v]) => `${k} → ${v}`).join(', ')} ` +
+      '(a 0666 segment planted by another user is opened, as glibc does: exclusive create is the guard)'
+  } finally {
+    C.removeEntry(C.shmPath(name0600))
+    C.removeEntry(C.shmPath(name0666))
+  }
+})
+function otherUserChild(name0600, name0666) {
+  const { SharedMemory, MemoryAccess } = C.lib()
+  const seen = {}
+  const tryIt = (k, fn) => {
+    try {
+      const r = fn()
+      seen[k] = r && typeof r === 'object' ? `opened ${r.length}` : String(r)
+      C.tryClose(r)
+    } catch (e) {
+      seen[k] = e.code ?? `uncoded ${errStr(e)}`
+    }
+  }
+  tryIt('new(0600)', () => new SharedMemory(name0600))
+  tryIt('READ(0600)', () => new SharedMemory(name0600, undefined, MemoryAccess.READ))
+  tryIt('create(0600)', () => SharedMemory.create(name0600, SIZE))
+  tryIt('create-nonexcl(0600)', () => SharedMemory.create(name0600, SIZE, { exclusive: false }))
+  tryIt('unlink(0600)', () => SharedMemory.unlink(name0600))
+  tryIt('create-nonexcl(0666)', () => SharedMemory.create(name0666, SIZE, { exclusive: false }))
+  process.stdout.write('@@CHILD ' + JSON.stringify({ uid: process.getuid(), seen }) + '\n')
+}
+
+// ================================================================ API misuse
+scenario('misuse-call-without-new', 'misuse', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('nn')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const maps0 = C.mapsOf(name)
+    const fds0 = C.fdsTo(name)
+    throwsCode(() => SharedMemory(name), 'ERR_CONSTRUCT_CALL_REQUIRED', TypeError, 'SharedMemory(name) without new')
+    throwsCode(() => SharedMemory.call({}, name), 'ERR_CONSTRUCT_CALL_REQUIRED', TypeError, 'SharedMemory.call({}, name)')
+    const codes = {}
+    for (let i = 0; i < 1000; i++) {
+      try {
+        SharedMemory(name)
+        codes['(returned)'] = (codes['(returned)'] ?? 0) + 1
+      } catch (e) {
+        const k = `${e.constructor?.name} ${e.code}`
+        codes[k] = (codes[k] ?? 0) + 1
+      }
+    }
+    const maps1 = C.mapsOf(name)
+    const fds1 = C.fdsTo(name)
+    eq(JSON.stringify(codes), JSON.stringify({ 'TypeError ERR_CONSTRUCT_CALL_REQUIRED': 1000 }), 'outcomes of 1000 calls without new')
+    eq(maps1, maps0, 'mappings of the segment after 1000 calls without new')
+    eq(fds1, fds0, 'descriptors of the segment after 1000 calls without new')
+    const m = new SharedMemory(name) // the class still works
+    eq(m.length, SIZE, 'length of a proper instance afterwards')
+    m.close()
+    return `1000 × TypeError ERR_CONSTRUCT_CALL_REQUIRED; mappings ${maps0}→${maps1}, fds ${fds0}→${fds1}`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
+scenario('misuse-wrong-receiver', 'misuse', async () => {
+  const { SharedMemory } = C.lib()
+  const proto = SharedMemory.prototype
+  const keys = [...Object.getOwnPropertyNames(proto), ...Object.getOwnPropertySymbols(proto)].filter((k) => k !== 'constructor')
+  const receivers = [
+    ['{}', () => ({})],
+    ['Object.create(SharedMemory.prototype)', () => Object.create(proto)],
+    ['new Map()', () => new Map()],
+  ]
+  const problems = []
+  let n = 0
+  for (const k of keys) {
+    const d = Object.getOwnPropertyDescriptor(proto, k)
+    const fns = []
+    if (typeof d.value === 'function') fns.push([`${String(k)}()`, d.value])
+    if (typeof d.get === 'function') fns.push([`get ${String(k)}`, d.get])
+    for (const [label, fn] of fns) {
+      for (const [rl, mk] of receivers) {
+        n++
+        soft(problems, `${label} on ${rl}`, () => throwsCode(() => fn.call(mk(), 0, 0, 0), 'ERR_INVALID_THIS', TypeError, `${label} on ${rl}`))
+      }
+    }
+  }
+  check(n >= 30, `only ${n} method/getter × receiver calls found on the prototype`)
+  // A real instance still works.
+  const name = C.uniqueName('wr')
+  const m = SharedMemory.create(name, SIZE)
+  m.atomicStore(0, 5)
+  eq(Object.getOwnPropertyDescriptor(proto, 'length').get.call(m), SIZE, 'the length getter taken off the prototype, called on a real instance')
+  m.close()
+  SharedMemory.unlink(name)
+  if (problems.length) fail(`${problems.length}/${n} calls wrong: ${problems.slice(0, 4).join('; ')}${problems.length > 4 ? '; …' : ''}`)
+  return `${n} calls (every method and getter × 3 wrong receivers) → TypeError ERR_INVALID_THIS`
+})
+
+scenario('misuse-dot-names', 'misuse', async () => {
+  const { SharedMemory } = C.lib()
+  const problems = []
+  let n = 0
+  for (const nm of ['.', '..', '/.', '/..']) {
+    const calls = {
+      new: () => new SharedMemory(nm),
+      'new READ': () => new SharedMemory(nm, SIZE, READ()),
+      create: () => SharedMemory.create(nm, SIZE),
+      'create nonexcl': () => SharedMemory.create(nm, SIZE, { exclusive: false }),
+      unlink: () => SharedMemory.unlink(nm),
+    }
+    for (const [k, fn] of Object.entries(calls)) {
+      n++
+      soft(problems, `${k}('${nm}')`, () => throwsCode(fn, 'ERR_INVALID_ARG_VALUE', TypeError, `${k}('${nm}')`))
+    }
+  }
+  if (problems.length) fail(`${problems.length}/${n} wrong: ${problems.slice(0, 4).join('; ')}${problems.length > 4 ? '; …' : ''}`)
+  return `${n} calls with '.', '..', '/.', '/..' → TypeError ERR_INVALID_ARG_VALUE`
+})
+
+scenario('misuse-name-255-bytes', 'misuse', async () => {
+  const { SharedMemory } = C.lib()
+  const base = C.uniqueName('n255')
+  const name255 = base + 'x'.repeat(255 - base.length)
+  eq(Buffer.byteLength(name255), 255, 'test name length')
+  try {
+    eq(C.py('mkname', name255, SIZE), 'made', "Python's multiprocessing.shared_memory creating a 255-byte name (glibc's limit)")
+    const problems = []
+    soft(problems, 'open 255', () => {
+      const m = new SharedMemory(name255)
+      if (m.requiresCopy) m.copyFrom()
+      eq(hex(m.buffer, 0, 4), 'c0ffee11', 'bytes of the 255-byte-name segment Python made')
+      m.close()
+      const m2 = new SharedMemory('/' + name255)
+      eq(m2.length, SIZE, "length via '/' + the 255-byte name")
+      m2.close()
+      eq(SharedMemory.unlink(name255), true, 'unlink(255-byte name)')
+      check(!shmExists(name255), 'the 255-byte name is gone after unlink')
+    })
+    soft(problems, 'create 255', () => {
+      const c = SharedMemory.create(name255, SIZE)
+      c.close()
+      eq(C.py('size', name255), String(SIZE), "Python's view of the size of a 255-byte-name segment we created")
+      eq(SharedMemory.unlink('/' + name255), true, "unlink('/' + 255-byte name)")
+    })
+    // One byte over: refused up front (glibc's shm_open would fail with ENAMETOOLONG).
+    const over = [name255 + 'y', name255.slice(0, 254) + 'é']
+    for (const nm of over) {
+      eq(Buffer.byteLength(nm), 256, 'over-long test name length')
+      soft(problems, 'new 256', () => throwsCode(() => new SharedMemory(nm), 'ERR_INVALID_ARG_VALUE', TypeError, `new (${nm.length} chars, 256 bytes)`))
+      soft(problems, 'create 256', () => throwsCode(() => SharedMemory.create(nm, SIZE), 'ERR_INVALID_ARG_VALUE', TypeError, `create (${nm.length} chars, 256 bytes)`))
+      soft(problems, 'unlink 256', () => throwsCode(() => SharedMemory.unlink(nm), 'ERR_INVALID_ARG_VALUE', TypeError, `unlink (${nm.length} chars, 256 bytes)`))
+    }
+    if (problems.length) fail(problems.join('; '))
+    return 'a 255-byte name (made by Python) opens, with or without the /, and unlinks; create works; 256 bytes → ERR_INVALID_ARG_VALUE'
+  } finally {
+    C.removeEntry(C.shmPath(name255))
+  }
+})
+
+// ================================================================ create(exclusive:false) vs a real creator
+scenario('create-nonexclusive-race', 'create', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('race')
+  // The peer shm_open()s the name, sleeps 20 ms (the segment is 0 bytes meanwhile), then sizes it
+  // to 8192 bytes. create(…, 4096, {exclusive:false}) in that window must neither resize it nor
+  // fail: it waits for the creator, then opens its 8192 bytes (>= 4096).
+  const peer = await C.pyStart(['slowcreate', name, 20, 8192], 'opened')
+  try {
+    let m
+    try {
+      m = SharedMemory.create(name, SIZE, { exclusive: false })
+    } catch (e) {
+      fail(`create(…, 4096, {exclusive:false}) during the creator's 0-byte window threw ${errStr(e)}`)
+    }
+    await peer.waitFor('sized')
+    const len = m.length
+    if (m.requiresCopy) m.copyFrom()
+    const head = hex(m.buffer, 0, 4)
+    m.close()
+    eq(C.py('size', name), '8192', "the segment's size after the race (the creator's)")
+    eq(len, 8192, 'length of the instance create() returned')
+    eq(head, '5a5a5a5a', "the creator's bytes read through it")
+    return "create waited for the creator: length 8192 (the creator's size), segment never resized, creator's bytes visible"
+  } finally {
+    await peer.stop()
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
+scenario('create-nonexclusive-never-sized', 'create', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('empty')
+  const peer = await C.pyStart(['holdempty', name], 'opened')
+  try {
+    const problems = []
+    soft(problems, 'create', () => throwsCode(() => SharedMemory.create(name, SIZE, { exclusive: false }), 'ERR_SHM_EMPTY', Error, 'create(…, 4096, {exclusive:false}) of a 0-byte segment nobody sizes'))
+    soft(problems, 'new', () => throwsCode(() => new SharedMemory(name), 'ERR_SHM_EMPTY', Error, 'new SharedMemory(name) of a 0-byte segment'))
+    const size = C.py('size', name)
+    if (size !== '0') problems.push(`the creator's segment was resized to ${size} bytes (must stay 0: never resize an existing segment)`)
+    if (problems.length) fail(problems.join('; '))
+    return 'ERR_SHM_EMPTY for create({exclusive:false}) and new; the segment stays 0 bytes'
+  } finally {
+    await peer.stop()
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
+// ================================================================ descriptors
+ROLES.hold = async ({ name }, send) => {
+  const { SharedMemory } = C.lib()
+  const m = new SharedMemory(name)
+  send({ type: 'ready' })
+  parentPort.on('message', () => {
+    m.close()
+    parentPort.close()
+  })
+}
+scenario('fds-not-inherited', 'fds', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('fd')
+  const m1 = SharedMemory.create(name, SIZE)
+  const m2 = new SharedMemory(name, undefined, READ())
+  const pending = m1.waitAsync(0, 0).catch(() => 'closed')
+  const h = startWorker('hold', { name })
+  await h.next('ready')
+  const child = spawn('sleep', ['20'], { stdio: 'ignore' })
+  try {
+    // Wait until the child has exec'ed sleep (its descriptors are then final).
+    const execd = await until(() => {
+      try {
+        return fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('sleep')
+      } catch {
+        return false
+      }
+    }, 5000)
+    check(execd, 'the child never exec’d sleep')
+    const ours = C.fdsTo(name)
+    const theirs = C.fdsTo(name, child.pid)
+    check(ours >= 3, `this process holds only ${ours} descriptors of the segment (expected ≥ 3: two instances and a worker's)`)
+    eq(theirs, 0, `descriptors of the segment inherited by a child_process.spawn child (we hold ${ours})`)
+    return `we hold ${ours} descriptors of the segment (2 instances, a worker's, a pending waitAsync); the spawned child has 0`
+  } finally {
+    child.kill('SIGKILL')
+    h.w.postMessage('stop')
+    m1.close()
+    m2.close()
+    await pending
+    await h.exited
+    SharedMemory.unlink(name)
+  }
+})
+
+// ================================================================ entry points
+C.SKIPPED = Symbol('skipped')
+async function runScenario(name) {
+  const sc = SCENARIOS.find((s) => s.name === name)
+  if (!sc) {
+    C.emit({ status: 'fail', detail: `unknown scenario '${name}'` })
+    process.exit(2)
+  }
+  process.on('unhandledRejection', (e) => {
+    C.emit({ status: 'fail', detail: `unhandled rejection ${errStr(e)}` })
+    process.exit(1)
+  })
+  try {
+    const detail = await sc.run()
+    if (detail !== C.SKIPPED) C.emit({ status: 'pass', detail })
+    if (sc.exitNow) process.exit(0)
+    if (!sc.natural) C.note('checks done; the process must now end by itself')
+  } catch (e) {
+    if (e instanceof C.NotApplicable) {
+      C.emit({ status: 'na', detail: e.message })
+      process.exit(0)
+    }
+    C.emit({ status: 'fail', detail: e instanceof C.Fail ? e.message : `unexpected ${errStr(e)} ${String(e?.stack ?? '').split('\n').slice(1, 4).join(' ')}` })
+    process.exit(1)
+  }
+}
+
+module.exports = { SCENARIOS }
+
+if (!isMainThread && workerData && workerData.role) {
+  runWorkerRole()
+} else if (isMainThread && process.argv.includes('--scenario')) {
+  runScenario(process.argv[process.argv.indexOf('--scenario') + 1])
+} else if (isMainThread && process.argv.includes('--other-user-child')) {
+  const i = process.argv.indexOf('--other-user-child')
+  otherUserChild(process.argv[i + 1], process.argv[i + 2])
+} else if (isMainThread && process.argv.includes('--list')) {
+  for (const s of SCENARIOS) console.log(`${s.group}\t${s.name}`)
+}
