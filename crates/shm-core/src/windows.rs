@@ -217,18 +217,172 @@ impl Drop for Mapping {
     }
 }
 
+/// The Node-style code of an OS error, as Node's `fs` reports it on Windows: libuv's
+/// `uv_translate_sys_error` (libuv `src/win/error.c`, every non-socket Win32 code it names; the
+/// `WSA*` codes cannot come from the calls made here). A code libuv does not name is `UNKNOWN`,
+/// as in Node. Notably `ERROR_INVALID_NAME` is `ENOENT` (not `EINVAL`), like libuv.
 pub(crate) fn error_code(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
-        Some(2) | Some(3) => "ENOENT", // ERROR_FILE_NOT_FOUND, ERROR_PATH_NOT_FOUND
-        Some(5) => "EACCES",           // ERROR_ACCESS_DENIED
-        Some(6) => "EBADF",            // ERROR_INVALID_HANDLE
-        Some(8) | Some(14) | Some(1455) => "ENOMEM", // NOT_ENOUGH_MEMORY, OUTOFMEMORY, COMMITMENT_LIMIT
-        Some(80) | Some(183) => "EEXIST",            // ERROR_FILE_EXISTS, ERROR_ALREADY_EXISTS
-        Some(87) | Some(123) => "EINVAL",            // ERROR_INVALID_PARAMETER, ERROR_INVALID_NAME
-        Some(112) => "ENOSPC",                       // ERROR_DISK_FULL
-        Some(206) => "ENAMETOOLONG",                 // ERROR_FILENAME_EXCED_RANGE
-        Some(1006) => "EBUSY",                       // ERROR_FILE_INVALID (object changed under us)
+        Some(code) => win32_code(code as u32),
+        None => "UNKNOWN",
+    }
+}
+
+fn win32_code(code: u32) -> &'static str {
+    use windows_sys::Win32::Foundation as F;
+    match code {
+        F::ERROR_NOACCESS
+        | F::ERROR_ELEVATION_REQUIRED
+        | F::ERROR_CANT_ACCESS_FILE
+        | F::ERROR_ACCESS_DENIED => "EACCES",
+        F::ERROR_ADDRESS_ALREADY_ASSOCIATED => "EADDRINUSE",
+        F::ERROR_INVALID_FLAGS | F::ERROR_INVALID_HANDLE => "EBADF",
+        F::ERROR_LOCK_VIOLATION | F::ERROR_PIPE_BUSY | F::ERROR_SHARING_VIOLATION => "EBUSY",
+        F::ERROR_OPERATION_ABORTED => "ECANCELED",
+        F::ERROR_NO_UNICODE_TRANSLATION => "ECHARSET",
+        F::ERROR_CONNECTION_ABORTED => "ECONNABORTED",
+        F::ERROR_CONNECTION_REFUSED => "ECONNREFUSED",
+        F::ERROR_NETNAME_DELETED => "ECONNRESET",
+        F::ERROR_ALREADY_EXISTS | F::ERROR_FILE_EXISTS => "EEXIST",
+        F::ERROR_BUFFER_OVERFLOW => "EFAULT",
+        F::ERROR_HOST_UNREACHABLE => "EHOSTUNREACH",
+        F::ERROR_INSUFFICIENT_BUFFER
+        | F::ERROR_INVALID_DATA
+        | F::ERROR_INVALID_PARAMETER
+        | F::ERROR_SYMLINK_NOT_SUPPORTED => "EINVAL",
+        F::ERROR_BEGINNING_OF_MEDIA
+        | F::ERROR_BUS_RESET
+        | F::ERROR_CRC
+        | F::ERROR_DEVICE_DOOR_OPEN
+        | F::ERROR_DEVICE_REQUIRES_CLEANING
+        | F::ERROR_DISK_CORRUPT
+        | F::ERROR_EOM_OVERFLOW
+        | F::ERROR_FILEMARK_DETECTED
+        | F::ERROR_GEN_FAILURE
+        | F::ERROR_INVALID_BLOCK_LENGTH
+        | F::ERROR_IO_DEVICE
+        | F::ERROR_NO_DATA_DETECTED
+        | F::ERROR_NO_SIGNAL_SENT
+        | F::ERROR_OPEN_FAILED
+        | F::ERROR_SETMARK_DETECTED
+        | F::ERROR_SIGNAL_REFUSED => "EIO",
+        F::ERROR_CANT_RESOLVE_FILENAME => "ELOOP",
+        F::ERROR_TOO_MANY_OPEN_FILES => "EMFILE",
+        F::ERROR_FILENAME_EXCED_RANGE => "ENAMETOOLONG",
+        F::ERROR_NETWORK_UNREACHABLE => "ENETUNREACH",
+        F::ERROR_BAD_PATHNAME
+        | F::ERROR_DIRECTORY
+        | F::ERROR_ENVVAR_NOT_FOUND
+        | F::ERROR_FILE_NOT_FOUND
+        | F::ERROR_INVALID_NAME
+        | F::ERROR_INVALID_DRIVE
+        | F::ERROR_INVALID_REPARSE_DATA
+        | F::ERROR_MOD_NOT_FOUND
+        | F::ERROR_PATH_NOT_FOUND => "ENOENT",
+        F::ERROR_NOT_ENOUGH_MEMORY | F::ERROR_OUTOFMEMORY => "ENOMEM",
+        F::ERROR_CANNOT_MAKE
+        | F::ERROR_DISK_FULL
+        | F::ERROR_EA_TABLE_FULL
+        | F::ERROR_END_OF_MEDIA
+        | F::ERROR_HANDLE_DISK_FULL => "ENOSPC",
+        F::ERROR_NOT_CONNECTED => "ENOTCONN",
+        F::ERROR_DIR_NOT_EMPTY => "ENOTEMPTY",
+        F::ERROR_NOT_SUPPORTED => "ENOTSUP",
+        F::ERROR_BROKEN_PIPE => "EOF",
+        F::ERROR_PRIVILEGE_NOT_HELD => "EPERM",
+        F::ERROR_BAD_PIPE | F::ERROR_NO_DATA | F::ERROR_PIPE_NOT_CONNECTED => "EPIPE",
+        F::ERROR_WRITE_PROTECT => "EROFS",
+        F::ERROR_SEM_TIMEOUT => "ETIMEDOUT",
+        F::ERROR_NOT_SAME_DEVICE => "EXDEV",
+        F::ERROR_INVALID_FUNCTION => "EISDIR",
+        F::ERROR_META_EXPANSION_TOO_LONG => "E2BIG",
         _ => "UNKNOWN",
+    }
+}
+
+/// Node's `errno` for an OS error on Windows: libuv's own negative number for the code
+/// (`include/uv/errno.h`, the `_WIN32` branch), e.g. `ENOENT` → -4058, not minus the Win32 code.
+// For lib.rs's error_errno/error_description (issue 9, item 9: errno/message as Node's fs);
+// drop this allow once lib.rs calls it.
+#[allow(dead_code)]
+pub(crate) fn error_errno(err: &io::Error) -> i32 {
+    match error_code(err) {
+        "E2BIG" => -4093,
+        "EACCES" => -4092,
+        "EADDRINUSE" => -4091,
+        "EBADF" => -4083,
+        "EBUSY" => -4082,
+        "ECANCELED" => -4081,
+        "ECHARSET" => -4080,
+        "ECONNABORTED" => -4079,
+        "ECONNREFUSED" => -4078,
+        "ECONNRESET" => -4077,
+        "EEXIST" => -4075,
+        "EFAULT" => -4074,
+        "EHOSTUNREACH" => -4073,
+        "EINVAL" => -4071,
+        "EIO" => -4070,
+        "EISDIR" => -4068,
+        "ELOOP" => -4067,
+        "EMFILE" => -4066,
+        "ENAMETOOLONG" => -4064,
+        "ENETUNREACH" => -4062,
+        "ENOENT" => -4058,
+        "ENOMEM" => -4057,
+        "ENOSPC" => -4055,
+        "ENOTCONN" => -4053,
+        "ENOTEMPTY" => -4051,
+        "ENOTSUP" => -4049,
+        "EPERM" => -4048,
+        "EPIPE" => -4047,
+        "EROFS" => -4043,
+        "ETIMEDOUT" => -4039,
+        "EXDEV" => -4037,
+        "EOF" => -4095,
+        _ => -4094, // UV_UNKNOWN
+    }
+}
+
+/// Node's text for an OS error on Windows (libuv's `uv_strerror`, as in "ENOENT: no such file or
+/// directory, open 'x'"), rather than the localized Win32 `FormatMessage` text.
+// For lib.rs's error_errno/error_description (issue 9, item 9: errno/message as Node's fs);
+// drop this allow once lib.rs calls it.
+#[allow(dead_code)]
+pub(crate) fn error_description(err: &io::Error) -> &'static str {
+    match error_code(err) {
+        "E2BIG" => "argument list too long",
+        "EACCES" => "permission denied",
+        "EADDRINUSE" => "address already in use",
+        "EBADF" => "bad file descriptor",
+        "EBUSY" => "resource busy or locked",
+        "ECANCELED" => "operation canceled",
+        "ECHARSET" => "invalid Unicode character",
+        "ECONNABORTED" => "software caused connection abort",
+        "ECONNREFUSED" => "connection refused",
+        "ECONNRESET" => "connection reset by peer",
+        "EEXIST" => "file already exists",
+        "EFAULT" => "bad address in system call argument",
+        "EHOSTUNREACH" => "host is unreachable",
+        "EINVAL" => "invalid argument",
+        "EIO" => "i/o error",
+        "EISDIR" => "illegal operation on a directory",
+        "ELOOP" => "too many symbolic links encountered",
+        "EMFILE" => "too many open files",
+        "ENAMETOOLONG" => "name too long",
+        "ENETUNREACH" => "network is unreachable",
+        "ENOENT" => "no such file or directory",
+        "ENOMEM" => "not enough memory",
+        "ENOSPC" => "no space left on device",
+        "ENOTCONN" => "socket is not connected",
+        "ENOTEMPTY" => "directory not empty",
+        "ENOTSUP" => "operation not supported on socket",
+        "EPERM" => "operation not permitted",
+        "EPIPE" => "broken pipe",
+        "EROFS" => "read-only file system",
+        "ETIMEDOUT" => "connection timed out",
+        "EXDEV" => "cross-device link not permitted",
+        "EOF" => "end of file",
+        _ => "unknown error",
     }
 }
 
