@@ -3,15 +3,14 @@
 // the JS suites miss.
 //
 // Each mutant is a precise search/replace in one source file (Rust or TypeScript). The script
-// copies the repository's working tree (tracked and untracked-but-not-ignored files) to a
-// scratch directory once, checks that the unmutated copy builds and passes, then for each
+// copies the committed HEAD (or, with --worktree, the working tree) to a scratch directory once, checks that the unmutated copy builds and passes, then for each
 // mutant: applies it, builds the scratch copy (its own CARGO_TARGET_DIR), runs the suites the
 // mutant lists in order until one fails (KILLED) or all pass (SURVIVED), and restores the file.
 //   STALE     the search text is not in the file exactly once (the code moved: update the list)
 //   UNVIABLE  the mutant does not build (no information: rewrite it)
 // Nothing in the repository itself is modified.
 //
-//   node scripts/mutants.mjs [--only=id,id] [--keep] [--scratch=DIR] [--json=FILE] [--no-baseline]
+//   node scripts/mutants.mjs [--only=id,id] [--keep] [--scratch=DIR] [--json=FILE] [--no-baseline] [--worktree]
 // Exit code 0 when no mutant survived and none is stale or unviable, else 1.
 import { spawnSync, execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -82,8 +81,8 @@ const MUTANTS = [
     id: 'read-runs-caged',
     what: 'READ instances lose the copy-on-write view and silently run caged',
     file: R,
-    search: 'Access::ReadOnly => segment.map_copy_on_write(Some(mapping.len() as u64)).ok(),',
-    replace: 'Access::ReadOnly => segment.map_copy_on_write(Some(mapping.len() as u64)).ok().filter(|_| false),',
+    search: 'unsafe { segment.map_copy_on_write(Some(mapping.len() as u64)) }.ok()',
+    replace: 'unsafe { segment.map_copy_on_write(Some(mapping.len() as u64)) }.ok().filter(|_| false)',
   },
   {
     id: 'sharedbuffer-null',
@@ -96,15 +95,22 @@ const MUTANTS = [
     id: 'existing-too-small-unchecked',
     what: 'create({exclusive:false}) no longer checks that the existing segment is big enough',
     file: U,
-    search: '} else if existing < len {',
-    replace: '} else if false && existing < len {',
+    search: 'if existing < len {',
+    replace: 'if false && existing < len {',
   },
   {
     id: 'existing-too-small-grows',
     what: 'create({exclusive:false}) grows a too-small existing segment instead of refusing',
     file: U,
-    search: 'if existing == 0 {',
-    replace: 'if existing < len {',
+    search: `            if existing < len {
+                return Err(Error::ExistingTooSmall {
+                    requested: len,
+                    size: existing,
+                });
+            }`,
+    replace: `            if existing < len {
+                rustix::fs::ftruncate(&segment.fd, len).map_err(os_err("ftruncate"))?;
+            }`,
   },
   {
     id: 'forced-copy-ignored',
@@ -169,17 +175,23 @@ const tail = (s, n = 12) => s.trim().split('\n').slice(-n).join('\n')
 function makeScratch() {
   fs.rmSync(SCRATCH, { recursive: true, force: true })
   fs.mkdirSync(SCRATCH, { recursive: true })
-  const files = execFileSync('git', ['-C', ROOT, 'ls-files', '-co', '--exclude-standard', '-z'], { encoding: 'utf8' }).split('\0').filter(Boolean)
-  for (const f of files) {
-    const src = path.join(ROOT, f)
-    if (!fs.existsSync(src)) continue // deleted in the working tree
-    fs.mkdirSync(path.dirname(path.join(SCRATCH, f)), { recursive: true })
-    fs.copyFileSync(src, path.join(SCRATCH, f))
+  if (argv.includes('--worktree')) {
+    // The working tree as it is (tracked + untracked-but-not-ignored files).
+    const files = execFileSync('git', ['-C', ROOT, 'ls-files', '-co', '--exclude-standard', '-z'], { encoding: 'utf8' }).split('\0').filter(Boolean)
+    for (const f of files) {
+      const src = path.join(ROOT, f)
+      if (!fs.existsSync(src)) continue // deleted in the working tree
+      fs.mkdirSync(path.dirname(path.join(SCRATCH, f)), { recursive: true })
+      fs.copyFileSync(src, path.join(SCRATCH, f))
+    }
+  } else {
+    // The committed HEAD (other people's edits in progress stay out of it).
+    execFileSync('sh', ['-c', `git -C "${ROOT}" archive HEAD | tar -x -C "${SCRATCH}"`])
   }
   for (const link of ['node_modules', '.runtimes', '.bench']) {
     if (fs.existsSync(path.join(ROOT, link))) fs.symlinkSync(path.join(ROOT, link), path.join(SCRATCH, link))
   }
-  log(`mutants: scratch copy of ${files.length} files in ${SCRATCH}; CARGO_TARGET_DIR=${TARGET}`)
+  log(`mutants: scratch copy of ${argv.includes('--worktree') ? 'the working tree' : 'HEAD'} in ${SCRATCH}; CARGO_TARGET_DIR=${TARGET}`)
 }
 
 function build() {
@@ -208,7 +220,7 @@ if (only && mutants.length !== only.length) {
 makeScratch()
 const started = new Date().toISOString()
 const git = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
-const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== ''
+const dirty = argv.includes('--worktree') && execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== ''
 
 if (!argv.includes('--no-baseline')) {
   log('mutants: baseline (no mutant): build + every suite any mutant uses')
