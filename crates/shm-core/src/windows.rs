@@ -302,7 +302,7 @@ fn win32_code(code: u32) -> &'static str {
 
 /// Node's `errno` for an OS error on Windows: libuv's own negative number for the code
 /// (`include/uv/errno.h`, the `_WIN32` branch), e.g. `ENOENT` → -4058, not minus the Win32 code.
-// For lib.rs's error_errno/error_description (issue 9, item 9: errno/message as Node's fs);
+// For lib.rs's error_errno (issue 9, item 9: errno as Node's fs has it on Windows);
 // drop this allow once lib.rs calls it.
 #[allow(dead_code)]
 pub(crate) fn error_errno(err: &io::Error) -> i32 {
@@ -340,49 +340,6 @@ pub(crate) fn error_errno(err: &io::Error) -> i32 {
         "EXDEV" => -4037,
         "EOF" => -4095,
         _ => -4094, // UV_UNKNOWN
-    }
-}
-
-/// Node's text for an OS error on Windows (libuv's `uv_strerror`, as in "ENOENT: no such file or
-/// directory, open 'x'"), rather than the localized Win32 `FormatMessage` text.
-// For lib.rs's error_errno/error_description (issue 9, item 9: errno/message as Node's fs);
-// drop this allow once lib.rs calls it.
-#[allow(dead_code)]
-pub(crate) fn error_description(err: &io::Error) -> &'static str {
-    match error_code(err) {
-        "E2BIG" => "argument list too long",
-        "EACCES" => "permission denied",
-        "EADDRINUSE" => "address already in use",
-        "EBADF" => "bad file descriptor",
-        "EBUSY" => "resource busy or locked",
-        "ECANCELED" => "operation canceled",
-        "ECHARSET" => "invalid Unicode character",
-        "ECONNABORTED" => "software caused connection abort",
-        "ECONNREFUSED" => "connection refused",
-        "ECONNRESET" => "connection reset by peer",
-        "EEXIST" => "file already exists",
-        "EFAULT" => "bad address in system call argument",
-        "EHOSTUNREACH" => "host is unreachable",
-        "EINVAL" => "invalid argument",
-        "EIO" => "i/o error",
-        "EISDIR" => "illegal operation on a directory",
-        "ELOOP" => "too many symbolic links encountered",
-        "EMFILE" => "too many open files",
-        "ENAMETOOLONG" => "name too long",
-        "ENETUNREACH" => "network is unreachable",
-        "ENOENT" => "no such file or directory",
-        "ENOMEM" => "not enough memory",
-        "ENOSPC" => "no space left on device",
-        "ENOTCONN" => "socket is not connected",
-        "ENOTEMPTY" => "directory not empty",
-        "ENOTSUP" => "operation not supported on socket",
-        "EPERM" => "operation not permitted",
-        "EPIPE" => "broken pipe",
-        "EROFS" => "read-only file system",
-        "ETIMEDOUT" => "connection timed out",
-        "EXDEV" => "cross-device link not permitted",
-        "EOF" => "end of file",
-        _ => "unknown error",
     }
 }
 
