@@ -4,7 +4,7 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { SharedMemory } from '..'
-import { ROOT, runNode, uniqueName } from './helpers/util'
+import { ROOT, uniqueName } from './helpers/util'
 
 /** Runs a Node child and kills it (failing the test) if it has not exited within `ms`. */
 function runNodeBounded(script: string, args: string[], ms: number) {
@@ -96,20 +96,27 @@ test('waitAsync is woken by a notify from another process', async (t) => {
   const name = uniqueName('wnotify')
   const mem = SharedMemory.create(name, 64)
   t.teardown(() => SharedMemory.unlink(name))
+  // The word stays 0: only a notify can end this wait. The child notifies every 5 ms until one
+  // call reports a woken waiter (a notify that lands between two of the waiter's kernel waits
+  // finds nobody and reports 0), and gives up after 15 s.
   const waiting = mem.waitAsync(8, 0, 20_000)
   let ticks = 0
   const interval = setInterval(() => ticks++, 5)
-  const child = await runNode(
+  const child = await runNodeBounded(
     `const { SharedMemory } = require('.')
      const m = new SharedMemory(process.argv[1])
-     setTimeout(() => { m.atomicStore(8, 1); let n = 0; const t = setInterval(() => { n += m.notify(8); if (n > 0) { clearInterval(t); process.stdout.write(String(n)) } }, 5) }, 100)`,
+     const end = Date.now() + 15000
+     setTimeout(() => { const t = setInterval(() => { const n = m.notify(8); if (n > 0 || Date.now() > end) { clearInterval(t); process.stdout.write(String(n)) } }, 5) }, 100)`,
     [name],
+    30_000,
   )
+  t.false(child.killed)
   t.is(child.code, 0, child.stderr)
   t.is(child.stdout, '1', 'notify reports the one waiter it woke')
   t.is(await waiting, 'ok')
   clearInterval(interval)
   t.true(ticks > 3, `timers kept running while waiting (${ticks} ticks)`)
+  t.is(mem.atomicLoad(8), 0)
   mem.close()
 })
 
