@@ -10,141 +10,22 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * A named OS shared-memory segment mapped into this process.
- *
- * `buffer` is an `ArrayBuffer` over the segment's bytes (zero-copy), or, where the runtime
- * forbids external buffers (Electron's V8 memory cage), a copy that `copyFrom()`/`copyTo()`
- * keep in sync (`requiresCopy === true`).
+ * Internal: creates a segment for `SharedMemory.create(name, length, options)`; returns
+ * `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
  */
-export declare class SharedMemory {
-  /**
-   * Opens an existing named shared-memory segment; never creates one.
-   *
-   * @param name - The segment's name. On Linux/macOS the leading `/` is optional and no other
-   *   `/` is allowed; on Windows it is used as given (e.g. `Local\\frames`).
-   * @param length - Bytes to map, a positive integer no larger than the segment. Defaults to
-   *   the segment's size.
-   * @param access - `MemoryAccess.WRITE` (default) or `MemoryAccess.READ`.
-   * @throws TypeError `ERR_INVALID_ARG_TYPE` / `ERR_INVALID_ARG_VALUE` for a bad name or type.
-   * @throws RangeError `ERR_OUT_OF_RANGE` for a bad length or access.
-   * @throws Error `ENOENT`, `EACCES`, … (with `errno`, `syscall`, `path`) when the OS refuses.
-   */
-  constructor(name: string, length?: number, access?: MemoryAccess)
-  /**
-   * Creates a new segment of `length` zero-filled bytes and opens it read-write.
-   *
-   * @param options.mode - Permission bits of a new segment (default `0o600`: only this user),
-   *   filtered by the process umask as for `fs.open`; ignored on Windows.
-   * @param options.exclusive - `true` (default): fail with `EEXIST` if the name exists.
-   *   `false`: open an existing segment instead, if it has at least `length` bytes
-   *   (it is never resized), else create it.
-   * @throws Error `EEXIST` when exclusive and the name exists.
-   */
-  static create(name: string, length: number, options?: { mode?: number; exclusive?: boolean }): SharedMemory
-  /**
-   * Removes a segment's name: later opens fail with `ENOENT`; existing mappings (here and in
-   * other processes) stay valid. Returns `false` when no segment had that name.
-   *
-   * On Windows a name lives exactly as long as some handle to it, so this removes nothing and
-   * only reports whether the name exists.
-   */
-  static unlink(name: string): boolean
-  /** The name the segment was opened with; `undefined` after `close()`. */
-  get name(): string | undefined
-  /** Bytes mapped (the length of `buffer`); `undefined` after `close()`. */
-  get length(): number | undefined
-  /** The access the segment was opened with; `undefined` after `close()`. */
-  get access(): MemoryAccess | undefined
-  /**
-   * The bytes: always the same `ArrayBuffer` object. Over the segment itself when
-   * `requiresCopy` is `false`; a V8-owned copy when it is `true`. Detached (length 0) by
-   * `close()`; `undefined` after it.
-   */
-  get buffer(): ArrayBuffer | undefined
-  /**
-   * `true` when `buffer` is a copy (the V8 memory cage forbids external buffers, e.g. in
-   * Electron ≥ 21, or `NODE_SHARED_MEM_FORCE_COPY=1`): sync it with `copyFrom()`/`copyTo()`.
-   * `undefined` after `close()`.
-   */
-  get requiresCopy(): boolean | undefined
-  /**
-   * A `SharedArrayBuffer` over the segment's bytes (zero-copy), which can be posted to
-   * `worker_threads` workers without copying and used with `Atomics` there; always the same
-   * object. `null` where the runtime cannot make one: it needs Node-API's experimental
-   * `node_api_create_external_sharedarraybuffer` (Node.js 26+), looked up at run time, and
-   * zero-copy mode (never in caged mode, where external memory is forbidden). Once it has
-   * been read, `close()` cannot revoke it: the mapping then stays until every
-   * SharedArrayBuffer over it is garbage-collected (the OS handle is still released at once).
-   * `undefined` after `close()`.
-   */
-  get sharedBuffer(): SharedArrayBuffer | null | undefined
-  /** `true` once `close()` has run. */
-  get closed(): boolean
-  /**
-   * Copies segment → `buffer`: `length` bytes from segment offset `srcOffset` to buffer
-   * offset `dstOffset`. Defaults: 0, 0, and the most bytes that fit both ranges. A no-op
-   * (arguments still checked) when `requiresCopy` is `false`.
-   * @throws RangeError `ERR_OUT_OF_RANGE` for negative, fractional or out-of-bounds ranges.
-   * @throws Error `ERR_SHM_SHRUNK` when another process truncated the segment under the range.
-   */
-  copyFrom(srcOffset?: number, dstOffset?: number, length?: number): void
-  /**
-   * Copies `buffer` → segment: `length` bytes from buffer offset `srcOffset` to segment
-   * offset `dstOffset`; bytes outside that range are untouched. Same defaults and checks as
-   * `copyFrom`; a no-op when `requiresCopy` is `false`.
-   * @throws Error `EACCES` on a `MemoryAccess.READ` instance (in both modes).
-   */
-  copyTo(srcOffset?: number, dstOffset?: number, length?: number): void
-  /**
-   * Atomically reads the `Int32` at `byteOffset` (a multiple of 4) of the segment itself,
-   * in both modes.
-   */
-  atomicLoad(byteOffset: number): number
-  /** Atomically stores `value` (an Int32) at `byteOffset`; returns `value`. */
-  atomicStore(byteOffset: number, value: number): number
-  /** Atomically adds `delta` (an Int32, wrapping) at `byteOffset`; returns the old value. */
-  atomicAdd(byteOffset: number, delta: number): number
-  /**
-   * Atomically replaces the Int32 at `byteOffset` with `replacement` if it equals `expected`;
-   * returns the old value (equal to `expected` when it swapped).
-   */
-  atomicCompareExchange(byteOffset: number, expected: number, replacement: number): number
-  /**
-   * Blocks this thread while the Int32 at `byteOffset` equals `expected`, until another
-   * process (or thread) calls `notify` on it, or `timeout` ms pass (default: forever).
-   * Like `Atomics.wait`, but across processes. A wake can be spurious: re-check the value.
-   */
-  wait(byteOffset: number, expected: number, timeout?: number): 'ok' | 'not-equal' | 'timed-out'
-  /**
-   * Like `wait`, without blocking: the wait runs on a thread of its own and the promise
-   * settles with `'ok' | 'not-equal' | 'timed-out'`; it rejects with `ERR_SHM_CLOSED` if
-   * `close()` runs meanwhile. A pending wait keeps the process alive, as a pending read would.
-   */
-  waitAsync(byteOffset: number, expected: number, timeout?: number): Promise<'ok' | 'not-equal' | 'timed-out'>
-  /**
-   * Wakes up to `count` (default: all) waiters on the Int32 at `byteOffset`, in any process.
-   * Returns how many were woken where the OS tells (Linux, macOS); 0 on Windows.
-   */
-  notify(byteOffset: number, count?: number): number
-  /**
-   * Unmaps and releases the OS handle now. `buffer` is detached (every view over it reads
-   * length 0), pending `waitAsync` promises reject with `ERR_SHM_CLOSED`, later calls throw
-   * `ERR_SHM_CLOSED`, and the properties read `undefined`. A second call does nothing.
-   */
-  close(): void
-  /** Same as `close()`, so that `using mem = new SharedMemory(…)` closes it. */
-  [globalThis.Symbol.dispose](): void
-}
+export declare function createSegment(name: unknown, length: unknown, options: unknown): [object, ArrayBuffer, boolean]
 
-/** How a segment is opened. The numeric values are those of node-shared-mem 2.x. */
-export declare enum MemoryAccess {
-  /**
-   * Read-only. In zero-copy mode `buffer` is a private copy-on-write view: reads see the
-   * segment live; a write into `buffer` changes only this process's copy of that 4 KiB page
-   * (which from then on no longer shows the peers' updates) and never reaches the segment.
-   * `copyTo()` and the writing atomics throw `EACCES`.
-   */
-  READ = 0,
-  /** Read-write (the default): writes into `buffer` are seen by every process at once. */
-  WRITE = 1,
-}
+/**
+ * Internal: opens an existing segment for `new SharedMemory(name, length, access)`;
+ * returns `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
+ */
+export declare function openSegment(name: unknown, length: unknown, access: unknown): [object, ArrayBuffer, boolean]
+
+/**
+ * Internal: enables keeping the mapping of a zero-copy buffer finalized while its worker is
+ * torn down (it may have been transferred); the JS class enables it on Node.js.
+ */
+export declare function setTeardownGuard(on: boolean): void
+
+/** Internal: `SharedMemory.unlink(name)`. */
+export declare function unlinkSegment(name: unknown): boolean

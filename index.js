@@ -835,5 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.SharedMemory = nativeBinding.SharedMemory
-module.exports.MemoryAccess = nativeBinding.MemoryAccess
+module.exports.createSegment = nativeBinding.createSegment
+module.exports.openSegment = nativeBinding.openSegment
+module.exports.setTeardownGuard = nativeBinding.setTeardownGuard
+module.exports.unlinkSegment = nativeBinding.unlinkSegment

@@ -1,6 +1,6 @@
 // Native atomics on the segment itself; JS Atomics on a zero-copy buffer.
 import test from 'ava'
-import { SharedMemory } from '..'
+import { SharedMemory } from '../dist'
 import { FORCED_COPY, runNode, uniqueName } from './helpers/util'
 
 const ADDER = `

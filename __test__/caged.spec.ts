@@ -3,7 +3,7 @@
 process.env.NODE_SHARED_MEM_FORCE_COPY = '1'
 
 import test from 'ava'
-import { SharedMemory, MemoryAccess } from '..'
+import { SharedMemory, MemoryAccess } from '../dist'
 import { foreignCreate, foreignRead, peer } from './helpers/util'
 
 function pattern(n: number, seed: number): Buffer {

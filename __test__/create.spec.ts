@@ -1,7 +1,7 @@
 // SharedMemory.create / SharedMemory.unlink, seen from a foreign process.
 import test from 'ava'
 import { statSync } from 'node:fs'
-import { SharedMemory } from '..'
+import { SharedMemory } from '../dist'
 import { foreignRead, peer, uniqueName } from './helpers/util'
 
 test('create makes a zero-filled segment that a foreign process can open and read', (t) => {

@@ -1,6 +1,6 @@
 // Instances that are never closed release their mapping and fd once garbage.
 import test from 'ava'
-import { SharedMemory } from '..'
+import { SharedMemory } from '../dist'
 import { count, totals } from './helpers/proc'
 import { foreignCreate } from './helpers/util'
 

@@ -1,7 +1,7 @@
 // Opening segments made by a foreign process (Python), reading and writing them, READ mode,
 // errors, close. Runs twice from `npm test`: zero-copy and NODE_SHARED_MEM_FORCE_COPY=1.
 import test from 'ava'
-import { SharedMemory, MemoryAccess } from '..'
+import { SharedMemory, MemoryAccess } from '../dist'
 import { count } from './helpers/proc'
 import { FORCED_COPY, foreignCreate, foreignRead, peer, runNode, uniqueName } from './helpers/util'
 

@@ -4,7 +4,7 @@
 import test from 'ava'
 import { execFileSync, spawnSync } from 'node:child_process'
 import * as path from 'node:path'
-import { SharedMemory } from '..'
+import { SharedMemory } from '../dist'
 import { FORCED_COPY, ROOT, foreignRead, uniqueName } from './helpers/util'
 
 const [major, minor] = process.versions.node.split('.').map(Number)

@@ -318,20 +318,26 @@ impl Region {
         expected: i32,
         timeout: Option<Duration>,
     ) -> Result<WaitOutcome, RegionError> {
-        self.wait_interruptible(byte_offset, expected, timeout, &mut || false)
+        self.wait_interruptible(byte_offset, expected, timeout, None, &mut || false)
     }
 
-    /// [`wait`](Self::wait) that can be abandoned: the kernel sleep is cut into slices of at
-    /// most [`WAIT_SLICE`], and between two slices `interrupted()` is asked whether to give up
-    /// ([`RegionError::Interrupted`]). So a thread that must stop (a worker being terminated,
-    /// a cancelled async wait) leaves within one slice; [`wake_waiters`](Self::wake_waiters)
-    /// makes it leave at once. A word found changed between two slices counts as a wake-up
-    /// ([`WaitOutcome::Ok`]), as in the spin phase.
+    /// [`wait`](Self::wait) that can be abandoned. After every wake-up from the kernel
+    /// `interrupted()` is asked whether to give up ([`RegionError::Interrupted`]); a canceller
+    /// sets what `interrupted` reads, then calls [`wake_waiters`](Self::wake_waiters) until the
+    /// waiter has left (a waiter still spinning is not in the kernel yet).
+    ///
+    /// With `slice: Some(d)` the kernel sleep is also cut into slices of at most `d` and
+    /// `interrupted()` is asked between two, for callers that nobody can wake (a worker thread
+    /// being terminated). The price: between two slices the waiter is briefly not in the
+    /// kernel, so a notify that does not change the word can miss it there (as it can miss any
+    /// waiter that has not gone to sleep yet). A word found changed between two slices counts
+    /// as a wake-up ([`WaitOutcome::Ok`]), as in the spin phase.
     pub fn wait_interruptible(
         &self,
         byte_offset: usize,
         expected: i32,
         timeout: Option<Duration>,
+        slice: Option<Duration>,
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<WaitOutcome, RegionError> {
         let guard = self.enter()?;
@@ -341,7 +347,7 @@ impl Region {
         } else if spin_until_changed(atomic, expected, timeout, &self.closed) || self.is_closed() {
             Ok(Some(WaitOutcome::Ok))
         } else {
-            self.sleep(atomic, byte_offset, expected, timeout, interrupted)
+            self.sleep(atomic, byte_offset, expected, timeout, slice, interrupted)
         };
         drop(guard);
         if self.is_closed() {
@@ -363,6 +369,7 @@ impl Region {
         byte_offset: usize,
         expected: i32,
         timeout: Option<Duration>,
+        slice: Option<Duration>,
         interrupted: &mut dyn FnMut() -> bool,
     ) -> std::io::Result<Option<WaitOutcome>> {
         self.waiting
@@ -371,13 +378,14 @@ impl Region {
             .push(byte_offset);
         let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         let outcome = loop {
-            // No deadline: forever (also a timeout past what an `Instant` holds).
-            let slice = deadline.map_or(WAIT_SLICE, |d| {
-                d.saturating_duration_since(std::time::Instant::now())
-                    .min(WAIT_SLICE)
-            });
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            // `None`: forever (also a timeout past what an `Instant` holds).
+            let sleep = match (left, slice) {
+                (Some(l), Some(s)) => Some(l.min(s)),
+                (l, s) => l.or(s),
+            };
             // `closed` is polled by platforms without a cross-process futex (futex_poll.rs).
-            match futex::wait(atomic, expected, Some(slice), &self.closed) {
+            match futex::wait(atomic, expected, sleep, &self.closed) {
                 Ok(WaitOutcome::TimedOut) => {}
                 // Changed between two slices: woken by value.
                 Ok(WaitOutcome::NotEqual) => break Ok(Some(WaitOutcome::Ok)),
@@ -472,9 +480,8 @@ impl Region {
     }
 }
 
-/// The longest single kernel sleep of a wait; between two, the waiter checks whether it must
-/// stop (see [`Region::wait_interruptible`]). 20 ms keeps a terminated worker's exit prompt
-/// while costing a blocked waiter only 50 wake-ups a second.
+/// A slice for [`Region::wait_interruptible`] callers that must notice within a human-prompt
+/// time that they have to stop: 20 ms costs a blocked waiter 50 wake-ups a second.
 pub const WAIT_SLICE: Duration = Duration::from_millis(20);
 
 /// How long a waiter watches the word before it asks the kernel to put it to sleep.

@@ -495,7 +495,7 @@ fn wait_interruptible_gives_up_when_told_and_wake_waiters_is_prompt() {
     // Interrupted after its third slice.
     let mut asked = 0;
     let start = Instant::now();
-    let out = r.wait_interruptible(0, 0, None, &mut || {
+    let out = r.wait_interruptible(0, 0, None, Some(WAIT_SLICE), &mut || {
         asked += 1;
         asked == 3
     });
@@ -504,7 +504,13 @@ fn wait_interruptible_gives_up_when_told_and_wake_waiters_is_prompt() {
     assert!(start.elapsed() >= WAIT_SLICE * 3);
     // The timeout still counts across slices.
     let start = Instant::now();
-    let out = r.wait_interruptible(0, 0, Some(Duration::from_millis(50)), &mut || false);
+    let out = r.wait_interruptible(
+        0,
+        0,
+        Some(Duration::from_millis(50)),
+        Some(WAIT_SLICE),
+        &mut || false,
+    );
     assert_eq!(out.unwrap(), WaitOutcome::TimedOut);
     assert!(start.elapsed() >= Duration::from_millis(50));
 
@@ -512,7 +518,7 @@ fn wait_interruptible_gives_up_when_told_and_wake_waiters_is_prompt() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (r2, stop2) = (Arc::clone(&r), Arc::clone(&stop));
     let waiter = std::thread::spawn(move || {
-        r2.wait_interruptible(4, 0, None, &mut || {
+        r2.wait_interruptible(4, 0, None, None, &mut || {
             stop2.load(std::sync::atomic::Ordering::SeqCst)
         })
     });

@@ -46,11 +46,15 @@ fn fd_flags(name: &str) -> Vec<u32> {
     let target = format!("/dev/shm/{name}");
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let Ok(link) = std::fs::read_link(entry.path()) else { continue };
+        let Ok(link) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
         if link == Path::new(&target) {
-            let info =
-                std::fs::read_to_string(format!("/proc/self/fdinfo/{}", entry.file_name().to_string_lossy()))
-                    .unwrap();
+            let info = std::fs::read_to_string(format!(
+                "/proc/self/fdinfo/{}",
+                entry.file_name().to_string_lossy()
+            ))
+            .unwrap();
             let flags = info
                 .lines()
                 .find_map(|l| l.strip_prefix("flags:"))
@@ -99,7 +103,10 @@ fn every_segment_fd_is_opened_nofollow_cloexec_nonblock() {
         assert_eq!(f & O_NONBLOCK, O_NONBLOCK, "O_NONBLOCK missing: {f:o}");
     }
     drop((created, opened_rw, opened_ro, again));
-    assert!(fd_flags(&name).is_empty(), "dropping a Segment closes its fd");
+    assert!(
+        fd_flags(&name).is_empty(),
+        "dropping a Segment closes its fd"
+    );
 }
 
 #[test]
@@ -141,7 +148,9 @@ fn a_fifo_planted_under_the_name_fails_at_once() {
     assert!(status.success());
     let n = name.clone();
     let r = within(Duration::from_secs(10), move || {
-        Segment::open(&n, Access::ReadOnly).map(|_| ()).map_err(|e| e.code())
+        Segment::open(&n, Access::ReadOnly)
+            .map(|_| ())
+            .map_err(|e| e.code())
     })
     .expect("opening a FIFO blocked (O_NONBLOCK missing)");
     assert_eq!(r, Err(Some("EINVAL")));
@@ -185,7 +194,10 @@ fn non_exclusive_create_accepts_exactly_the_existing_size_and_never_resizes() {
         other => panic!("8193 of 8192: {other:?}"),
     }
     assert_eq!(first.size().unwrap(), 8192, "never resized");
-    assert_eq!(std::fs::metadata(format!("/dev/shm/{name}")).unwrap().len(), 8192);
+    assert_eq!(
+        std::fs::metadata(format!("/dev/shm/{name}")).unwrap().len(),
+        8192
+    );
 }
 
 #[test]
@@ -230,7 +242,9 @@ fn notify_counts_the_one_waiter_asleep_on_the_word() {
         woken = r.notify(8, 1).unwrap();
     }
     assert_eq!(woken, 1, "notify reports the sleeping waiter it woke");
-    let outcome = rx.recv_timeout(Duration::from_secs(10)).expect("the waiter returned");
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the waiter returned");
     assert_eq!(outcome.unwrap(), WaitOutcome::Ok);
     assert_eq!(r.notify(8, 1).unwrap(), 0, "nobody left");
     assert_eq!(r.load(8).unwrap(), 0);

@@ -121,68 +121,6 @@ pub fn int_arg(
     Ok(Some(n + 0.0))
 }
 
-/// A byte offset or length in `0..=max` (optional).
-pub fn index_arg(
-    env: sys::napi_env,
-    v: sys::napi_value,
-    what: &str,
-    max: usize,
-) -> Result<Option<usize>, JsErr> {
-    Ok(int_arg(env, v, what, 0.0, max as f64)?.map(|n| n as usize))
-}
-
-/// An `Int32` value (required).
-pub fn i32_arg(env: sys::napi_env, v: sys::napi_value, what: &str) -> Result<i32, JsErr> {
-    match int_arg(env, v, what, i32::MIN as f64, i32::MAX as f64)? {
-        Some(n) => Ok(n as i32),
-        None => Err(invalid_type(what, "of type number", "undefined")),
-    }
-}
-
-/// A timeout in milliseconds: `undefined` or `Infinity` → `None` (forever); else `>= 0`.
-pub fn timeout_arg(
-    env: sys::napi_env,
-    v: sys::napi_value,
-) -> Result<Option<std::time::Duration>, JsErr> {
-    let Some(ms) = number_arg(env, v, "timeout")? else {
-        return Ok(None);
-    };
-    if ms.is_nan() || ms < 0.0 {
-        return Err(out_of_range(
-            "timeout",
-            "a number of milliseconds >= 0 (Infinity waits forever)",
-            &fmt_num(ms),
-        ));
-    }
-    if ms.is_infinite() {
-        return Ok(None);
-    }
-    // Past what a Duration holds is forever in practice.
-    Ok(std::time::Duration::try_from_secs_f64(ms / 1000.0).ok())
-}
-
-/// A count of waiters: `undefined`/`Infinity` → all; else an integer `>= 0`.
-pub fn count_arg(env: sys::napi_env, v: sys::napi_value) -> Result<u32, JsErr> {
-    let Some(n) = number_arg(env, v, "count")? else {
-        return Ok(u32::MAX);
-    };
-    if n == f64::INFINITY {
-        return Ok(u32::MAX);
-    }
-    if n.is_nan() || n.fract() != 0.0 || n < 0.0 {
-        return Err(out_of_range(
-            "count",
-            "an integer >= 0 or Infinity",
-            &fmt_num(n),
-        ));
-    }
-    Ok(if n >= u32::MAX as f64 {
-        u32::MAX
-    } else {
-        n as u32
-    })
-}
-
 /// A boolean option, `None` for `undefined`.
 pub fn bool_arg(env: sys::napi_env, v: sys::napi_value, what: &str) -> Result<Option<bool>, JsErr> {
     match type_of(env, v) {

@@ -1,0 +1,494 @@
+//! Raw Node-API callbacks for the per-call operations: no class dispatch, no allocation. The
+//! JS class has already checked every argument (types, integers, ranges, closed); these still
+//! refuse anything out of bounds, so a direct caller can get an error but never bad memory.
+//!
+//! Every callback takes the instance's `External` handle first.
+
+use std::ptr;
+use std::time::Duration;
+
+use napi::sys;
+use shm_core::{Access, RegionError};
+
+use crate::errors::{self, from_region, JsErr, Kind};
+use crate::instance::{self, Instance};
+use crate::wait_async;
+
+type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+pub fn register(env: sys::napi_env, exports: sys::napi_value) -> napi::Result<()> {
+    let table: [(&std::ffi::CStr, Callback); 12] = [
+        (c"copyFrom", copy_from),
+        (c"copyTo", copy_to),
+        (c"load", load),
+        (c"store", store),
+        (c"add", add),
+        (c"compareExchange", compare_exchange),
+        (c"wait", wait),
+        (c"waitAsync", wait_async_cb),
+        (c"notify", notify),
+        (c"atomicsView", atomics_view),
+        (c"sharedBuffer", shared_buffer),
+        (c"close", close),
+    ];
+    for (name, cb) in table {
+        let mut f = ptr::null_mut();
+        // SAFETY: env/exports come from module registration; `name` is NUL-terminated.
+        let status = unsafe {
+            sys::napi_create_function(
+                env,
+                name.as_ptr(),
+                usize::MAX as isize,
+                Some(cb),
+                ptr::null_mut(),
+                &mut f,
+            );
+            sys::napi_set_named_property(env, exports, name.as_ptr(), f)
+        };
+        if status != sys::Status::napi_ok {
+            return Err(napi::Error::new(
+                napi::Status::GenericFailure,
+                "registering the native callbacks failed",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The first `N` arguments (missing ones read `undefined`).
+unsafe fn args<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> [sys::napi_value; N] {
+    let mut argv = [ptr::null_mut(); N];
+    let mut argc = N;
+    // SAFETY: `argv` has room for `argc` values; env/info are the current callback's.
+    unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    argv
+}
+
+fn number(env: sys::napi_env, v: sys::napi_value) -> f64 {
+    let mut n = f64::NAN;
+    // SAFETY: env/v come from the current callback; a non-number leaves NaN.
+    unsafe { sys::napi_get_value_double(env, v, &mut n) };
+    n
+}
+
+/// A non-negative integer index, or `None`.
+fn index(env: sys::napi_env, v: sys::napi_value) -> Option<usize> {
+    let n = number(env, v);
+    (n >= 0.0 && n <= usize::MAX as f64 && n.fract() == 0.0).then_some(n as usize)
+}
+
+fn int32(env: sys::napi_env, v: sys::napi_value) -> Option<i32> {
+    let n = number(env, v);
+    (n >= i32::MIN as f64 && n <= i32::MAX as f64 && n.fract() == 0.0).then_some(n as i32)
+}
+
+fn throw(env: sys::napi_env, e: JsErr) -> sys::napi_value {
+    let _ = e.throw(env);
+    ptr::null_mut()
+}
+
+fn bad_call(env: sys::napi_env, method: &str) -> sys::napi_value {
+    throw(
+        env,
+        JsErr::new(
+            Kind::Type,
+            "ERR_INVALID_ARG_TYPE",
+            format!("{method}(): internal call with an invalid handle or argument; use the SharedMemory class"),
+        ),
+    )
+}
+
+fn undefined(env: sys::napi_env) -> sys::napi_value {
+    let mut v = ptr::null_mut();
+    // SAFETY: env is live.
+    unsafe { sys::napi_get_undefined(env, &mut v) };
+    v
+}
+
+fn int(env: sys::napi_env, n: i32) -> sys::napi_value {
+    let mut v = ptr::null_mut();
+    // SAFETY: env is live.
+    unsafe { sys::napi_create_int32(env, n, &mut v) };
+    v
+}
+
+fn string(env: sys::napi_env, s: &'static str) -> sys::napi_value {
+    // SAFETY: env is live.
+    unsafe { errors::js_string(env, s) }
+}
+
+/// Runs a region operation for `method`, turning its error into a JS error.
+fn region_op<T>(
+    env: sys::napi_env,
+    inst: &Instance,
+    method: &str,
+    r: Result<T, RegionError>,
+    ok: impl FnOnce(T) -> sys::napi_value,
+) -> sys::napi_value {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => throw(env, from_region(e, method, &inst.name)),
+    }
+}
+
+/// The bytes of the caged buffer `ab` of `inst` (same length as the mapping), or an error.
+fn caged_bytes<'a>(
+    env: sys::napi_env,
+    inst: &Instance,
+    ab: sys::napi_value,
+    method: &str,
+) -> Result<&'a mut [u8], JsErr> {
+    let mut data = ptr::null_mut();
+    let mut len = 0usize;
+    // SAFETY: env/ab come from the current callback; a non-ArrayBuffer gives an error status
+    // and a detached one (null, 0).
+    unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) };
+    if data.is_null() || len != inst.region.len() {
+        return Err(JsErr::new(
+            Kind::Error,
+            "ERR_SHM_DETACHED",
+            format!("Cannot call {method}(): buffer was detached (transferred elsewhere); nothing to copy with"),
+        ));
+    }
+    // SAFETY: V8 owns `len` bytes at `data` for this buffer, which the caller's argument keeps
+    // alive; we are on the JS thread, so no JS code touches them during the copy.
+    Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
+}
+
+/// `copyFrom(handle, buffer, srcOffset, dstOffset, length)`: segment → caged buffer.
+unsafe extern "C" fn copy_from(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, ab, s, d, n] = unsafe { args::<5>(env, info) };
+    let (Some(inst), Some(s), Some(d), Some(n)) = (
+        instance::unwrap(env, h),
+        index(env, s),
+        index(env, d),
+        index(env, n),
+    ) else {
+        return bad_call(env, "copyFrom");
+    };
+    let bytes = match caged_bytes(env, inst, ab, "copyFrom") {
+        Ok(b) => b,
+        Err(e) => return throw(env, e),
+    };
+    let Some(dst) = d.checked_add(n).and_then(|end| bytes.get_mut(d..end)) else {
+        return throw(
+            env,
+            from_region(RegionError::OutOfRange, "copyFrom", &inst.name),
+        );
+    };
+    region_op(env, inst, "copyFrom", inst.region.read(s, dst), |()| {
+        undefined(env)
+    })
+}
+
+/// `copyTo(handle, buffer, srcOffset, dstOffset, length)`: caged buffer → segment.
+unsafe extern "C" fn copy_to(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, ab, s, d, n] = unsafe { args::<5>(env, info) };
+    let (Some(inst), Some(s), Some(d), Some(n)) = (
+        instance::unwrap(env, h),
+        index(env, s),
+        index(env, d),
+        index(env, n),
+    ) else {
+        return bad_call(env, "copyTo");
+    };
+    if inst.access == Access::ReadOnly {
+        return throw(
+            env,
+            from_region(RegionError::ReadOnly, "copyTo", &inst.name),
+        );
+    }
+    let bytes = match caged_bytes(env, inst, ab, "copyTo") {
+        Ok(b) => b,
+        Err(e) => return throw(env, e),
+    };
+    let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end)) else {
+        return throw(
+            env,
+            from_region(RegionError::OutOfRange, "copyTo", &inst.name),
+        );
+    };
+    region_op(env, inst, "copyTo", inst.region.write(d, src), |()| {
+        undefined(env)
+    })
+}
+
+/// `load(handle, byteOffset)`.
+unsafe extern "C" fn load(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, off] = unsafe { args::<2>(env, info) };
+    let (Some(inst), Some(off)) = (instance::unwrap(env, h), index(env, off)) else {
+        return bad_call(env, "atomicLoad");
+    };
+    region_op(env, inst, "atomicLoad", inst.region.load(off), |v| {
+        int(env, v)
+    })
+}
+
+/// `store(handle, byteOffset, value)`.
+unsafe extern "C" fn store(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, off, v] = unsafe { args::<3>(env, info) };
+    let (Some(inst), Some(off), Some(v)) =
+        (instance::unwrap(env, h), index(env, off), int32(env, v))
+    else {
+        return bad_call(env, "atomicStore");
+    };
+    region_op(env, inst, "atomicStore", inst.region.store(off, v), |v| {
+        int(env, v)
+    })
+}
+
+/// `add(handle, byteOffset, delta)`.
+unsafe extern "C" fn add(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, off, v] = unsafe { args::<3>(env, info) };
+    let (Some(inst), Some(off), Some(v)) =
+        (instance::unwrap(env, h), index(env, off), int32(env, v))
+    else {
+        return bad_call(env, "atomicAdd");
+    };
+    region_op(env, inst, "atomicAdd", inst.region.add(off, v), |v| {
+        int(env, v)
+    })
+}
+
+/// `compareExchange(handle, byteOffset, expected, replacement)`.
+unsafe extern "C" fn compare_exchange(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, off, e, r] = unsafe { args::<4>(env, info) };
+    let (Some(inst), Some(off), Some(e), Some(r)) = (
+        instance::unwrap(env, h),
+        index(env, off),
+        int32(env, e),
+        int32(env, r),
+    ) else {
+        return bad_call(env, "atomicCompareExchange");
+    };
+    region_op(
+        env,
+        inst,
+        "atomicCompareExchange",
+        inst.region.compare_exchange(off, e, r),
+        |v| int(env, v),
+    )
+}
+
+/// A timeout in ms from JS (already checked there): `undefined`/`Infinity` → forever.
+fn timeout(env: sys::napi_env, v: sys::napi_value) -> Option<Option<Duration>> {
+    let ms = number(env, v);
+    if ms.is_nan() {
+        // `undefined` reads NaN here; the class passes only numbers or undefined.
+        return Some(None);
+    }
+    if ms < 0.0 {
+        return None;
+    }
+    Some(if ms.is_infinite() {
+        None
+    } else {
+        Duration::try_from_secs_f64(ms / 1000.0).ok()
+    })
+}
+
+fn truthy(env: sys::napi_env, v: sys::napi_value) -> bool {
+    let mut b = false;
+    // SAFETY: env/v come from the current callback; a non-boolean leaves `false`.
+    unsafe { sys::napi_get_value_bool(env, v, &mut b) };
+    b
+}
+
+unsafe extern "C" fn noop(_env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
+    ptr::null_mut()
+}
+
+/// `wait(handle, byteOffset, expected, timeoutMs, inWorker)`: blocks this thread.
+///
+/// In a worker it is interruptible the way `Atomics.wait` is: the kernel sleep is cut into
+/// `shm_core::WAIT_SLICE`s, and between two it calls an empty JS function, which fails once the
+/// worker's environment is stopping (`worker.terminate()`, `process.exit()` stopping workers);
+/// the wait then ends and the termination proceeds. The main thread needs no slices (nothing
+/// else can stop it while it blocks) and keeps the exact futex semantics.
+unsafe extern "C" fn wait(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, off, e, t, worker] = unsafe { args::<5>(env, info) };
+    let (Some(inst), Some(off), Some(e), Some(t)) = (
+        instance::unwrap(env, h),
+        index(env, off),
+        int32(env, e),
+        timeout(env, t),
+    ) else {
+        return bad_call(env, "wait");
+    };
+    let slice = truthy(env, worker).then_some(shm_core::WAIT_SLICE);
+    let mut probe_fn: sys::napi_value = ptr::null_mut();
+    let mut stopping = || {
+        // SAFETY: on the JS thread of `env`, inside this callback's handle scope.
+        unsafe {
+            if probe_fn.is_null()
+                && sys::napi_create_function(
+                    env,
+                    c"".as_ptr(),
+                    0,
+                    Some(noop),
+                    ptr::null_mut(),
+                    &mut probe_fn,
+                ) != sys::Status::napi_ok
+            {
+                return true;
+            }
+            let mut global = ptr::null_mut();
+            let mut result = ptr::null_mut();
+            sys::napi_get_global(env, &mut global);
+            sys::napi_call_function(env, global, probe_fn, 0, ptr::null(), &mut result)
+                != sys::Status::napi_ok
+        }
+    };
+    match inst
+        .region
+        .wait_interruptible(off, e, t, slice, &mut stopping)
+    {
+        Ok(outcome) => string(env, outcome.as_str()),
+        Err(RegionError::Interrupted) => {
+            // The environment is stopping: leave whatever exception is pending (termination).
+            if crate::take_pending_exception(env).is_none() {
+                let _ = from_region(RegionError::Interrupted, "wait", &inst.name).throw(env);
+            }
+            ptr::null_mut()
+        }
+        Err(err) => throw(env, from_region(err, "wait", &inst.name)),
+    }
+}
+
+/// `waitAsync(handle, byteOffset, expected, timeoutMs)` → Promise.
+unsafe extern "C" fn wait_async_cb(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, off, e, t] = unsafe { args::<4>(env, info) };
+    let (Some(inst), Some(off), Some(e), Some(t)) = (
+        instance::unwrap(env, h),
+        index(env, off),
+        int32(env, e),
+        timeout(env, t),
+    ) else {
+        return bad_call(env, "waitAsync");
+    };
+    if let Err(err) = inst.region.check_i32(off) {
+        return throw(env, from_region(err, "waitAsync", &inst.name));
+    }
+    if inst.region.is_closed() {
+        return throw(env, errors::closed("waitAsync"));
+    }
+    wait_async::start(env, inst, off, e, t).unwrap_or(ptr::null_mut())
+}
+
+/// `notify(handle, byteOffset, count)`: `count` ≥ 2³² or `Infinity` means all.
+unsafe extern "C" fn notify(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, off, c] = unsafe { args::<3>(env, info) };
+    let count = number(env, c);
+    let (Some(inst), Some(off), true) = (instance::unwrap(env, h), index(env, off), count >= 0.0)
+    else {
+        return bad_call(env, "notify");
+    };
+    let count = if count >= u32::MAX as f64 {
+        u32::MAX
+    } else {
+        count as u32
+    };
+    region_op(env, inst, "notify", inst.region.notify(off, count), |n| {
+        let mut v = ptr::null_mut();
+        // SAFETY: env is live.
+        unsafe { sys::napi_create_uint32(env, n, &mut v) };
+        v
+    })
+}
+
+fn null(env: sys::napi_env) -> sys::napi_value {
+    let mut v = ptr::null_mut();
+    // SAFETY: env is live.
+    unsafe { sys::napi_get_null(env, &mut v) };
+    v
+}
+
+/// `atomicsView(handle)`: an external ArrayBuffer over the *shared* mapping (truly read-only
+/// for READ instances), for the class's zero-copy atomics; `null` when caged or closed. Never
+/// handed to users, so never transferred.
+unsafe extern "C" fn atomics_view(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h] = unsafe { args::<1>(env, info) };
+    let Some(inst) = instance::unwrap(env, h) else {
+        return bad_call(env, "atomicsView");
+    };
+    if inst.caged || inst.region.is_closed() {
+        return null(env);
+    }
+    match instance::external_buffer(
+        env,
+        &inst.region,
+        inst.region.as_ptr().as_ptr(),
+        true,
+        &inst.name,
+    ) {
+        Ok(Some(ab)) => ab,
+        Ok(None) => null(env),
+        Err(e) => throw(env, e),
+    }
+}
+
+/// `sharedBuffer(handle)`: a SharedArrayBuffer or `null`.
+unsafe extern "C" fn shared_buffer(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h] = unsafe { args::<1>(env, info) };
+    let Some(inst) = instance::unwrap(env, h) else {
+        return bad_call(env, "sharedBuffer");
+    };
+    crate::shared_buffer(env, inst).unwrap_or_else(|| null(env))
+}
+
+/// `close(handle, buffer, atomicsView)`: detaches both buffers, wakes waiters, releases the OS
+/// handle and — unless a zero-copy `buffer` was already detached by someone else (transferred:
+/// it may live on elsewhere) or a SharedArrayBuffer exists — unmaps now. A second call does
+/// nothing.
+unsafe extern "C" fn close(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API with a live env and callback info.
+    let [h, buffer, view] = unsafe { args::<3>(env, info) };
+    let Some(inst) = instance::unwrap(env, h) else {
+        return bad_call(env, "close");
+    };
+    if inst.closed.replace(true) {
+        return undefined(env);
+    }
+    let transferred = !instance::detach(env, buffer) && !inst.caged;
+    instance::detach(env, view);
+    inst.region.close(!transferred && !inst.shared_made.get());
+    undefined(env)
+}

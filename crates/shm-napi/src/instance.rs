@@ -1,0 +1,224 @@
+//! The native side of one `SharedMemory`: an [`Instance`] behind a JS `External`, and the
+//! `ArrayBuffer`s made over its mapping.
+//!
+//! # Who owns what
+//! * The `External` owns the `Box<Instance>`; its finalizer (GC, or environment teardown) frees
+//!   it and drops the instance's `Arc<Region>`. Live instances are listed per thread in
+//!   [`LIVE`], so a value that is not one of ours is refused before it is dereferenced.
+//! * Each external `ArrayBuffer` (the zero-copy `buffer`, the hidden atomics view) owns a
+//!   [`BufferGuard`] (its finalize hint), which holds another `Arc<Region>`: the mapping stays
+//!   until every buffer over it is gone or `close()` unmaps it after detaching them.
+//! * A `SharedArrayBuffer` owns an `Arc<Region>` released by its env-less finalizer, which runs
+//!   when the last agent drops it, on any thread.
+//!
+//! # Environment teardown and transferred buffers
+//! Node calls an external `ArrayBuffer`'s finalizer when its environment (a worker) is torn
+//! down, even if the buffer's memory was transferred (`transfer()`, `postMessage`) to another
+//! thread that still uses it; Node then never calls it again. Unmapping there would pull the
+//! memory from under that thread, and nothing tells the two cases apart at that point (Node
+//! detaches the buffer itself first). So a finalizer of a user-visible buffer that runs while its
+//! environment is stopping releases the OS handle and keeps the mapping for the rest of the
+//! process: a bounded leak (address space; the segment's pages stay referenced), never a use
+//! after unmap. `close()` — or `using` — before a worker ends avoids it: it detaches the buffer
+//! itself and unmaps at once (or keeps the mapping only if the buffer was transferred away).
+//! Whether the environment is stopping is asked of Node-API in a way that runs no JS (a property
+//! read fails once the environment can no longer run JS); this is enabled by the JS class on
+//! Node.js only ([`set_teardown_guard`]): other runtimes free the memory on finalization.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use napi::sys;
+use shm_core::{Access, Region};
+
+use crate::errors::{self, JsErr, Kind};
+
+pub struct Instance {
+    pub region: Arc<Region>,
+    pub name: String,
+    pub access: Access,
+    /// `buffer` is a V8-owned copy (the memory cage refused an external buffer).
+    pub caged: bool,
+    /// A `SharedArrayBuffer` was handed out: it cannot be detached, so `close()` never unmaps.
+    pub shared_made: Cell<bool>,
+    pub closed: Cell<bool>,
+}
+
+thread_local! {
+    /// Instances alive on this thread (each environment lives on one thread).
+    static LIVE: RefCell<HashSet<usize>> = RefCell::new(HashSet::new());
+}
+
+/// `NODE_SHARED_MEM_FORCE_COPY=1`: behave as Electron's memory cage does.
+pub fn force_copy() -> bool {
+    static FORCE: OnceLock<bool> = OnceLock::new();
+    *FORCE.get_or_init(|| std::env::var_os("NODE_SHARED_MEM_FORCE_COPY").is_some_and(|v| v == "1"))
+}
+
+unsafe extern "C" fn finalize_instance(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    LIVE.with(|l| l.borrow_mut().remove(&(data as usize)));
+    // SAFETY: `data` is the Box<Instance> leaked in `wrap`; Node-API calls this once.
+    drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
+}
+
+/// Wraps `instance` in a new `External`.
+pub fn wrap(env: sys::napi_env, instance: Instance) -> napi::Result<sys::napi_value> {
+    let raw = Box::into_raw(Box::new(instance));
+    let mut external = ptr::null_mut();
+    // SAFETY: env is live; `raw` stays valid until `finalize_instance` frees it.
+    let status = unsafe {
+        sys::napi_create_external(
+            env,
+            raw.cast(),
+            Some(finalize_instance),
+            ptr::null_mut(),
+            &mut external,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: not handed to Node-API.
+        drop(unsafe { Box::from_raw(raw) });
+        return Err(errors::JsErr::new(
+            Kind::Error,
+            "ERR_SHM_INTERNAL",
+            "napi_create_external failed",
+        )
+        .throw(env));
+    }
+    LIVE.with(|l| l.borrow_mut().insert(raw as usize));
+    Ok(external)
+}
+
+/// The instance behind `handle`, if `handle` is one of ours and alive on this thread.
+pub fn unwrap<'a>(env: sys::napi_env, handle: sys::napi_value) -> Option<&'a Instance> {
+    let mut data = ptr::null_mut();
+    // SAFETY: env/handle come from the current callback; a non-External gives an error status.
+    if unsafe { sys::napi_get_value_external(env, handle, &mut data) } != sys::Status::napi_ok {
+        return None;
+    }
+    if !LIVE.with(|l| l.borrow().contains(&(data as usize))) {
+        return None;
+    }
+    // SAFETY: listed in LIVE, so it is a Box<Instance> of this thread not yet finalized; the
+    // External (an argument of the current call) keeps it alive for the whole call.
+    Some(unsafe { &*data.cast::<Instance>() })
+}
+
+static TEARDOWN_GUARD: AtomicBool = AtomicBool::new(false);
+
+/// Enables the teardown guard (module docs); the JS class calls it on Node.js.
+pub fn set_teardown_guard(on: bool) {
+    TEARDOWN_GUARD.store(on, Ordering::Relaxed);
+}
+
+/// Whether `env` can no longer run JS (it is being torn down). Runs no JS: reading a property
+/// of a fresh plain object only passes Node-API's "may this call run JS" check.
+fn env_stopping(env: sys::napi_env) -> bool {
+    let mut obj = ptr::null_mut();
+    let mut v = ptr::null_mut();
+    // SAFETY: called from a finalizer on the env's thread; the object is a local of a handle
+    // scope the finalizer runs in; a non-ok status is the answer, not an error.
+    unsafe {
+        sys::napi_create_object(env, &mut obj) != sys::Status::napi_ok
+            || sys::napi_get_named_property(env, obj, c"x".as_ptr(), &mut v) != sys::Status::napi_ok
+    }
+}
+
+/// The finalize hint of one external `ArrayBuffer` over a region (module docs).
+struct BufferGuard {
+    region: Arc<Region>,
+    /// Never handed to users (the atomics view), so never transferred.
+    private: bool,
+}
+
+unsafe extern "C" fn release_guard(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box<BufferGuard> leaked in `external_buffer`; called once.
+    let guard = unsafe { Box::from_raw(hint.cast::<BufferGuard>()) };
+    if !guard.private && TEARDOWN_GUARD.load(Ordering::Relaxed) && env_stopping(env) {
+        // The memory may live on in another thread: keep it mapped for good, release the handle.
+        guard.region.close(false);
+        std::mem::forget(Arc::clone(&guard.region));
+    }
+    // Dropping the guard drops its Arc<Region>.
+}
+
+/// Calls `napi_create_external_arraybuffer`, or — with `NODE_SHARED_MEM_FORCE_COPY=1` — gives
+/// the answer Electron's memory cage gives, so the forced runs take Electron's code path.
+unsafe fn create_external_arraybuffer(
+    env: sys::napi_env,
+    data: *mut c_void,
+    len: usize,
+    hint: *mut c_void,
+    result: *mut sys::napi_value,
+) -> sys::napi_status {
+    if force_copy() {
+        return sys::Status::napi_no_external_buffers_allowed;
+    }
+    // SAFETY: forwarded; the caller upholds napi_create_external_arraybuffer's contract.
+    unsafe {
+        sys::napi_create_external_arraybuffer(env, data, len, Some(release_guard), hint, result)
+    }
+}
+
+/// An external `ArrayBuffer` over `len` bytes at `ptr` of `region`, guarded (module docs).
+/// `Ok(None)` when the runtime forbids external buffers (the memory cage).
+pub fn external_buffer(
+    env: sys::napi_env,
+    region: &Arc<Region>,
+    ptr: *mut u8,
+    private: bool,
+    name: &str,
+) -> Result<Option<sys::napi_value>, JsErr> {
+    let guard = Box::into_raw(Box::new(BufferGuard {
+        region: Arc::clone(region),
+        private,
+    }));
+    let mut ab = ptr::null_mut();
+    // SAFETY: `ptr` is valid for `region.len()` bytes until the region unmaps, which happens
+    // only after this buffer is detached by `close()` or after `release_guard` dropped the
+    // guard's Arc (or never, see the module docs).
+    let status = unsafe {
+        create_external_arraybuffer(env, ptr.cast(), region.len(), guard.cast(), &mut ab)
+    };
+    if status == sys::Status::napi_ok {
+        return Ok(Some(ab));
+    }
+    if status == sys::Status::napi_no_external_buffers_allowed {
+        // Refused before taking ownership: the finalizer will never run.
+        // SAFETY: `guard` came from Box::into_raw above and was not consumed.
+        drop(unsafe { Box::from_raw(guard) });
+        return Ok(None);
+    }
+    // Other failures (e.g. a length past the runtime's maximum) may or may not run the
+    // finalizer later: leave the guard to it (a few bytes at worst, and the region is closed
+    // by the caller).
+    Err(JsErr::new(
+        Kind::Range,
+        "ERR_OUT_OF_RANGE",
+        format!(
+            "Cannot create an ArrayBuffer of {} bytes over shared memory '{name}' (status {status})",
+            region.len()
+        ),
+    ))
+}
+
+/// Whether `ab` is an ArrayBuffer that is detached.
+pub fn is_detached(env: sys::napi_env, ab: sys::napi_value) -> bool {
+    let mut detached = false;
+    // SAFETY: env/ab come from the current callback.
+    unsafe { sys::napi_is_detached_arraybuffer(env, ab, &mut detached) };
+    detached
+}
+
+/// Detaches `ab` if it is an attached ArrayBuffer; `false` if it was detached already.
+pub fn detach(env: sys::napi_env, ab: sys::napi_value) -> bool {
+    if is_detached(env, ab) {
+        return false;
+    }
+    // SAFETY: env/ab come from the current callback; detaching is what `close()` promises.
+    unsafe { sys::napi_detach_arraybuffer(env, ab) == sys::Status::napi_ok }
+}
