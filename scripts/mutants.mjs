@@ -11,6 +11,7 @@
 // Nothing in the repository itself is modified.
 //
 //   node scripts/mutants.mjs [--only=id,id] [--keep] [--scratch=DIR] [--json=FILE] [--no-baseline] [--worktree]
+//     [--all-suites]   run every suite of a mutant even after one failed (shows which suites kill it)
 // Exit code 0 when no mutant survived and none is stale or unviable, else 1.
 import { spawnSync, execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -56,11 +57,10 @@ const MUTANTS = [
   },
   {
     id: 'copyto-one-past',
-    what: 'a caged copyTo writes one byte past its range',
-    file: R,
-    search: 'std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())',
-    replace:
-      'std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len());\n            if offset + src.len() < self.len { *self.ptr.as_ptr().add(offset + src.len()) = 0xA5 }',
+    what: 'a caged copyTo writes one byte past its range (the next byte of buffer)',
+    file: N,
+    search: '.write(d, &bytes[s..s + n])',
+    replace: '.write(d, &bytes[s..(s + n + usize::from(s + n < bytes.len() && d + n < open.region.len()))])',
   },
   {
     id: 'copyfrom-one-past',
@@ -198,17 +198,22 @@ function build() {
   return run('npm', ['run', '-s', 'build'], { timeout: 20 * 60_000 })
 }
 
-function runSuites(names) {
+function runSuites(names, all = false) {
+  const failures = []
   for (const name of names) {
     const [cmd, args, env, timeout] = SUITES[name]
     const r = run(cmd, args, { env, timeout })
     if (!r.ok) {
       const why = r.timedOut ? `hung (killed after ${timeout / 1000} s)` : r.signal ? `died of ${r.signal}` : `exit ${r.status}`
-      return { failedBy: name, why, out: r.out, seconds: r.seconds }
+      failures.push({ failedBy: name, why, out: r.out, seconds: r.seconds })
+      if (!all) break
+      log(`   ${name}: FAILS (${why})`)
+      continue
     }
     log(`   ${name}: pass (${r.seconds.toFixed(0)} s)`)
   }
-  return null
+  if (!failures.length) return null
+  return { ...failures[0], failedBy: failures.map((f) => f.failedBy).join(', '), out: failures.map((f) => f.out).join('\n') }
 }
 
 // ---- main ---------------------------------------------------------------------------------
@@ -256,7 +261,7 @@ for (const m of mutants) {
       log(`   UNVIABLE (does not build)`)
       continue
     }
-    const f = runSuites(m.suites ?? JS)
+    const f = runSuites(m.suites ?? JS, argv.includes('--all-suites'))
     if (f) {
       const failing = [...f.out.matchAll(/^\s*✘ (.*)$/gm)].map((x) => x[1].trim())
       const detail = failing.length ? failing.slice(0, 4).join(' | ') : tail(f.out, 3).replace(/\n/g, ' | ')
