@@ -43,11 +43,15 @@ const JS = ['ava', 'ava:copy', 'electron']
 // ---- the planted bugs -----------------------------------------------------------------------
 // id, what it breaks, file, search (must occur exactly once), replace, suites (default JS).
 // The first 13 are the kinds issue 13 names; keep them current with the code.
-const N = 'crates/shm-napi/src/lib.rs'
 const R = 'crates/shm-core/src/region.rs'
 const U = 'crates/shm-core/src/unix.rs'
 const F = 'crates/shm-core/src/futex_linux.rs'
+const H = 'crates/shm-napi/src/hot.rs'
+const I = 'crates/shm-napi/src/instance.rs'
+const N = 'crates/shm-napi/src/lib.rs'
+const T = 'src/shared-memory.ts'
 const MUTANTS = [
+  // -- the kinds issue 13 names --------------------------------------------------------------
   {
     id: 'notify-ignores-count',
     what: 'notify(off, count) wakes every waiter whatever count says',
@@ -58,16 +62,16 @@ const MUTANTS = [
   {
     id: 'copyto-one-past',
     what: 'a caged copyTo writes one byte past its range (the next byte of buffer)',
-    file: N,
-    search: '.write(d, &bytes[s..s + n])',
-    replace: '.write(d, &bytes[s..(s + n + usize::from(s + n < bytes.len() && d + n < open.region.len()))])',
+    file: H,
+    search: 'let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end)) else {',
+    replace: 'let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end + usize::from(end < bytes.len() && d + n < inst.region.len()))) else {',
   },
   {
     id: 'copyfrom-one-past',
     what: 'a caged copyFrom fills one byte past its range in buffer',
-    file: N,
-    search: '.read(s, &mut bytes[d..d + n])',
-    replace: '.read(s, &mut bytes[d..d + n]).map(|()| if d + n < bytes.len() && s + n < open.region.len() { let mut one = [0u8; 1]; let _ = open.region.read(s + n, &mut one); bytes[d + n] = one[0]; })',
+    file: H,
+    search: 'let Some(dst) = d.checked_add(n).and_then(|end| bytes.get_mut(d..end)) else {',
+    replace: 'let Some(dst) = d.checked_add(n).and_then(|end| { let more = usize::from(end < bytes.len() && s + n < inst.region.len()); bytes.get_mut(d..end + more) }) else {',
   },
   {
     id: 'shrink-guard-off',
@@ -88,8 +92,8 @@ const MUTANTS = [
     id: 'sharedbuffer-null',
     what: 'sharedBuffer is always null',
     file: N,
-    search: '(Some(f), Some(p)) if !open.requires_copy && !open.shared_unavailable => (f, p),',
-    replace: '(Some(f), Some(p)) if false && !open.requires_copy && !open.shared_unavailable => (f, p),',
+    search: '(Some(f), Some(p)) if !instance.caged && !instance.region.is_closed() => (f, p),',
+    replace: '(Some(f), Some(p)) if false && !instance.caged && !instance.region.is_closed() => (f, p),',
   },
   {
     id: 'existing-too-small-unchecked',
@@ -114,24 +118,12 @@ const MUTANTS = [
   },
   {
     id: 'forced-copy-ignored',
-    what: 'NODE_SHARED_MEM_FORCE_COPY=1 no longer forces caged mode',
-    file: N,
-    search: 'let copy = force_copy() || region.js_ptr().is_none();',
-    replace: 'let copy = region.js_ptr().is_none();',
+    what: 'NODE_SHARED_MEM_FORCE_COPY=1 no longer forces caged mode (requiresCopy stays false)',
+    file: I,
+    search: '    if force_copy() {\n        return sys::Status::napi_no_external_buffers_allowed;',
+    replace: '    if false && force_copy() {\n        return sys::Status::napi_no_external_buffers_allowed;',
   },
-  {
-    id: 'copyfrom-noop-caged',
-    what: 'a caged copyFrom does nothing',
-    file: N,
-    search: `        if !open.requires_copy {
-            return Ok(());
-        }
-        Self::with_caged_bytes(env.raw(), open, "copyFrom"`,
-    replace: `        if true || !open.requires_copy {
-            return Ok(());
-        }
-        Self::with_caged_bytes(env.raw(), open, "copyFrom"`,
-  },
+  // -- more of the same families ------------------------------------------------------------
   {
     id: 'notify-count-zero',
     what: 'notify() reports 0 woken whatever it woke',
@@ -140,8 +132,15 @@ const MUTANTS = [
     replace: 'let woken = futex::wake(word(atomic), Flags::empty(), count)? * 0;',
   },
   {
+    id: 'notify-count-dropped-in-js',
+    what: 'the JS facade passes Infinity as notify count',
+    file: T,
+    search: 'return native.notify(handle, off, checkCount(count))',
+    replace: 'return native.notify(handle, off, (checkCount(count), Infinity))',
+  },
+  {
     id: 'read-cow-shared',
-    what: 'the READ view is MAP_SHARED instead of MAP_PRIVATE: its writes reach the segment (or fault)',
+    what: 'the READ view is mapped MAP_SHARED instead of MAP_PRIVATE',
     file: U,
     search: `            ProtFlags::READ | ProtFlags::WRITE,
             MapFlags::PRIVATE,`,
@@ -149,11 +148,39 @@ const MUTANTS = [
             MapFlags::SHARED,`,
   },
   {
+    id: 'read-atomics-on-cow-view',
+    what: "a READ instance's zero-copy atomics read its private copy-on-write view, not the segment",
+    file: H,
+    search: '        inst.region.as_ptr().as_ptr(),',
+    replace: '        inst.region.js_ptr().unwrap_or(inst.region.as_ptr()).as_ptr(),',
+  },
+  {
+    id: 'caged-copyfrom-noop',
+    what: 'a caged copyFrom does nothing',
+    file: T,
+    search: 'if (this.#caged) native.copyFrom(handle, this.#buffer as ArrayBuffer, s, d, n)',
+    replace: 'if (false) native.copyFrom(handle, this.#buffer as ArrayBuffer, s, d, n)',
+  },
+  {
     id: 'copyto-readonly-allowed',
     what: 'copyTo on a READ instance is allowed in zero-copy mode (no EACCES)',
-    file: N,
-    search: 'if open.access == Access::ReadOnly {\n            return throw(',
-    replace: 'if open.access == Access::ReadOnly && open.requires_copy {\n            return throw(',
+    file: T,
+    search: "if (this.#access === MemoryAccess.READ) throw readOnly('copyTo', this.#name as string)",
+    replace: "if (this.#access === MemoryAccess.READ && this.#caged) throw readOnly('copyTo', this.#name as string)",
+  },
+  {
+    id: 'range-length-one-more',
+    what: 'copyFrom/copyTo accept a length one byte longer than fits',
+    file: T,
+    search: "const n = length === undefined ? rest : checkIndex(length, 'length', rest)",
+    replace: "const n = length === undefined ? rest : checkIndex(length, 'length', rest + 1)",
+  },
+  {
+    id: 'close-keeps-buffer',
+    what: 'close() leaves buffer attached',
+    file: T,
+    search: 'native.close(handle, this.#buffer as ArrayBuffer, this.#i32?.buffer as ArrayBuffer | undefined)',
+    replace: 'native.close(handle, new ArrayBuffer(this.#length as number), this.#i32?.buffer as ArrayBuffer | undefined)',
   },
 ]
 
