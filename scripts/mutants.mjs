@@ -65,6 +65,7 @@ const MUTANTS = [
     file: H,
     search: 'let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end)) else {',
     replace: 'let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end + usize::from(end < bytes.len() && d + n < inst.region.len()))) else {',
+    suites: ['electron', 'ava:copy', 'ava'], // the Electron spec first: it must catch this alone
   },
   {
     id: 'copyfrom-one-past',
@@ -72,6 +73,7 @@ const MUTANTS = [
     file: H,
     search: 'let Some(dst) = d.checked_add(n).and_then(|end| bytes.get_mut(d..end)) else {',
     replace: 'let Some(dst) = d.checked_add(n).and_then(|end| { let more = usize::from(end < bytes.len() && s + n < inst.region.len()); bytes.get_mut(d..end + more) }) else {',
+    suites: ['electron', 'ava:copy', 'ava'], // the Electron spec first: it must catch this alone
   },
   {
     id: 'shrink-guard-off',
