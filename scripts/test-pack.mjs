@@ -140,7 +140,7 @@ async function main() {
   const mainPack = packJson(ROOT)
   const mainFiles = mainPack.files.map((f) => f.path)
   log(`main tarball ${mainPack.filename}: ${mainPack.size} B, files: ${mainFiles.join(', ')}`)
-  for (const f of ['package.json', 'index.js', 'index.d.ts', ...(mainPkg.exports ? ['index.mjs'] : [])]) {
+  for (const f of ['package.json', 'index.js', 'index.d.ts', 'dist/index.js', 'dist/index.d.ts', 'dist/shared-memory.js', 'dist/native.js', ...(mainPkg.exports ? ['index.mjs'] : [])]) {
     check(mainFiles.includes(f), `main tarball lacks ${f}`)
   }
   if (fs.existsSync(path.join(ROOT, 'README.md'))) check(mainFiles.includes('README.md'), 'main tarball lacks README.md')
@@ -243,10 +243,10 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const nsm = require('node-shared-mem')
 const { SharedMemory, MemoryAccess } = nsm
-assert.equal(require.resolve('node-shared-mem'), ${JSON.stringify(path.join(installedMain, 'index.js'))})
+assert.equal(require.resolve('node-shared-mem'), ${JSON.stringify(path.join(installedMain, 'dist', 'index.js'))})
 const loaded = Object.keys(require.cache).filter((k) => k.endsWith('.node')).map((k) => fs.realpathSync(k))
 assert.deepEqual(loaded, [fs.realpathSync(${JSON.stringify(expectedBinary)})], 'binding not loaded from the platform package')
-assert.equal(nsm.__napiBindingTarget, 'native')
+assert.equal(require('node-shared-mem/index.js').__napiBindingTarget, 'native')
 assert.equal(typeof SharedMemory, 'function')
 assert.deepEqual({ ...MemoryAccess }, { READ: 0, WRITE: 1 })
 const mem = new SharedMemory(${JSON.stringify(name)})

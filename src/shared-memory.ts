@@ -26,18 +26,24 @@ const inWorker = !isMainThread
 const versions = process.versions as NodeJS.ProcessVersions & { bun?: string; deno?: string }
 native.setTeardownGuard(versions.bun === undefined && versions.deno === undefined)
 
-/** How a segment is opened. The numeric values are those of node-shared-mem 2.x. */
-export enum MemoryAccess {
+/**
+ * How a segment is opened. The numeric values are those of node-shared-mem 2.x, and, as
+ * there, a plain object (`{ READ: 0, WRITE: 1 }`, frozen).
+ */
+export const MemoryAccess = Object.freeze({
   /**
    * Read-only. In zero-copy mode `buffer` is a private copy-on-write view: reads see the
    * segment live; a write into `buffer` changes only this process's copy of that 4 KiB page
    * (which from then on no longer shows the peers' updates) and never reaches the segment.
-   * `copyTo()` and the writing atomics throw `EACCES`.
+   * `copyTo()` and the writing atomics throw `EACCES`. (On macOS such a view does not exist:
+   * a READ instance is caged there.)
    */
-  READ = 0,
+  READ: 0,
   /** Read-write (the default): writes into `buffer` are seen by every process at once. */
-  WRITE = 1,
-}
+  WRITE: 1,
+} as const)
+/** `MemoryAccess.READ` (0) or `MemoryAccess.WRITE` (1). */
+export type MemoryAccess = (typeof MemoryAccess)[keyof typeof MemoryAccess]
 
 /** What a wait returns, as `Atomics.wait` names it. */
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out'

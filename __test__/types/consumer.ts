@@ -1,20 +1,18 @@
 // TypeScript consumer check: uses the whole public API of node-shared-mem as a consumer would,
-// compiled with `tsc --strict --noEmit` against the generated index.d.ts (npm run test:types).
+// compiled with `tsc --strict --noEmit` against the package's dist/index.d.ts (npm run test:types).
 // It is type-checked, never run. Each `@ts-expect-error` line is a misuse the typings must reject:
 // if a declaration loosens (e.g. to `any`), that directive becomes unused and tsc fails.
-import { SharedMemory, MemoryAccess, __napiBindingTarget } from 'node-shared-mem'
+import { SharedMemory, MemoryAccess } from 'node-shared-mem'
 import type { SharedMemory as SharedMemoryType } from 'node-shared-mem'
 
 type WaitResult = 'ok' | 'not-equal' | 'timed-out'
 
-const target: 'native' | 'wasm32-wasi' | 'wasm32-wasip1' = __napiBindingTarget
-
-// MemoryAccess is a real (non-const) enum with the 2.x values.
+// MemoryAccess is a real object (not a const enum) with the 2.x values.
 const read: MemoryAccess = MemoryAccess.READ
 const write: MemoryAccess = MemoryAccess.WRITE
 const readValue: 0 = MemoryAccess.READ
 const writeValue: 1 = MemoryAccess.WRITE
-const accessName: string = MemoryAccess[MemoryAccess.WRITE]
+const accessName: keyof typeof MemoryAccess = 'WRITE'
 
 // Statics.
 const created: SharedMemory = SharedMemory.create('frames', 4096)
@@ -157,7 +155,7 @@ const badAsync: WaitResult = a.waitAsync(0, 0)
 MemoryAccess.EXECUTE
 
 export {
-  target, read, write, readValue, writeValue, accessName, created, created2, created3, removed,
+  read, write, readValue, writeValue, accessName, created, created2, created3, removed,
   name, length, access, buffer, requiresCopy, shared, i32, closed, everyMemberExercised, everyStaticExercised, sync, loaded, stored, old, swapped,
   r1, r2, woken, woken1, waiter, withUsing, closedNow, noCheck, badWait, badAsync,
 }

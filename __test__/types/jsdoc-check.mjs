@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // JSDoc coverage of the public API (part of npm run test:types): every exported declaration of
-// the generated index.d.ts, and every member of exported classes/enums/interfaces, must carry a
+// the package's public declarations (dist/*.d.ts, compiled from src/), and every member of exported classes/enums/interfaces, must carry a
 // JSDoc comment. Exits 1 listing the undocumented items. Parameters that no `@param` tag names are
 // listed as notes (not failures): many are self-explanatory.
 import * as fs from 'node:fs'
@@ -9,8 +9,13 @@ import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-const file = path.resolve(process.argv[2] ?? path.join(ROOT, 'index.d.ts'))
-const sf = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true)
+// The public declarations: dist/*.d.ts (compiled from src/) but the internal native.d.ts and
+// errors.d.ts; or the files named on the command line.
+const DIST = path.join(ROOT, 'dist')
+const files = process.argv.length > 2
+  ? process.argv.slice(2).map((f) => path.resolve(f))
+  : fs.readdirSync(DIST).filter((f) => f.endsWith('.d.ts') && !['native.d.ts', 'errors.d.ts'].includes(f)).map((f) => path.join(DIST, f))
+let sf
 
 const missing = []
 const notes = []
@@ -42,13 +47,17 @@ function require_(node, label) {
   }
 }
 
+for (const file of files) {
+sf = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true)
 for (const stmt of sf.statements) {
   if (!isExported(stmt)) continue
+  if (ts.isExportDeclaration(stmt)) continue // re-exports: checked where they are declared
   const label = nameOf(stmt)
   require_(stmt, label)
   if (ts.isClassDeclaration(stmt) || ts.isInterfaceDeclaration(stmt)) {
     for (const m of stmt.members) {
       if (m.modifiers?.some((x) => x.kind === ts.SyntaxKind.PrivateKeyword)) continue
+      if (m.name && ts.isPrivateIdentifier(m.name)) continue // `#private;`
       require_(m, `${label}.${nameOf(m)}`)
     }
   } else if (ts.isEnumDeclaration(stmt)) {
@@ -56,7 +65,9 @@ for (const stmt of sf.statements) {
   }
 }
 
-console.log(`[jsdoc] ${path.relative(ROOT, file)}: ${checked} public items, ${missing.length} without JSDoc`)
+}
+
+console.log(`[jsdoc] ${files.map((f) => path.relative(ROOT, f)).join(', ')}: ${checked} public items, ${missing.length} without JSDoc`)
 for (const n of notes) console.log(`[jsdoc] note: ${n}`)
 if (checked === 0) {
   console.error('[jsdoc] FAILED: found no exported declarations')
