@@ -1,7 +1,7 @@
 'use strict'
 // Helpers for the lifecycle scenarios (lifecycle/scenarios.cjs). Plain CommonJS that runs
-// unchanged on Node, Bun and Deno (Deno: `deno run --allow-read --allow-write --allow-ffi
-// --allow-env --allow-run --allow-sys --v8-flags=--expose-gc`).
+// unchanged on Node, Bun and Deno (Deno: `deno run --allow-all --v8-flags=--expose-gc`: Deno grants
+// /proc and /dev paths only with --allow-all).
 //
 // A scenario reports with one line on stdout:  @@LC {"status":"pass"|"fail"|"na"|"skip", …}
 // and may print progress lines  @@NOTE <text>  (the runner shows the last one when a child hangs).
@@ -84,8 +84,9 @@ function throwsCode(fn, code, ctor, what) {
     }
     return e
   }
+  const d = describeValue(r)
   tryClose(r)
-  fail(`${what}: expected ${ctor ? ctor.name + ' ' : ''}${code}, but it returned ${describeValue(r)}`)
+  fail(`${what}: expected ${ctor ? ctor.name + ' ' : ''}${code}, but it returned ${d}`)
 }
 /** Like throwsCode, but any coded system/library error passes; returns the error (or fails). */
 function throwsCoded(fn, what, { not = [] } = {}) {
@@ -99,8 +100,9 @@ function throwsCoded(fn, what, { not = [] } = {}) {
     }
     return e
   }
+  const d = describeValue(r)
   tryClose(r)
-  fail(`${what}: expected a coded Error, but it returned ${describeValue(r)}`)
+  fail(`${what}: expected a coded Error, but it returned ${d}`)
 }
 function describeValue(r) {
   if (r && typeof r === 'object' && 'length' in r && 'closed' in r) return `an open instance (length ${r.length})`
@@ -120,8 +122,8 @@ function fdsTo(name, pid = 'self') {
   let list = []
   try {
     list = fs.readdirSync(`/proc/${pid}/fd`)
-  } catch {
-    return -1
+  } catch (e) {
+    throw new Error(`cannot list /proc/${pid}/fd: ${e.message}`)
   }
   for (const fd of list) {
     try {

@@ -40,7 +40,20 @@ const only = opt('only')?.split(',')
 const JOBS = Number(opt('jobs') ?? 2)
 const TIMEOUT = opt('timeout') ? Number(opt('timeout')) : null
 const CI = process.env.CI === 'true'
-const DENO_ARGS = ['run', '--allow-read', '--allow-write', '--allow-ffi', '--allow-env', '--allow-run', '--allow-sys', '--v8-flags=--expose-gc']
+// Deno: the addon itself needs only --allow-ffi --allow-read --allow-env, but the scenarios read
+// /proc/self/{maps,fd}, plant entries in /dev/shm and start python3/sleep, and Deno grants /proc
+// and /dev paths only with --allow-all.
+const DENO_ARGS = ['run', '--allow-all', '--v8-flags=--expose-gc']
+
+// Scenario × runtime (× mode) combinations that cannot pass for a reason outside this package and
+// are documented in the README's Limits: reported as "known" (counted as skipped, with the reason)
+// instead of failing. A listed combination that passes is reported so the entry can go.
+// Shape: { scenario: 'workers-8-storm', runtimes: ['bun'], modes: ['zero-copy'], reason: '…' }
+// (runtimes/modes omitted = all). Empty: nothing is excused.
+const KNOWN_LIMITATIONS = []
+function knownFor(sc, rtName, mode) {
+  return KNOWN_LIMITATIONS.find((k) => k.scenario === sc && (!k.runtimes || k.runtimes.includes(rtName)) && (!k.modes || k.modes.includes(mode)))
+}
 
 for (const r of runtimes) if (!ALL_RUNTIMES.includes(r)) die(`unknown runtime '${r}' (known: ${ALL_RUNTIMES.join(', ')})`)
 for (const m of modes) if (!['zero-copy', 'caged'].includes(m)) die(`unknown mode '${m}'`)
@@ -162,7 +175,7 @@ async function pool(tasks, width) {
 function cell(r) {
   if (!r) return '-'
   if (r.status === 'pass') return 'pass'
-  if (r.status === 'na') return 'n/a'
+  if (r.status === 'na') return r.tag === 'known' ? 'known' : 'n/a'
   if (r.status === 'skip') return 'skip'
   return r.tag === 'wrong' ? '**FAIL**' : `**${r.tag}**`
 }
@@ -189,7 +202,10 @@ async function main() {
         continue
       }
       tasks.push(async () => {
-        const r = await runOne(col.rt, col.mode, sc)
+        let r = await runOne(col.rt, col.mode, sc)
+        const known = knownFor(sc.name, col.rt.name, col.mode)
+        if (known && r.status === 'fail') r = { ...r, status: 'na', tag: 'known', detail: `known limitation: ${known.reason} (observed: ${r.detail})` }
+        else if (known && r.status === 'pass') console.log(`NOTE ${sc.name} [${col.key}] is listed as a known limitation but passed: remove the entry`)
         results.set(k, r)
         done++
         if (r.status === 'fail') console.log(`FAIL ${sc.name} [${col.key}] ${r.detail}`)

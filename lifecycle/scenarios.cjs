@@ -89,7 +89,7 @@ function startWorker(role, data = {}) {
           clearTimeout(timer)
           const bad = msgs.find((m) => m.type === 'fail' || m.type === 'na')
           if (bad) return reject(bad.type === 'na' ? new C.NotApplicable(bad.text) : new C.Fail(`worker (${role}): ${bad.text}`))
-          const i = msgs.findIndex((m) => m.type === type)
+          const i = msgs.findIndex((m) => (Array.isArray(type) ? type.includes(m.type) : m.type === type))
           if (i >= 0) return resolve(msgs.splice(i, 1)[0])
           if (error) return reject(new C.Fail(`worker (${role}) threw ${errStr(error)}`))
           if (exitCode !== null) return reject(new C.Fail(`worker (${role}) exited (code ${exitCode}) before sending '${type}'`))
@@ -260,12 +260,38 @@ function move(b, how) {
   }
   if (how === 'clone') {
     if (typeof structuredClone !== 'function') na('structuredClone missing')
-    const t = structuredClone(b, { transfer: [b] })
-    return { t, list: [t] }
+    try {
+      const t = structuredClone(b, { transfer: [b] })
+      return { t, list: [t] }
+    } catch (e) {
+      if (isRefusal(e)) return { refused: errStr(e) }
+      throw e
+    }
   }
   if (how === 'post') return { t: b, list: [b] }
   if (how === 'share') return { t: b, list: [] } // a SharedArrayBuffer is shared, not moved
   throw new Error(how)
+}
+/** The runtime refusing to move an external ArrayBuffer (Node ≥ 22 and Bun mark it
+ *  untransferable): a DataCloneError. A safe outcome, as long as the source stays usable. */
+function isRefusal(e) {
+  return e?.name === 'DataCloneError' || e?.code === 25
+}
+/** Posts with a transfer list; returns null, or the refusal text. */
+function postOrRefusal(port, msg, list) {
+  try {
+    port.postMessage(msg, list)
+    return null
+  } catch (e) {
+    if (list.length && isRefusal(e)) return errStr(e)
+    throw e
+  }
+}
+/** After a refused move, the source must still be attached and show the segment. */
+function checkRefusedSource(b, refused) {
+  eq(b.byteLength, SIZE, `byteLength of the source buffer after the runtime refused the move (${refused})`)
+  eq(hex(b, 0, 4), HEAD, 'the source buffer after the refused move')
+  return `the runtime refused the move (${refused}); the source stayed attached and readable`
 }
 function sourceBuffer(mem, which) {
   if (which === 'buffer') return mem.buffer
@@ -315,15 +341,19 @@ ROLES.give = async ({ name, which, how, close }, send) => {
   const { SharedMemory } = C.lib()
   const mem = new SharedMemory(name)
   const b = sourceBuffer(mem, which)
-  const { t, list } = move(b, how)
-  send({ type: 'moved', t, srcLen: b.byteLength }, list)
+  const { t, list, refused } = move(b, how)
+  const refusal = refused ?? postOrRefusal(parentPort, { type: 'moved', t, srcLen: b.byteLength }, list)
+  if (refusal) {
+    if (mem.requiresCopy) mem.copyFrom()
+    send({ type: 'refused', text: checkRefusedSource(b, refusal) })
+  }
   if (close) mem.close()
   await C.gcHard()
   // …and the worker exits: its environment is torn down while the main thread holds the bytes.
 }
 ROLES.take = async (_data, send) => {
   let t = null
-  parentPort.on('message', async (m) => {
+  const onMessage = async (m) => {
     if (m.type === 'buf') {
       t = m.t
       send({ type: 'got', len: t.byteLength })
@@ -333,9 +363,10 @@ ROLES.take = async (_data, send) => {
       t = null
       await C.gcHard()
       send({ type: 'dropped' })
-      parentPort.close()
+      parentPort.off('message', onMessage) // nothing keeps the worker alive now
     }
-  })
+  }
+  parentPort.on('message', onMessage)
 }
 
 function moveScenario(which, how, dir, close) {
@@ -348,7 +379,11 @@ function moveScenario(which, how, dir, close) {
       if (dir === 'w2m') {
         // A worker opens and moves its buffer here, then closes (or not), collects and exits.
         const h = startWorker('give', { name, which, how, close })
-        const m = await h.next('moved')
+        const m = await h.next(['moved', 'refused'])
+        if (m.type === 'refused') {
+          eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+          return m.text
+        }
         eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
         await C.gcHard()
         const t = m.t
@@ -361,9 +396,17 @@ function moveScenario(which, how, dir, close) {
       // the worker uses the bytes and exits; the main thread's instance must still work.
       const mem = new SharedMemory(name)
       const b = sourceBuffer(mem, which)
-      const { t, list } = move(b, how)
+      const { t, list, refused } = move(b, how)
       const h = startWorker('take')
-      h.w.postMessage({ type: 'buf', t }, list)
+      const refusal = refused ?? postOrRefusal(h.w, { type: 'buf', t }, list)
+      if (refusal) {
+        if (mem.requiresCopy) mem.copyFrom()
+        const text = checkRefusedSource(b, refusal)
+        h.w.postMessage({ type: 'drop' })
+        await h.next('dropped')
+        mem.close()
+        return text
+      }
       const got = await h.next('got')
       const moved = movedOrCopied(which, how, b.byteLength)
       if (close) mem.close()
@@ -1014,10 +1057,11 @@ ROLES.hold = async ({ name }, send) => {
   const { SharedMemory } = C.lib()
   const m = new SharedMemory(name)
   send({ type: 'ready' })
-  parentPort.on('message', () => {
+  const onMessage = () => {
     m.close()
-    parentPort.close()
-  })
+    parentPort.off('message', onMessage)
+  }
+  parentPort.on('message', onMessage)
 }
 scenario('fds-not-inherited', 'fds', async () => {
   const { SharedMemory } = C.lib()
@@ -1032,7 +1076,7 @@ scenario('fds-not-inherited', 'fds', async () => {
     // Wait until the child has exec'ed sleep (its descriptors are then final).
     const execd = await until(() => {
       try {
-        return fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').startsWith('sleep')
+        return /(^|\/)sleep$/.test(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')[0])
       } catch {
         return false
       }
