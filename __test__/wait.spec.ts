@@ -3,7 +3,7 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { SharedMemory } from '..'
+import { SharedMemory } from '../dist'
 import { ROOT, uniqueName } from './helpers/util'
 
 /** Runs a Node child and kills it (failing the test) if it has not exited within `ms`. */
