@@ -11,7 +11,7 @@
 // ≥ 3× faster than worker_threads postMessage; the verdict is given per placement from the
 // median over runs, and a run below the target is named.
 // Env: PINGPONG_RUNS (5), BENCH_ROUNDS (4 here), BENCH_TIME_MS (300 here), BENCH_CPU (last CPU),
-// PINGPONG_OUT (bench/pingpong-results.json).
+// PINGPONG_OUT (.bench/pingpong-results.json, git-ignored).
 import { spawnSync, execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -21,7 +21,7 @@ import { ROOT } from './lib.mjs'
 const RUNS = Number(process.env.PINGPONG_RUNS ?? 5)
 const env = { ...process.env, BENCH_ROUNDS: process.env.BENCH_ROUNDS ?? '4', BENCH_TIME_MS: process.env.BENCH_TIME_MS ?? '300' }
 delete env.NODE_SHARED_MEM_FORCE_COPY
-const OUT = process.env.PINGPONG_OUT ?? path.join(ROOT, 'bench', 'pingpong-results.json')
+const OUT = process.env.PINGPONG_OUT ?? path.join(ROOT, '.bench', 'pingpong-results.json') // git-ignored
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'nsm-pp-'))
 const ncpu = os.availableParallelism?.() ?? os.cpus().length
 const cpu = process.env.BENCH_CPU ?? String(ncpu - 1)
@@ -133,4 +133,5 @@ const verdictLine = (pl) => {
 }
 p(`VERDICT (target: ≥ 5× faster than a Unix socket and ≥ 3× faster than postMessage, same placement): ${verdictLine('unpinned')}; ${verdictLine('one-cpu')}`)
 console.log(lines.join('\n'))
+fs.mkdirSync(path.dirname(OUT), { recursive: true })
 fs.writeFileSync(OUT, JSON.stringify({ runs, summary, table: lines }, null, 2) + '\n')
