@@ -21,7 +21,9 @@ const RUNTIME =
 let addon
 /** The package, loaded through its root (package.json "main"), never ../index.js directly. */
 function lib() {
-  if (!addon) addon = require(ROOT)
+  // The trailing separator makes require() resolve the directory (package.json "main"), never a
+  // file that happens to be named like it (<root>.js, <root>.json).
+  if (!addon) addon = require(ROOT + path.sep)
   return addon
 }
 

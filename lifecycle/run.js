@@ -14,7 +14,7 @@
 //          --modes=LIST      zero-copy, caged (NODE_SHARED_MEM_FORCE_COPY=1)   (default: both)
 //          --only=LIST       scenarios whose name contains one of these substrings
 //          --jobs=N          children at a time (default 2)
-//          --timeout=MS      per-scenario timeout (default: each scenario's own, 10–30 s)
+//          --timeout=MS      per-scenario timeout (default: each scenario's own, 10 s; 20 s for the 8-worker storm)
 //          --json=FILE       also write every result as JSON
 // Results: pass; FAIL (a wrong result: the scenario says what it expected and saw), FAIL SIGxxx
 // (the child died of that signal), FAIL hang (killed after the timeout); n/a (the runtime lacks an

@@ -24,7 +24,7 @@ const MODE_NAME = CAGED ? 'caged' : 'zero-copy'
 /** name -> { name, group, timeoutMs, run } */
 const SCENARIOS = []
 function scenario(name, group, run, opts = {}) {
-  SCENARIOS.push({ name, group, run, timeoutMs: opts.timeoutMs ?? 15000, ...opts })
+  SCENARIOS.push({ name, group, run, timeoutMs: opts.timeoutMs ?? 10000, ...opts })
 }
 /** Worker roles: role -> async (workerData) => void. */
 const ROLES = {}
@@ -208,7 +208,7 @@ scenario('workers-8-storm', 'workers', async () => {
     mem.close()
     SharedMemory.unlink(name)
   }
-}, { timeoutMs: 30000 })
+}, { timeoutMs: 20000 })
 
 ROLES.holdMany = async ({ name, n, stay }, send) => {
   const { SharedMemory } = C.lib()
