@@ -18,3 +18,4 @@ export const SharedMemory: typeof SharedMemoryClass = new Proxy(SharedMemoryClas
 })
 /** An open (or closed) shared-memory segment: see {@link SharedMemoryClass}. */
 export type SharedMemory = SharedMemoryClass
+export { Channel, type ChannelCreateOptions, type ChannelData, type ChannelMode, type ChannelWaitOptions } from './channel'
