@@ -224,8 +224,14 @@ test('notify(off) with no count wakes every sleeping waiter and counts them exac
   const kids = [0, 1, 2].map(() => spawnBounded(waiter, [name], 90_000))
   t.true(await untilAsleep(kids.map((k) => k.pid), 30_000), 'all three waiters are asleep in futex_wait')
   t.is(mem.notify(8, 2), 2, 'notify(off, 2) wakes exactly two')
+  // Wait for the two woken ones to exit (however slow the machine), then the third must still
+  // be asleep in the kernel.
+  const deadline = Date.now() + 30_000
+  while (kids.filter((k) => k.exited()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
   await new Promise((r) => setTimeout(r, 300))
-  t.is(kids.filter((k) => k.exited()).length, 2, 'exactly two waiters returned')
+  const left = kids.filter((k) => !k.exited())
+  t.is(left.length, 1, 'exactly two waiters returned')
+  t.true(await untilAsleep(left.map((k) => k.pid), 5_000), 'the third is still asleep in futex_wait')
   t.is(mem.notify(8), 1, 'notify(off) wakes the one left')
   const results = await Promise.all(kids.map((k) => k.done))
   t.deepEqual(results.map((r) => r.stdout), ['ok', 'ok', 'ok'])
