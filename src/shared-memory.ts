@@ -20,11 +20,11 @@ import { native } from './native'
 /** Waits in a worker must stay interruptible by `terminate()` (see crates/shm-napi/src/hot.rs). */
 const inWorker = !isMainThread
 
-// On Node.js a worker's teardown finalizes zero-copy buffers even if they were transferred to
-// another thread: keep such mappings (crates/shm-napi/src/instance.rs). Bun and Deno are left
-// to free them on finalization (README, Limits).
-const versions = process.versions as NodeJS.ProcessVersions & { bun?: string; deno?: string }
-native.setTeardownGuard(versions.bun === undefined && versions.deno === undefined)
+// Node.js and Bun finalize a worker's zero-copy buffers at its teardown even if they were
+// transferred to another thread: keep such mappings (crates/shm-napi/src/instance.rs). Deno
+// does not finalize them at worker teardown at all (README, Limits).
+const versions = process.versions as NodeJS.ProcessVersions & { deno?: string }
+native.setTeardownGuard(versions.deno === undefined)
 
 /**
  * How a segment is opened. The numeric values are those of node-shared-mem 2.x, and, as
@@ -65,6 +65,22 @@ export interface CreateOptions {
 
 type Opened = [handle: object, buffer: ArrayBuffer, caged: boolean]
 
+/**
+ * Instances open in this worker. When a worker ends by itself (its event loop drains, or it
+ * calls `process.exit()`), the ones still open are closed on its 'exit' event, so their
+ * mappings go at once: a buffer still attached here is detached and unmapped, one transferred
+ * away keeps its mapping (close() never unmaps those). A worker stopped by `terminate()` runs no
+ * JS; its instances are finalized by Node during teardown (crates/shm-napi/src/instance.rs).
+ * Not tracked on the main thread, whose exit ends the process.
+ */
+const liveInWorker = inWorker ? new Set<WeakRef<SharedMemory>>() : undefined
+const forgetInWorker = liveInWorker && new FinalizationRegistry<WeakRef<SharedMemory>>((ref) => liveInWorker.delete(ref))
+if (liveInWorker) {
+  process.once('exit', () => {
+    for (const ref of liveInWorker) ref.deref()?.close()
+  })
+}
+
 /** Set by `create()` for the constructor call it makes. */
 let adopt: Opened | undefined
 
@@ -86,6 +102,8 @@ export class SharedMemory {
   /** Int32 view over the shared mapping for zero-copy atomics; `null` when caged; lazy. */
   #i32: Int32Array | null | undefined
   #shared: SharedArrayBuffer | null | undefined
+  /** This instance's entry in `liveInWorker` (workers only). */
+  #tracked: WeakRef<SharedMemory> | undefined
 
   /**
    * Opens an existing named shared-memory segment; never creates one.
@@ -110,6 +128,11 @@ export class SharedMemory {
     this.#access = access === MemoryAccess.READ ? MemoryAccess.READ : MemoryAccess.WRITE
     this.#buffer = buffer
     this.#caged = caged
+    if (liveInWorker) {
+      const ref = (this.#tracked = new WeakRef(this))
+      liveInWorker.add(ref)
+      forgetInWorker?.register(this, ref, ref)
+    }
   }
 
   /**
@@ -368,10 +391,17 @@ export class SharedMemory {
     native.close(handle, this.#buffer as ArrayBuffer, this.#i32?.buffer as ArrayBuffer | undefined)
     this.#handle = this.#name = this.#length = this.#access = this.#buffer = this.#caged = undefined
     this.#i32 = this.#shared = undefined
+    const ref = this.#tracked
+    if (ref) {
+      liveInWorker?.delete(ref)
+      forgetInWorker?.unregister(ref)
+      this.#tracked = undefined
+    }
   }
 
   /** Same as `close()`, so that `using mem = new SharedMemory(…)` closes it. */
   [Symbol.dispose](): void {
+    if (!(#handle in this)) throw invalidThis()
     this.close()
   }
 }

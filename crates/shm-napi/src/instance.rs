@@ -22,8 +22,8 @@
 //! after unmap. `close()` — or `using` — before a worker ends avoids it: it detaches the buffer
 //! itself and unmaps at once (or keeps the mapping only if the buffer was transferred away).
 //! Whether the environment is stopping is asked of Node-API in a way that runs no JS (a property
-//! read fails once the environment can no longer run JS); this is enabled by the JS class on
-//! Node.js only ([`set_teardown_guard`]): other runtimes free the memory on finalization.
+//! read fails once the environment can no longer run JS); the JS class enables it on Node.js and
+//! Bun ([`set_teardown_guard`]); Deno does not finalize buffers at worker teardown.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -110,7 +110,7 @@ pub fn unwrap<'a>(env: sys::napi_env, handle: sys::napi_value) -> Option<&'a Ins
 
 static TEARDOWN_GUARD: AtomicBool = AtomicBool::new(false);
 
-/// Enables the teardown guard (module docs); the JS class calls it on Node.js.
+/// Enables the teardown guard (module docs); the JS class calls it on Node.js and Bun.
 pub fn set_teardown_guard(on: bool) {
     TEARDOWN_GUARD.store(on, Ordering::Relaxed);
 }

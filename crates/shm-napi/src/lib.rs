@@ -359,7 +359,7 @@ pub(crate) fn shared_buffer(env: sys::napi_env, instance: &Instance) -> Option<s
 }
 
 /// Internal: enables keeping the mapping of a zero-copy buffer finalized while its worker is
-/// torn down (it may have been transferred); the JS class enables it on Node.js.
+/// torn down (it may have been transferred); the JS class enables it on Node.js and Bun.
 #[napi]
 pub fn set_teardown_guard(on: bool) {
     instance::set_teardown_guard(on)

@@ -84,15 +84,18 @@ unsafe extern "C" fn tsfn_finalized(_env: sys::napi_env, data: *mut c_void, _hin
         .unwrap_or_else(|e| e.into_inner())
         .take()
         .is_some();
-    if pending {
-        // Teardown while the waiter sleeps: make it leave now.
-        wait.cancel.store(true, Ordering::SeqCst);
-        wait.region.wake_waiters();
-    }
     let thread = wait.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(t) = thread {
-        let _ = t.join();
+    let Some(thread) = thread else { return };
+    if pending {
+        // Teardown while the waiter may sleep: make it leave now. It may still be spinning or
+        // just before its kernel call, where one wake-up would miss it: repeat until it is out.
+        wait.cancel.store(true, Ordering::SeqCst);
+        while !thread.is_finished() {
+            wait.region.wake_waiters();
+            std::thread::sleep(Duration::from_micros(50));
+        }
     }
+    let _ = thread.join();
 }
 
 /// Starts the wait and returns the promise (or `Err` with a JS exception thrown).
