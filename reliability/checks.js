@@ -168,7 +168,11 @@ checks['perm-eacces-unprivileged'] = () => {
   fs.chmodSync(dir, 0o755)
   try {
     const nodeFile = fs.readdirSync(ROOT).find((f) => f.endsWith('.node'))
-    for (const f of ['index.js', nodeFile]) { fs.copyFileSync(path.join(ROOT, f), path.join(dir, f)); fs.chmodSync(path.join(dir, f), 0o755) }
+    // The package as `require(dir)` loads it: package.json (main), the facade in dist/, the
+    // generated loader and the addon.
+    const dist = fs.existsSync(path.join(ROOT, 'dist')) ? fs.readdirSync(path.join(ROOT, 'dist')).filter((f) => f.endsWith('.js')).map((f) => `dist/${f}`) : []
+    fs.mkdirSync(path.join(dir, 'dist'), { mode: 0o755 })
+    for (const f of ['package.json', 'index.js', nodeFile, ...dist]) { fs.copyFileSync(path.join(ROOT, f), path.join(dir, f)); fs.chmodSync(path.join(dir, f), 0o755) }
     const priv = uniqueName('priv'); cleanup.push(priv)
     const pub = uniqueName('pub'); cleanup.push(pub)
     const oldMask = process.umask(0)
