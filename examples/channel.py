@@ -173,6 +173,7 @@ class Channel:
             if not self.one_to_one:
                 self._take(LOCK)
             t, h = self.ld(TAIL), self.ld(HEAD)
+            self.head_seen = h  # send() sleeps only while head is still this
             i = t & self.mask
             to_end = self.cap - i
             free = self.cap - ((t - h) & 0xFFFFFFFF)
@@ -214,7 +215,7 @@ class Channel:
             left = 1.0 if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise ChannelError('ETIMEDOUT', 'send timed out')
-            h = self.ld(HEAD)
+            h = self.head_seen
             self._sleep(SPACE_SEQ, PRODUCER_SLEEPERS, lambda: self.ld(HEAD) == h and not self.ld(ENDED_O), min(left, 1.0))
 
     def end(self):
