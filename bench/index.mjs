@@ -56,12 +56,13 @@ const peers = ensurePeers({ log })
 for (const [name, { info }] of Object.entries(peers)) log(`bench: peer ${name}@${info.version}: ${info.status} — ${info.note}`)
 
 // ---- sections -----------------------------------------------------------------------------
-function section(script, args, { pinned = true, nodeArgs = [] } = {}) {
+function section(script, args, { pinned = true, nodeArgs = [], extraEnv = {} } = {}) {
   const out = path.join(TMP, `${path.basename(script, '.mjs')}-${args.join('-') || 'x'}.json`)
   const cmd = [...(pinned ? pin : []), process.execPath, ...nodeArgs, path.join(ROOT, 'bench', script), out, ...args]
   log(`bench: ${cmd.join(' ').replaceAll(ROOT + '/', '')}`)
   const env = { ...process.env }
   delete env.NODE_SHARED_MEM_FORCE_COPY // each section sets it where it needs it
+  Object.assign(env, extraEnv)
   const r = spawnSync(cmd[0], cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env, cwd: ROOT })
   if (r.status !== 0) return { error: `${script} ${args.join(' ')} exited with ${r.status ?? r.signal}` }
   return JSON.parse(fs.readFileSync(out, 'utf8'))
@@ -75,14 +76,18 @@ const cycles = [
   ['caged', 'sync'],
   ['fs', 'sync'],
 ].map((a) => section('cycles.mjs', a, { nodeArgs: ['--expose-gc'] }))
+// Rows 7-12 (per-call costs, issue 10): zero-copy in one process, caged in another started with
+// NODE_SHARED_MEM_FORCE_COPY=1 (the whole process caged, as in Electron).
+const hot = section('hot.mjs', ['zero-copy'])
+const hotCaged = section('hot.mjs', ['caged'], { extraEnv: { NODE_SHARED_MEM_FORCE_COPY: '1' } })
 const pingpong = section('pingpong.mjs', ['one-cpu'])
 const pingpongFree = section('pingpong.mjs', ['unpinned'], { pinned: false })
 const wallSeconds = (Date.now() - t0) / 1000
 machine.loadavg_at_end = os.loadavg().map((x) => +x.toFixed(2))
 
-const tasks = [...(micro.results ?? []), ...(pingpong.results ?? []), ...(pingpongFree.results ?? [])]
+const tasks = [...(micro.results ?? []), ...(hot.results ?? []), ...(hotCaged.results ?? []), ...(pingpong.results ?? []), ...(pingpongFree.results ?? [])]
 const byId = Object.fromEntries(tasks.map((t) => [t.id, t]))
-const sectionErrors = [micro, ...cycles, pingpong, pingpongFree].filter((s) => s.error).map((s) => s.error)
+const sectionErrors = [micro, ...cycles, hot, hotCaged, pingpong, pingpongFree].filter((s) => s.error).map((s) => s.error)
 
 // ---- ratios -------------------------------------------------------------------------------
 // kind 'speed': baseline time / measured time (≥ target: at least that fast).
@@ -102,6 +107,7 @@ const comparisons = [
   C('open-close', 'open-nsm-caged', 'open-mmap-io', 'cost', '<=', null, 'info'),
   C('open-close', 'open-nsm', 'open-mmap-io-call', 'cost', '<=', null, 'info'),
   C('open-close', 'open-nsm-gc', 'open-mmap-io', 'cost', '<=', null, 'info'),
+  C('open-close', 'open-nsm', 'open-shm-typed-array', 'cost', '<=', null, 'info'),
   C('ping-pong', 'pp-shm-wait', 'pp-uds', 'speed', '>=', null, 'info'),
   C('ping-pong', 'pp-shm-wait', 'pp-worker', 'speed', '>=', null, 'info'),
   C('ping-pong', 'pp-shm-waitasync', 'pp-uds', 'speed', '>=', null, 'info'),
@@ -111,7 +117,29 @@ const comparisons = [
   C('ping-pong-unpinned', 'pp-shm-waitasync@unpinned', 'pp-uds@unpinned', 'speed', '>=', null, 'info'),
   C('ping-pong-unpinned', 'pp-shm-spin@unpinned', 'pp-uds@unpinned', 'speed', '>=', null, 'info'),
   C('ping-pong-unpinned', 'pp-shm-spin@unpinned', 'pp-worker@unpinned', 'speed', '>=', null, 'info'),
-].map((c) => {
+  // ---- issue 10: per-call costs ----
+  ...['name', 'length', 'access', 'buffer', 'requiresCopy', 'closed', 'sharedBuffer'].map((p) => C('props', `prop-${p}`, 'prop-plain', 'cost', '<=', 1.5)),
+  ...['name', 'length', 'access', 'buffer', 'requiresCopy'].map((p) => C('props', `prop-${p}`, `prop21-${p}`, 'cost', '<=', null, 'info')),
+  ...['length', 'buffer', 'closed'].map((p) => C('props', `prop-${p}`, `propB-${p}`, 'cost', '<=', null, 'before')),
+  C('noop-copy', 'noop-copyfrom', 'noop-empty', 'cost', '<=', 3),
+  C('noop-copy', 'noop-copyto', 'noop-empty', 'cost', '<=', 3),
+  C('noop-copy', 'noop-copyfrom', 'noop21-copyfrom', 'cost', '<=', null, 'info'),
+  C('noop-copy', 'noop-copyfrom', 'noopB-copyfrom', 'cost', '<=', null, 'before'),
+  C('caged-copy', 'cg-copyfrom', 'cg21-copyfrom', 'cost', '<=', 1.0),
+  C('caged-copy', 'cg-copyto', 'cg21-copyfrom', 'cost', '<=', 1.0),
+  C('caged-copy', 'cg-copyto', 'cg21-copyto', 'cost', '<=', null, 'info'),
+  C('caged-copy', 'cg-copyfrom', 'cg-buffer-copy', 'cost', '<=', null, 'info'),
+  C('caged-copy', 'cg21-copyfrom', 'cg-buffer-copy', 'cost', '<=', null, 'info'),
+  C('caged-copy', 'cg-copyfrom', 'cgB-copyfrom', 'cost', '<=', null, 'before'),
+  ...['load', 'store', 'add', 'cas'].map((op) => C('atomics', `zc-atomic-${op}`, `js-atomics-${op}`, 'cost', '<=', 2)),
+  ...['load', 'add'].map((op) => C('atomics', `zc-atomic-${op}`, `zc-atomicB-${op}`, 'cost', '<=', null, 'before')),
+  ...['load', 'store', 'add', 'cas'].map((op) => C('caged-atomics', `cg-atomic-${op}`, 'cg-atomics-copyfrom', 'cost', '<=', 1.0)),
+  ...['load', 'add'].map((op) => C('caged-atomics', `cg-atomic-${op}`, `cg-atomicB-${op}`, 'cost', '<=', null, 'before')),
+  C('ring', 'ring-nsm', 'ring-disruptor', 'cost', '<=', null, 'info'),
+]
+  // 'before' rows (after/before of the same call) exist only when BENCH_BEFORE is set.
+  .filter((c) => c.note !== 'before' || byId[c.base])
+  .map((c) => {
   const m = byId[c.id]
   const b = byId[c.base]
   if (!m || !b || m.error || b.error) {
@@ -129,7 +157,7 @@ const comparisons = [
   const ratio = per.length ? (per.length % 2 ? per[Math.floor(mid)] : (per[mid - 1] + per[mid]) / 2) : pooled
   const range = per.length ? [per[0], per[per.length - 1]] : [NaN, NaN]
   const ok = c.target == null ? null : c.op === '>=' ? ratio >= c.target : ratio <= c.target
-  return { ...c, ratio, ratio_rounds: range, ratio_per_round: per, ratio_pooled: pooled, verdict: ok == null ? 'info' : ok ? 'PASS' : 'MISS' }
+  return { ...c, ratio, ratio_rounds: range, ratio_per_round: per, ratio_pooled: pooled, verdict: ok == null ? (c.note === 'before' ? 'after/before' : 'info') : ok ? 'PASS' : 'MISS' }
 })
 
 const MiB = 1024 * 1024
@@ -154,9 +182,15 @@ const ROWS = [
   ['zero-copy', '1. zero-copy sequential read+write, 64 MiB (a[i] = a[i] + 1)', 'same loop on a plain ArrayBuffer', '≥ 0.95× speed'],
   ['copy-64m', '2. copyFrom/copyTo 64 MiB, caged (NODE_SHARED_MEM_FORCE_COPY=1)', 'Buffer#copy 64 MiB → 64 MiB (memcpy)', '≥ 0.9× speed'],
   ['call-64b', '3. copyFrom of 64 bytes: call overhead (1000 calls per sample)', 'no-op copyFrom(0, 0, 64) on a zero-copy instance', '≤ 1.2× time'],
-  ['open-close', '4. open + close of a 4 KiB segment (100 per sample)', 'mmap-io; raw fs.openSync+closeSync', '≤ 1.0× mmap-io time'],
+  ['open-close', '4. open + close of a 4 KiB segment (100 per sample)', 'mmap-io; shm-typed-array; raw fs.openSync+closeSync', '≤ 1.0× mmap-io time'],
   ['ping-pong-unpinned', '6. cross-process ping-pong, one round trip, unpinned (each side may get a CPU of its own, as on any multi-core machine; load from other users shows here)', 'Unix-domain socket; worker_threads postMessage', '≥ 5× / ≥ 3× faster'],
   ['ping-pong', '6b. the same, all sides on ONE CPU (taskset): every hand-off is a context switch; wait() does not spin there', 'the same', 'none (informative: the worst case)'],
+  ['props', '7. property reads (10000 per sample; receiver alternates between two instances)', 'a plain JS object\'s own data property; node-shared-mem 2.1 (own data properties)', '≤ 1.5× the plain read'],
+  ['noop-copy', '8. zero-copy copyFrom/copyTo(o, o, 64): no-ops that check their arguments (10000 per sample)', 'an empty JS method call with the same arguments', '≤ 3× time'],
+  ['caged-copy', '9. caged copyFrom/copyTo(o, o, 64) (process started with NODE_SHARED_MEM_FORCE_COPY=1; 10000 per sample)', 'node-shared-mem 2.1 built with napi_create_external_arraybuffer refused (its caged path): copyFrom(o, o, 64)', '≤ 1.0× time'],
+  ['atomics', '10. zero-copy atomics (10000 per sample)', 'Atomics.* on a plain Int32Array', '≤ 2× time'],
+  ['caged-atomics', '11. caged atomics (NODE_SHARED_MEM_FORCE_COPY=1)', 'caged copyFrom(o, o, 64), same process and rounds', '≤ 1.0× time (no slower)'],
+  ['ring', '12. one 64-byte message through a ring, producer and consumer in one process (1000 per sample)', 'shared-memory-disruptor (its *Sync API)', 'none (informative)'],
 ]
 p(`node-shared-mem benchmark — ${machine.cpu} (${machine.hypervisor ? machine.hypervisor + ' guest, ' : ''}${machine.nproc} CPUs), Linux ${machine.kernel}, Node ${machine.node}`)
 p(`${machine.pinned}; tinybench, ${TIME_MS} ms per task × ${ROUNDS} rounds (order reversed each round); ${machine.date}`)
@@ -168,7 +202,7 @@ for (const [row, title, baseline, target] of ROWS) {
   p(`${title}`)
   p(`   baseline: ${baseline}; target: ${target}`)
   for (const t of tasks.filter((x) => x.row === row)) {
-    const tag = t.role === 'baseline' ? '[base]' : '[this]'
+    const tag = t.role === 'baseline' ? '[base]' : t.role === 'before' ? '[prev]' : '[this]'
     if (t.error) {
       p(`   ${tag} ${t.label.padEnd(84)} NOT RUN: ${t.error.split('\n')[0]}`)
       continue
@@ -185,9 +219,6 @@ for (const [row, title, baseline, target] of ROWS) {
     const def = c.kind === 'speed' ? 'speed (base/this)' : 'time (this/base)'
     const tgt = c.target == null ? 'no target' : `target ${c.op === '>=' ? '≥' : '≤'} ${c.target}×`
     p(`   ratio ${what.padEnd(44)} ${(c.ratio.toFixed(2) + '×').padStart(8)}  [${c.ratio_rounds[0].toFixed(2)}…${c.ratio_rounds[1].toFixed(2)}] ${def}, ${tgt}: ${c.verdict}`)
-  }
-  if (row === 'open-close') {
-    for (const [name, { info }] of Object.entries(peers)) p(`   peer ${name}@${info.version}: ${info.status === 'ok' ? 'built' : 'FAILED TO BUILD'} — ${info.note}`)
   }
   if (row === 'open-close') {
     // Row 5 (no timing) is printed right after row 4.
@@ -208,6 +239,9 @@ for (const [row, title, baseline, target] of ROWS) {
     }
   }
 }
+p()
+p('peers (npm packages built here with node-gyp into .bench/peers; bench/peers.mjs):')
+for (const [key, { info }] of Object.entries(peers)) p(`   ${key} (${info.name}@${info.version}): ${info.status === 'ok' ? 'built' : 'FAILED TO BUILD'} — ${info.note}`)
 if (sectionErrors.length) {
   p()
   for (const e of sectionErrors) p(`SECTION FAILED: ${e}`)

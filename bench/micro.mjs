@@ -161,6 +161,28 @@ try {
       )
     }
     notes.push({ peer: 'mmap-io', ...mm.info })
+    // shm-typed-array (POSIX-name mode) keeps its own 8-byte size header at the start of a
+    // segment, so it opens only segments it created: it gets one of its own. get() = shm_open,
+    // fstat, mmap, close(fd); detach() = munmap.
+    const sta = peers['shm-typed-array']
+    if (sta.module) {
+      const s = sta.module
+      const staName = `/${segmentName('sta')}`
+      names.push(staName.slice(1))
+      if (!s.create(4096, 'Buffer', staName)) throw new Error(`row 4: shm-typed-array could not create ${staName}`)
+      const openOne = () => {
+        const buf = s.get(staName, 'Buffer')
+        sink ^= buf.length
+        s.detach(staName)
+      }
+      tasks.push({
+        id: 'open-shm-typed-array', row: 'open-close', role: 'baseline', batch: N,
+        label: `shm-typed-array@${sta.info.version}: get('/name', 'Buffer') + detach('/name') (POSIX mode; its own segment)`,
+        fn: batch(openOne),
+      })
+    } else {
+      results.push({ id: 'open-shm-typed-array', row: 'open-close', role: 'baseline', label: `shm-typed-array@${sta.info.version}`, error: sta.info.note })
+    }
     for (const t of tasks) {
       t.afterEach = release
       // The caged task needs the env var while it runs; wrap its function.
