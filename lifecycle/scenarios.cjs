@@ -1005,31 +1005,65 @@ scenario('misuse-name-255-bytes', 'misuse', async () => {
 })
 
 // ================================================================ create(exclusive:false) vs a real creator
-scenario('create-nonexclusive-race', 'create', async () => {
+/** A creator that shm_open()s the name, sleeps 20 ms (the segment is 0 bytes meanwhile), then
+ *  sizes it to `creatorSize` and writes 5a5a5a5a; create(name, 4096, {exclusive:false}) is called
+ *  inside that window. Returns { result | error, before (the size the creator saw just before its
+ *  ftruncate), after (the final size) }. */
+async function raceCreator(name, creatorSize) {
   const { SharedMemory } = C.lib()
-  const name = C.uniqueName('race')
-  // The peer shm_open()s the name, sleeps 20 ms (the segment is 0 bytes meanwhile), then sizes it
-  // to 8192 bytes. create(…, 4096, {exclusive:false}) in that window must neither resize it nor
-  // fail: it waits for the creator, then opens its 8192 bytes (>= 4096).
-  const peer = await C.pyStart(['slowcreate', name, 20, 8192], 'opened')
+  const peer = await C.pyStart(['slowcreate', name, 20, creatorSize], 'opened')
   try {
-    let m
+    let m = null
+    let error = null
     try {
       m = SharedMemory.create(name, SIZE, { exclusive: false })
     } catch (e) {
-      fail(`create(…, 4096, {exclusive:false}) during the creator's 0-byte window threw ${errStr(e)}`)
+      error = e
     }
     await peer.waitFor('sized')
-    const len = m.length
-    if (m.requiresCopy) m.copyFrom()
-    const head = hex(m.buffer, 0, 4)
-    m.close()
-    eq(C.py('size', name), '8192', "the segment's size after the race (the creator's)")
-    eq(len, 8192, 'length of the instance create() returned')
-    eq(head, '5a5a5a5a', "the creator's bytes read through it")
-    return "create waited for the creator: length 8192 (the creator's size), segment never resized, creator's bytes visible"
+    const before = peer.lines.find((l) => l.startsWith('before '))?.slice(7)
+    let head = null
+    let len = null
+    if (m) {
+      len = m.length
+      if (m.requiresCopy) m.copyFrom(0, 0, 4)
+      head = hex(m.buffer, 0, 4)
+      m.close()
+    }
+    return { error, len, head, before, after: C.py('size', name) }
   } finally {
     await peer.stop()
+  }
+}
+scenario('create-nonexclusive-race', 'create', async () => {
+  const name = C.uniqueName('race')
+  try {
+    const r = await raceCreator(name, 8192)
+    const problems = []
+    if (r.error) problems.push(`create(…, 4096, {exclusive:false}) during the creator's 0-byte window threw ${errStr(r.error)}`)
+    if (r.before !== '0') problems.push(`the creator found its segment resized to ${r.before} bytes before its own ftruncate (create must never resize an existing segment)`)
+    if (r.after !== '8192') problems.push(`the segment's final size is ${r.after}, expected the creator's 8192`)
+    // It maps the length it asked for, as new SharedMemory(name, 4096) would.
+    if (!r.error && r.len !== SIZE) problems.push(`length of the instance: expected ${SIZE} (the requested length), got ${r.len}`)
+    if (!r.error && r.head !== '5a5a5a5a') problems.push(`the creator's bytes read through it: expected "5a5a5a5a", got "${r.head}"`)
+    if (problems.length) fail(problems.join('; '))
+    return "create waited for the creator: it never resized the segment (the creator saw 0 bytes before its ftruncate), mapped 4096 of the creator's 8192 bytes and sees the creator's bytes"
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+scenario('create-nonexclusive-race-smaller', 'create', async () => {
+  const name = C.uniqueName('racs')
+  try {
+    const r = await raceCreator(name, 2048)
+    const problems = []
+    if (!r.error) problems.push(`create(…, 4096, {exclusive:false}) returned an instance of length ${r.len} over a segment the creator sized to 2048 bytes (expected RangeError ERR_OUT_OF_RANGE)`)
+    else if (!(r.error instanceof RangeError) || r.error.code !== 'ERR_OUT_OF_RANGE') problems.push(`create(…, 4096, {exclusive:false}) threw ${errStr(r.error)}, expected RangeError ERR_OUT_OF_RANGE (the existing segment is smaller and is never resized)`)
+    if (r.before !== '0') problems.push(`the creator found its segment resized to ${r.before} bytes before its own ftruncate`)
+    if (r.after !== '2048') problems.push(`the segment's final size is ${r.after}, expected the creator's 2048`)
+    if (problems.length) fail(problems.join('; '))
+    return "RangeError ERR_OUT_OF_RANGE (the creator's 2048 bytes < 4096, never resized); the creator saw 0 bytes before its ftruncate"
+  } finally {
     C.removeEntry(C.shmPath(name))
   }
 })
