@@ -192,6 +192,7 @@ async function main() {
   const results = new Map() // `${sc.name}|${col.key}` -> result
   const tasks = []
   let done = 0
+  const skipsPrinted = new Set()
   const total = scenarios.length * cols.length
   for (const col of cols) {
     for (const sc of scenarios) {
@@ -209,7 +210,10 @@ async function main() {
         results.set(k, r)
         done++
         if (r.status === 'fail') console.log(`FAIL ${sc.name} [${col.key}] ${r.detail}`)
-        else if (r.status === 'skip') console.log(r.detail)
+        else if (r.status === 'skip' && !skipsPrinted.has(r.detail)) {
+          skipsPrinted.add(r.detail) // one SKIPPED line per reason, not one per runtime × mode
+          console.log(r.detail)
+        }
         if (done % 50 === 0) console.log(`  … ${done}/${total} (${Math.round((Date.now() - t0) / 1000)} s)`)
       })
     }
