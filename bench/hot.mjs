@@ -43,18 +43,25 @@ const beforeRev = process.env.BENCH_BEFORE_REV ?? 'previous binding'
 const box = { v: 0 }
 let unique = 0
 /**
- * A batch of N operations: `expr` is evaluated once per iteration with `m` = `ms[i & 1]` and
+ * A batch of N operations: `expr` is evaluated once per iteration with `m` = `ms[i & 1]` (or
+ * `ms[i & 7]` over 8 receivers) and
  * `o` = (i & 15) << 6 (0, 64, …, 960: a 64-byte-aligned offset that changes every iteration);
  * its value is summed into `s`. `env` supplies the free names of `expr`.
  */
 function batch(expr, env, n = N) {
   const keys = Object.keys(env)
+  const mask = env.ms.length - 1 // 2 receivers, or 8 for the many-instances task
+  if ((mask & (mask + 1)) !== 0) throw new Error('batch: ms.length must be a power of two')
   const src =
-    `return function batch() { let s = 0; for (let i = 0; i < ${n}; i++) { const m = ms[i & 1]; const o = (i & 15) << 6; ` +
+    `return function batch() { let s = 0; for (let i = 0; i < ${n}; i++) { const m = ms[i & ${mask}]; const o = (i & 15) << 6; ` +
     `s = (s + (${expr})) | 0 } box.v = (box.v + s) | 0 } // ${unique++}`
   return new Function(...keys, 'box', src)(...keys.map((k) => env[k]), box)
 }
 const U = undefined
+/** Operations per sample for calls that take 100 ns or more (more samples per round). */
+const N_SLOW = 1000
+/** Instances to close at the end besides the main ones. */
+const extra = []
 
 /** A task of this run: row, id, label, role, the loop expression and its environment. */
 const T = (row, id, label, role, expr, env, n = N) => ({ id, row, label, role, batch: n, fn: batch(expr, env, n) })
@@ -87,6 +94,9 @@ try {
   const ms21 = M21 ? [new M21.SharedMemory(name, 4096), new M21.SharedMemory(name, 4096)] : null
   if (ms21 && ms21.some((m) => m.requiresCopy !== caged)) throw new Error(`hot.mjs ${mode}: 2.1's requiresCopy is ${ms21[0].requiresCopy}`)
   const msB = Before ? [new Before(name), new Before(name)] : null
+  // 8 instances opened the way programs open them, `new SharedMemory(name)` (rows 7, 8, 10).
+  const many = caged ? [] : Array.from({ length: 8 }, () => new SharedMemory(name))
+  extra.push(...many)
   if (msB && msB.some((m) => m.requiresCopy !== caged)) throw new Error(`hot.mjs ${mode}: the previous binding's requiresCopy is ${msB[0].requiresCopy}`)
 
   if (!caged) {
@@ -107,7 +117,14 @@ try {
           : missing('props', `prop21-${p}`, `node-shared-mem@2.1 mem.${p}`, 'baseline', why21),
       )
     }
-    if (msB) for (const p of ['length', 'buffer', 'closed']) tasks.push(T('props', `propB-${p}`, `${beforeRev}: mem.${p} (napi-rs class getter)`, 'before', `m.${p} ? 1 : 0`, { ms: msB, u: U }))
+    // A program that opens several segments: 8 instances, each from `new SharedMemory(name)`,
+    // against 8 plain objects of one shape (as 8 instances of one JS class would be).
+    const plain8 = Array.from({ length: 8 }, (_, i) => ({ name: `p${i}`, length: 4096, access: 1 }))
+    tasks.push(
+      T('props', 'prop8-plain', '8 plain objects of one shape, obj.length (receiver rotates over the 8)', 'baseline', 'm.length ? 1 : 0', { ms: plain8 }),
+      T('props', 'prop8-length', '8 instances, each from new SharedMemory(name): mem.length (receiver rotates over the 8)', 'target', 'm.length ? 1 : 0', { ms: many }),
+    )
+    if (msB) for (const p of ['length', 'buffer', 'closed']) tasks.push(T('props', `propB-${p}`, `${beforeRev}: mem.${p} (napi-rs class getter)`, 'before', `m.${p} ? 1 : 0`, { ms: msB, u: U }, N_SLOW))
     results.push(...(await group(tasks)))
   }
 
@@ -121,11 +138,12 @@ try {
       T('noop-copy', 'noop-empty', 'empty JS method call, obj.noop(o, o, 64)', 'baseline', 'm.noop(o, o, 64) ? 0 : 1', { ms: [new Empty(), new Empty()], u: U }),
       T('noop-copy', 'noop-copyfrom', 'mem.copyFrom(o, o, 64), zero-copy (argument checks only)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }),
       T('noop-copy', 'noop-copyto', 'mem.copyTo(o, o, 64), zero-copy (argument checks only)', 'target', 'm.copyTo(o, o, 64) ? 0 : 1', { ms, u: U }),
+      T('noop-copy', 'noop8-copyfrom', 'mem.copyFrom(o, o, 64), receiver rotates over 8 instances from new SharedMemory(name)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: many }),
       ms21
-        ? T('noop-copy', 'noop21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64), zero-copy (native call, returns at IsExternal)', 'baseline', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: ms21, u: U })
+        ? T('noop-copy', 'noop21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64), zero-copy (native call, returns at IsExternal)', 'baseline', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: ms21, u: U }, N_SLOW)
         : missing('noop-copy', 'noop21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64)', 'baseline', why21),
     ]
-    if (msB) tasks.push(T('noop-copy', 'noopB-copyfrom', `${beforeRev}: copyFrom(o, o, 64), zero-copy`, 'before', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: msB, u: U }))
+    if (msB) tasks.push(T('noop-copy', 'noopB-copyfrom', `${beforeRev}: copyFrom(o, o, 64), zero-copy`, 'before', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: msB, u: U }, N_SLOW))
     results.push(...(await group(tasks)))
   }
 
@@ -134,17 +152,17 @@ try {
     log('bench: row 9 (caged 64-byte copies)')
     const bufs = [Buffer.alloc(4096, 1), Buffer.alloc(4096, 2)]
     const tasks = [
-      T('caged-copy', 'cg-copyfrom', 'mem.copyFrom(o, o, 64), caged (size re-check + 64-byte copy)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }),
-      T('caged-copy', 'cg-copyto', 'mem.copyTo(o, o, 64), caged', 'target', 'm.copyTo(o, o, 64) ? 0 : 1', { ms, u: U }),
+      T('caged-copy', 'cg-copyfrom', 'mem.copyFrom(o, o, 64), caged (size re-check + 64-byte copy)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }, N_SLOW),
+      T('caged-copy', 'cg-copyto', 'mem.copyTo(o, o, 64), caged', 'target', 'm.copyTo(o, o, 64) ? 0 : 1', { ms, u: U }, N_SLOW),
       ...(ms21
         ? [
-            T('caged-copy', 'cg21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64), caged (ObjectWrap call + memcpy, no size check)', 'baseline', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: ms21, u: U }),
-            T('caged-copy', 'cg21-copyto', 'node-shared-mem@2.1 copyTo(o, o, 64), caged', 'baseline', 'm.copyTo(o, o, 64) ? 0 : 1', { ms: ms21, u: U }),
+            T('caged-copy', 'cg21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64), caged (ObjectWrap call + memcpy, no size check)', 'baseline', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: ms21, u: U }, N_SLOW),
+            T('caged-copy', 'cg21-copyto', 'node-shared-mem@2.1 copyTo(o, o, 64), caged', 'baseline', 'm.copyTo(o, o, 64) ? 0 : 1', { ms: ms21, u: U }, N_SLOW),
           ]
         : [missing('caged-copy', 'cg21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64), caged', 'baseline', p21.info.note), missing('caged-copy', 'cg21-copyto', 'node-shared-mem@2.1 copyTo(o, o, 64), caged', 'baseline', why21)]),
       T('caged-copy', 'cg-buffer-copy', 'Buffer#copy of 64 bytes, buf.copy(other, o, o, o + 64)', 'baseline', 'm.copy(d, o, o, o + 64)', { ms: bufs, d: Buffer.alloc(4096) }),
     ]
-    if (msB) tasks.push(T('caged-copy', 'cgB-copyfrom', `${beforeRev}: copyFrom(o, o, 64), caged`, 'before', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: msB, u: U }))
+    if (msB) tasks.push(T('caged-copy', 'cgB-copyfrom', `${beforeRev}: copyFrom(o, o, 64), caged`, 'before', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: msB, u: U }, N_SLOW))
     results.push(...(await group(tasks)))
   }
 
@@ -161,6 +179,7 @@ try {
       T(row, `${k}atomic-add`, `mem.atomicAdd(off, 1), ${mode}`, 'target', 'm.atomicAdd(o >> 4, 1)', { ms }),
       T(row, `${k}atomic-cas`, `mem.atomicCompareExchange(off, i, i + 1), ${mode}`, 'target', 'm.atomicCompareExchange(o >> 4, i, i + 1)', { ms }),
     ]
+    if (!caged) tasks.push(T(row, 'zc8-atomic-add', 'mem.atomicAdd(off, 1), receiver rotates over 8 instances from new SharedMemory(name)', 'target', 'm.atomicAdd(o >> 4, 1)', { ms: many }))
     if (!caged) {
       tasks.push(
         T(row, 'js-atomics-load', 'Atomics.load(int32, idx) on a plain Int32Array', 'baseline', 'Atomics.load(m, o >> 6)', { ms: i32 }),
@@ -169,12 +188,12 @@ try {
         T(row, 'js-atomics-cas', 'Atomics.compareExchange(int32, idx, i, i + 1)', 'baseline', 'Atomics.compareExchange(m, o >> 6, i, i + 1)', { ms: i32 }),
       )
     } else {
-      tasks.push(T(row, 'cg-atomics-copyfrom', 'mem.copyFrom(o, o, 64), caged (the same as row 9, paired here)', 'baseline', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }))
+      tasks.push(T(row, 'cg-atomics-copyfrom', 'mem.copyFrom(o, o, 64), caged (the same as row 9, paired here)', 'baseline', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }, N_SLOW))
     }
     if (msB) {
       tasks.push(
-        T(row, `${k}atomicB-load`, `${beforeRev}: atomicLoad(off), ${mode}`, 'before', 'm.atomicLoad(o >> 4)', { ms: msB }),
-        T(row, `${k}atomicB-add`, `${beforeRev}: atomicAdd(off, 1), ${mode}`, 'before', 'm.atomicAdd(o >> 4, 1)', { ms: msB }),
+        T(row, `${k}atomicB-load`, `${beforeRev}: atomicLoad(off), ${mode}`, 'before', 'm.atomicLoad(o >> 4)', { ms: msB }, N_SLOW),
+        T(row, `${k}atomicB-add`, `${beforeRev}: atomicAdd(off, 1), ${mode}`, 'before', 'm.atomicAdd(o >> 4, 1)', { ms: msB }, N_SLOW),
       )
     }
     results.push(...(await group(tasks)))
@@ -227,7 +246,7 @@ try {
     ring.close()
   }
 
-  for (const m of [...ms, ...(ms21 ?? []), ...(msB ?? [])]) m.close()
+  for (const m of [...ms, ...(ms21 ?? []), ...(msB ?? []), ...extra]) m.close()
 } finally {
   for (const n of names) {
     try {

@@ -69,7 +69,8 @@ function section(script, args, { pinned = true, nodeArgs = [], extraEnv = {} } =
 }
 
 const t0 = Date.now()
-const micro = section('micro.mjs', [], { nodeArgs: ['--expose-gc'] })
+const micro = section('micro.mjs', ['zero-copy'], { nodeArgs: ['--expose-gc'] })
+const microCaged = section('micro.mjs', ['caged'], { nodeArgs: ['--expose-gc'], extraEnv: { NODE_SHARED_MEM_FORCE_COPY: '1' } })
 const cycles = [
   ['zero-copy', 'sync'],
   ['zero-copy', 'yield'],
@@ -85,9 +86,9 @@ const pingpongFree = section('pingpong.mjs', ['unpinned'], { pinned: false })
 const wallSeconds = (Date.now() - t0) / 1000
 machine.loadavg_at_end = os.loadavg().map((x) => +x.toFixed(2))
 
-const tasks = [...(micro.results ?? []), ...(hot.results ?? []), ...(hotCaged.results ?? []), ...(pingpong.results ?? []), ...(pingpongFree.results ?? [])]
+const tasks = [...(micro.results ?? []), ...(microCaged.results ?? []), ...(hot.results ?? []), ...(hotCaged.results ?? []), ...(pingpong.results ?? []), ...(pingpongFree.results ?? [])]
 const byId = Object.fromEntries(tasks.map((t) => [t.id, t]))
-const sectionErrors = [micro, ...cycles, hot, hotCaged, pingpong, pingpongFree].filter((s) => s.error).map((s) => s.error)
+const sectionErrors = [micro, microCaged, ...cycles, hot, hotCaged, pingpong, pingpongFree].filter((s) => s.error).map((s) => s.error)
 
 // ---- ratios -------------------------------------------------------------------------------
 // kind 'speed': baseline time / measured time (≥ target: at least that fast).
@@ -120,21 +121,24 @@ const comparisons = [
   // ---- issue 10: per-call costs ----
   ...['name', 'length', 'access', 'buffer', 'requiresCopy', 'closed', 'sharedBuffer'].map((p) => C('props', `prop-${p}`, 'prop-plain', 'cost', '<=', 1.5)),
   ...['name', 'length', 'access', 'buffer', 'requiresCopy'].map((p) => C('props', `prop-${p}`, `prop21-${p}`, 'cost', '<=', null, 'info')),
-  ...['length', 'buffer', 'closed'].map((p) => C('props', `prop-${p}`, `propB-${p}`, 'cost', '<=', null, 'before')),
+  C('props', 'prop8-length', 'prop8-plain', 'cost', '<=', 1.5),
+  ...['length', 'buffer', 'closed'].map((p) => C('props', `prop-${p}`, `propB-${p}`, 'speed', '>=', null, 'before')),
   C('noop-copy', 'noop-copyfrom', 'noop-empty', 'cost', '<=', 3),
   C('noop-copy', 'noop-copyto', 'noop-empty', 'cost', '<=', 3),
+  C('noop-copy', 'noop8-copyfrom', 'noop-empty', 'cost', '<=', 3),
   C('noop-copy', 'noop-copyfrom', 'noop21-copyfrom', 'cost', '<=', null, 'info'),
-  C('noop-copy', 'noop-copyfrom', 'noopB-copyfrom', 'cost', '<=', null, 'before'),
+  C('noop-copy', 'noop-copyfrom', 'noopB-copyfrom', 'speed', '>=', null, 'before'),
   C('caged-copy', 'cg-copyfrom', 'cg21-copyfrom', 'cost', '<=', 1.0),
   C('caged-copy', 'cg-copyto', 'cg21-copyfrom', 'cost', '<=', 1.0),
   C('caged-copy', 'cg-copyto', 'cg21-copyto', 'cost', '<=', null, 'info'),
   C('caged-copy', 'cg-copyfrom', 'cg-buffer-copy', 'cost', '<=', null, 'info'),
   C('caged-copy', 'cg21-copyfrom', 'cg-buffer-copy', 'cost', '<=', null, 'info'),
-  C('caged-copy', 'cg-copyfrom', 'cgB-copyfrom', 'cost', '<=', null, 'before'),
+  C('caged-copy', 'cg-copyfrom', 'cgB-copyfrom', 'speed', '>=', null, 'before'),
   ...['load', 'store', 'add', 'cas'].map((op) => C('atomics', `zc-atomic-${op}`, `js-atomics-${op}`, 'cost', '<=', 2)),
-  ...['load', 'add'].map((op) => C('atomics', `zc-atomic-${op}`, `zc-atomicB-${op}`, 'cost', '<=', null, 'before')),
+  C('atomics', 'zc8-atomic-add', 'js-atomics-add', 'cost', '<=', 2),
+  ...['load', 'add'].map((op) => C('atomics', `zc-atomic-${op}`, `zc-atomicB-${op}`, 'speed', '>=', null, 'before')),
   ...['load', 'store', 'add', 'cas'].map((op) => C('caged-atomics', `cg-atomic-${op}`, 'cg-atomics-copyfrom', 'cost', '<=', 1.0)),
-  ...['load', 'add'].map((op) => C('caged-atomics', `cg-atomic-${op}`, `cg-atomicB-${op}`, 'cost', '<=', null, 'before')),
+  ...['load', 'add'].map((op) => C('caged-atomics', `cg-atomic-${op}`, `cg-atomicB-${op}`, 'speed', '>=', null, 'before')),
   C('ring', 'ring-nsm', 'ring-disruptor', 'cost', '<=', null, 'info'),
 ]
   // 'before' rows (after/before of the same call) exist only when BENCH_BEFORE is set.
@@ -157,7 +161,7 @@ const comparisons = [
   const ratio = per.length ? (per.length % 2 ? per[Math.floor(mid)] : (per[mid - 1] + per[mid]) / 2) : pooled
   const range = per.length ? [per[0], per[per.length - 1]] : [NaN, NaN]
   const ok = c.target == null ? null : c.op === '>=' ? ratio >= c.target : ratio <= c.target
-  return { ...c, ratio, ratio_rounds: range, ratio_per_round: per, ratio_pooled: pooled, verdict: ok == null ? (c.note === 'before' ? 'after/before' : 'info') : ok ? 'PASS' : 'MISS' }
+  return { ...c, ratio, ratio_rounds: range, ratio_per_round: per, ratio_pooled: pooled, verdict: ok == null ? (c.note === 'before' ? `speed-up over ${process.env.BENCH_BEFORE_REV ?? 'BENCH_BEFORE'}` : 'info') : ok ? 'PASS' : 'MISS' }
 })
 
 const MiB = 1024 * 1024
@@ -181,8 +185,8 @@ const p = (s = '') => lines.push(s)
 const ROWS = [
   ['zero-copy', '1. zero-copy sequential read+write, 64 MiB (a[i] = a[i] + 1)', 'same loop on a plain ArrayBuffer', '≥ 0.95× speed'],
   ['copy-64m', '2. copyFrom/copyTo 64 MiB, caged (NODE_SHARED_MEM_FORCE_COPY=1)', 'Buffer#copy 64 MiB → 64 MiB (memcpy)', '≥ 0.9× speed'],
-  ['call-64b', '3. copyFrom of 64 bytes: call overhead (1000 calls per sample)', 'no-op copyFrom(0, 0, 64) on a zero-copy instance', '≤ 1.2× time'],
-  ['open-close', '4. open + close of a 4 KiB segment (100 per sample)', 'mmap-io; shm-typed-array; raw fs.openSync+closeSync', '≤ 1.0× mmap-io time'],
+  ['call-64b', '3. copyFrom of 64 bytes: call overhead (1000 calls per sample; caged tasks in a second process, NODE_SHARED_MEM_FORCE_COPY=1: their ratios pair round i of each process)', 'no-op copyFrom(0, 0, 64) on a zero-copy instance', '≤ 1.2× time'],
+  ['open-close', '4. open + close of a 4 KiB segment (100 per sample; the caged open in the caged process)', 'mmap-io; shm-typed-array; raw fs.openSync+closeSync', '≤ 1.0× mmap-io time'],
   ['ping-pong-unpinned', '6. cross-process ping-pong, one round trip, unpinned (each side may get a CPU of its own, as on any multi-core machine; load from other users shows here)', 'Unix-domain socket; worker_threads postMessage', '≥ 5× / ≥ 3× faster'],
   ['ping-pong', '6b. the same, all sides on ONE CPU (taskset): every hand-off is a context switch; wait() does not spin there', 'the same', 'none (informative: the worst case)'],
   ['props', '7. property reads (10000 per sample; receiver alternates between two instances)', 'a plain JS object\'s own data property; node-shared-mem 2.1 (own data properties)', '≤ 1.5× the plain read'],

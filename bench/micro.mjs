@@ -1,27 +1,22 @@
 // Single-process rows (1-4): zero-copy loops, 64 MiB copies, 64-byte call overhead, open+close.
-// Usage: node bench/micro.mjs OUT.json   (bench/index.mjs runs it, pinned with taskset)
+// Usage: node bench/micro.mjs OUT.json zero-copy|caged   (bench/index.mjs runs it twice, pinned
+// with taskset; the caged run with NODE_SHARED_MEM_FORCE_COPY=1 in its environment: the addon
+// reads that variable once per process). zero-copy: rows 1, 3 (its zero-copy tasks) and 4;
+// caged: row 2, row 3's caged tasks and row 4's caged open.
 import * as fs from 'node:fs'
 import { loadAddon, runGroup, segmentName, MiB } from './lib.mjs'
 import { ensurePeers } from './peers.mjs'
 
-const out = process.argv[2]
+const [out, mode] = process.argv.slice(2)
+if (mode !== 'zero-copy' && mode !== 'caged') throw new Error('usage: micro.mjs OUT.json zero-copy|caged')
+const CAGED = mode === 'caged'
+if (CAGED !== (process.env.NODE_SHARED_MEM_FORCE_COPY === '1')) throw new Error(`micro.mjs ${mode}: NODE_SHARED_MEM_FORCE_COPY must be ${CAGED ? '1' : 'unset'}`)
 if (typeof gc !== 'function') throw new Error('run with --expose-gc (row 4 releases mappings with a minor GC)')
 const { SharedMemory } = loadAddon()
 const results = []
 const notes = []
 const names = []
 const log = (s) => process.stderr.write(s + '\n')
-
-function withForcedCopy(f) {
-  const prev = process.env.NODE_SHARED_MEM_FORCE_COPY
-  process.env.NODE_SHARED_MEM_FORCE_COPY = '1'
-  try {
-    return f()
-  } finally {
-    if (prev === undefined) delete process.env.NODE_SHARED_MEM_FORCE_COPY
-    else process.env.NODE_SHARED_MEM_FORCE_COPY = prev
-  }
-}
 
 function create(tag, size) {
   const name = segmentName(tag)
@@ -42,10 +37,12 @@ const freshBatch = (n, op) =>
   new Function('op', 'n', `return function batch() { for (let i = 0; i < n; i++) op() } // ${unique++}`)(op, n)
 
 let sink = 0
+/** Thrown to end the caged run after its last row (the `finally` still unlinks). */
+class Done extends Error {}
 
 try {
   // ---- row 1: zero-copy sequential read + write of a 64 MiB mapping --------------------------
-  {
+  if (!CAGED) {
     log('bench: row 1 (zero-copy 64 MiB loops)')
     const [, mem] = create('zc64', 64 * MiB)
     if (mem.requiresCopy) throw new Error('row 1 needs zero-copy mode; unset NODE_SHARED_MEM_FORCE_COPY')
@@ -71,9 +68,9 @@ try {
   }
 
   // ---- row 2: copyFrom / copyTo of 64 MiB in caged (forced-copy) mode ------------------------
-  {
+  if (CAGED) {
     log('bench: row 2 (caged 64 MiB copies)')
-    const [, mem] = withForcedCopy(() => create('cp64', 64 * MiB))
+    const [, mem] = create('cp64', 64 * MiB)
     if (!mem.requiresCopy) throw new Error('row 2: NODE_SHARED_MEM_FORCE_COPY=1 did not give a caged instance')
     new Uint8Array(mem.buffer).fill(7)
     mem.copyTo() // every page of the segment exists before timing
@@ -94,21 +91,26 @@ try {
   // ---- row 3: copyFrom of 64 bytes: call overhead ---------------------------------------------
   {
     log('bench: row 3 (64-byte call overhead)')
-    const [name, caged] = withForcedCopy(() => create('call', 4096))
-    const zc = new SharedMemory(name)
-    if (!caged.requiresCopy || zc.requiresCopy) throw new Error('row 3: wrong modes')
+    // The caged tasks run in the caged process, the others in the zero-copy one: their ratios
+    // pair round i of one process with round i of the other (not back to back).
+    const [, mem] = create('call', 4096)
+    if (mem.requiresCopy !== CAGED) throw new Error('row 3: wrong mode')
     const N = 1000
     const batch = (op) => freshBatch(N, op)
     results.push(
-      ...(await runGroup([
-        { id: 'call-copyfrom-caged', row: 'call-64b', label: 'copyFrom(0, 0, 64), caged instance (size re-check + 64-byte memcpy)', role: 'target', batch: N, fn: batch(() => caged.copyFrom(0, 0, 64)) },
-        { id: 'call-copyto-caged', row: 'call-64b', label: 'copyTo(0, 0, 64), caged instance', role: 'target', batch: N, fn: batch(() => caged.copyTo(0, 0, 64)) },
-        { id: 'call-copyfrom-noop', row: 'call-64b', label: 'copyFrom(0, 0, 64), zero-copy instance (same argument checks, no copy)', role: 'baseline', batch: N, fn: batch(() => zc.copyFrom(0, 0, 64)) },
-        { id: 'call-closed-getter', row: 'call-64b', label: '`closed` getter (cheapest native call on the class)', role: 'baseline', batch: N, fn: batch(() => { sink ^= zc.closed ? 1 : 0 }) },
-      ])),
+      ...(await runGroup(
+        CAGED
+          ? [
+              { id: 'call-copyfrom-caged', row: 'call-64b', label: 'copyFrom(0, 0, 64), caged instance (size re-check + 64-byte memcpy) [caged process]', role: 'target', batch: N, fn: batch(() => mem.copyFrom(0, 0, 64)) },
+              { id: 'call-copyto-caged', row: 'call-64b', label: 'copyTo(0, 0, 64), caged instance [caged process]', role: 'target', batch: N, fn: batch(() => mem.copyTo(0, 0, 64)) },
+            ]
+          : [
+              { id: 'call-copyfrom-noop', row: 'call-64b', label: 'copyFrom(0, 0, 64), zero-copy instance (same argument checks, no copy)', role: 'baseline', batch: N, fn: batch(() => mem.copyFrom(0, 0, 64)) },
+              { id: 'call-closed-getter', row: 'call-64b', label: '`closed` getter (a JS getter since the TypeScript facade)', role: 'baseline', batch: N, fn: batch(() => { sink ^= mem.closed ? 1 : 0 }) },
+            ],
+      )),
     )
-    zc.close()
-    caged.close()
+    mem.close()
   }
 
   // ---- row 4: open + close of a 4 KiB segment -----------------------------------------------
@@ -129,13 +131,19 @@ try {
       gc({ type: 'minor' })
       await turn()
     }
+    if (keep.requiresCopy !== CAGED) throw new Error('row 4: wrong mode')
+    if (CAGED) {
+      // The caged process times only the caged open (its ratio pairs across the processes).
+      const t = {
+        id: 'open-nsm-caged', row: 'open-close', label: 'new SharedMemory(name) + close(), caged (adds a 4 KiB V8 buffer + copy) [caged process]', role: 'target', batch: N,
+        fn: batch(() => new SharedMemory(name).close()), afterEach: release,
+      }
+      results.push(...(await runGroup([t])))
+      keep.close()
+      throw new Done()
+    }
     const tasks = [
       { id: 'open-nsm', row: 'open-close', label: 'new SharedMemory(name) + close(), zero-copy (shm_open, fstat, mmap, munmap, close)', role: 'target', batch: N, fn: batch(() => new SharedMemory(name).close()) },
-      {
-        id: 'open-nsm-caged', row: 'open-close', label: 'new SharedMemory(name) + close(), caged (adds a 4 KiB V8 buffer + copy)', role: 'target', batch: N,
-        fn: batch(() => new SharedMemory(name).close()),
-        caged: true, // runs with NODE_SHARED_MEM_FORCE_COPY=1
-      },
       { id: 'open-fs', row: 'open-close', label: 'fs.openSync + fs.closeSync of the same /dev/shm file (no mapping)', role: 'baseline', batch: N, fn: batch(() => fs.closeSync(fs.openSync(file, 'r+'))) },
     ]
     const mm = peers['mmap-io']
@@ -183,17 +191,7 @@ try {
     } else {
       results.push({ id: 'open-shm-typed-array', row: 'open-close', role: 'baseline', label: `shm-typed-array@${sta.info.version}`, error: sta.info.note })
     }
-    for (const t of tasks) {
-      t.afterEach = release
-      // The caged task needs the env var while it runs; wrap its function.
-      if (t.caged) {
-        const inner = t.fn
-        t.fn = () => withForcedCopy(inner)
-      }
-    }
-    const check = withForcedCopy(() => new SharedMemory(name))
-    if (!check.requiresCopy) throw new Error('row 4: caged open did not give a caged instance')
-    check.close()
+    for (const t of tasks) t.afterEach = release
     results.push(...(await runGroup(tasks)))
     // Informative: leave the instance to the GC, as mmap-io leaves its mapping.
     results.push(
@@ -212,6 +210,8 @@ try {
     if (!mm.module) results.push({ id: 'open-mmap-io', row: 'open-close', role: 'baseline', label: `mmap-io@${mm.info.version}`, error: mm.info.note })
     keep.close()
   }
+} catch (e) {
+  if (!(e instanceof Done)) throw e
 } finally {
   for (const n of names) {
     try {
