@@ -230,16 +230,6 @@ export class SharedMemory {
     return this.#handle
   }
 
-  /** `[srcOffset, dstOffset, length]` checked against the mapping; defaults 0, 0, the rest. */
-  #ranges(srcOffset: unknown, dstOffset: unknown, length: unknown): [number, number, number] {
-    const len = this.#length as number
-    const s = srcOffset === undefined ? 0 : checkIndex(srcOffset, 'srcOffset', len)
-    const d = dstOffset === undefined ? 0 : checkIndex(dstOffset, 'dstOffset', len)
-    const rest = Math.min(len - s, len - d)
-    const n = length === undefined ? rest : checkIndex(length, 'length', rest)
-    return [s, d, n]
-  }
-
   /**
    * Copies segment → `buffer`: `length` bytes from segment offset `srcOffset` to buffer
    * offset `dstOffset`. Defaults: 0, 0, and the most bytes that fit both ranges. A no-op
@@ -250,7 +240,12 @@ export class SharedMemory {
   copyFrom(srcOffset?: number, dstOffset?: number, length?: number): void {
     if (!(#handle in this)) throw invalidThis()
     const handle = this.#open('copyFrom')
-    const [s, d, n] = this.#ranges(srcOffset, dstOffset, length)
+    // Checked inline (no array for three numbers): this is the per-frame call of caged code.
+    const len = this.#length as number
+    const s = srcOffset === undefined ? 0 : checkIndex(srcOffset, 'srcOffset', len)
+    const d = dstOffset === undefined ? 0 : checkIndex(dstOffset, 'dstOffset', len)
+    const rest = len - (s > d ? s : d)
+    const n = length === undefined ? rest : checkIndex(length, 'length', rest)
     if (this.#caged) native.copyFrom(handle, this.#buffer as ArrayBuffer, s, d, n)
   }
 
@@ -263,7 +258,11 @@ export class SharedMemory {
   copyTo(srcOffset?: number, dstOffset?: number, length?: number): void {
     if (!(#handle in this)) throw invalidThis()
     const handle = this.#open('copyTo')
-    const [s, d, n] = this.#ranges(srcOffset, dstOffset, length)
+    const len = this.#length as number
+    const s = srcOffset === undefined ? 0 : checkIndex(srcOffset, 'srcOffset', len)
+    const d = dstOffset === undefined ? 0 : checkIndex(dstOffset, 'dstOffset', len)
+    const rest = len - (s > d ? s : d)
+    const n = length === undefined ? rest : checkIndex(length, 'length', rest)
     if (this.#access === MemoryAccess.READ) throw readOnly('copyTo', this.#name as string)
     if (this.#caged) native.copyTo(handle, this.#buffer as ArrayBuffer, s, d, n)
   }

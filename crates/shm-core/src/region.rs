@@ -73,7 +73,9 @@ pub struct Region {
     in_flight: AtomicUsize,
     /// Byte offsets that threads of this region are blocked on, one entry per waiter.
     waiting: Mutex<Vec<usize>>,
-    segment: Mutex<Option<Segment>>,
+    /// Taken (closed) only by `close`, after `closed` is set and no operation is in flight; read
+    /// only by operations, inside their `enter` guard. So no lock is needed (see `segment()`).
+    segment: std::cell::UnsafeCell<Option<Segment>>,
     /// The shared mapping (every native operation uses it) and, for read-only segments, the
     /// copy-on-write view behind `js_ptr`.
     mapping: Mutex<Option<(Mapping, Option<Mapping>)>>,
@@ -81,7 +83,9 @@ pub struct Region {
 
 // SAFETY: `ptr` points into `mapping`, which is only unmapped by `close` after every operation
 // that could use `ptr` has left (the `in_flight` protocol), or by Drop; all access to the bytes
-// is through raw copies and atomics. The rest of the fields are Sync on their own.
+// is through raw copies and atomics. `segment` is shared read-only by operations and taken by
+// `close` only once none is in flight (same protocol, see `Region::segment`). The rest of the
+// fields are Sync on their own.
 unsafe impl Send for Region {}
 // SAFETY: as for Send.
 unsafe impl Sync for Region {}
@@ -126,7 +130,7 @@ impl Region {
             closed: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             waiting: Mutex::new(Vec::new()),
-            segment: Mutex::new(Some(segment)),
+            segment: std::cell::UnsafeCell::new(Some(segment)),
             mapping: Mutex::new(Some((mapping, view))),
         })
     }
@@ -183,13 +187,20 @@ impl Region {
         }
     }
 
+    /// The segment handle, for an operation inside its `enter` guard.
+    fn segment(&self, _guard: &Guard<'_>) -> Option<&Segment> {
+        // SAFETY: `close` replaces the cell's content only after setting `closed` and seeing no
+        // operation in flight; a guard is an operation in flight that saw `closed == false`
+        // (the Dekker pair in `enter`/`close`), so the content cannot change while it is held.
+        unsafe { (*self.segment.get()).as_ref() }
+    }
+
     /// Fails with [`RegionError::Shrunk`] when the segment no longer covers `..end`.
-    fn check_size(&self, end: usize) -> Result<(), RegionError> {
+    fn check_size(&self, guard: &Guard<'_>, end: usize) -> Result<(), RegionError> {
         if !crate::os::SEGMENTS_CAN_SHRINK {
             return Ok(());
         }
-        let segment = self.segment.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(segment) = segment.as_ref() else {
+        let Some(segment) = self.segment(guard) else {
             return Err(RegionError::Closed);
         };
         let size = segment.size().map_err(RegionError::Os)?;
@@ -205,12 +216,12 @@ impl Region {
     /// Copies `dst.len()` bytes at `offset` out of the segment. Re-checks the segment's size
     /// first, so a peer that shrank it yields [`RegionError::Shrunk`] instead of SIGBUS.
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), RegionError> {
-        let _guard = self.enter()?;
+        let guard = self.enter()?;
         self.check_range(offset, dst.len())?;
         if dst.is_empty() {
             return Ok(());
         }
-        self.check_size(offset + dst.len())?;
+        self.check_size(&guard, offset + dst.len())?;
         // SAFETY: the range is inside the mapping (checked), the mapping stays mapped while the
         // guard is held, the segment still covers the range (checked just now), and `dst` is a
         // separate buffer owned by the caller.
@@ -226,7 +237,7 @@ impl Region {
 
     /// Copies `src` into the segment at `offset`, with the same size re-check as [`read`](Self::read).
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), RegionError> {
-        let _guard = self.enter()?;
+        let guard = self.enter()?;
         if self.access != Access::ReadWrite {
             return Err(RegionError::ReadOnly);
         }
@@ -234,7 +245,7 @@ impl Region {
         if src.is_empty() {
             return Ok(());
         }
-        self.check_size(offset + src.len())?;
+        self.check_size(&guard, offset + src.len())?;
         // SAFETY: as in `read`; the mapping is shared and writable (read-write access checked).
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
@@ -463,12 +474,9 @@ impl Region {
             }
             std::thread::sleep(Duration::from_micros(50));
         }
-        drop(
-            self.segment
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        // SAFETY: `closed` is set (only this call got past the swap above) and no operation is
+        // in flight, so no guard can be reading the cell (see `segment()`).
+        drop(unsafe { (*self.segment.get()).take() });
         if unmap {
             drop(
                 self.mapping

@@ -48,9 +48,29 @@ pub struct Instance {
     pub closed: Cell<bool>,
 }
 
+/// Hashes a pointer with one multiplication (Fibonacci hashing): the set below is asked on
+/// every hot-path call, and SipHash would cost more than the rest of the lookup.
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 thread_local! {
     /// Instances alive on this thread (each environment lives on one thread).
-    static LIVE: RefCell<HashSet<usize>> = RefCell::new(HashSet::new());
+    static LIVE: RefCell<HashSet<usize, std::hash::BuildHasherDefault<PtrHasher>>> =
+        RefCell::new(HashSet::default());
 }
 
 /// `NODE_SHARED_MEM_FORCE_COPY=1`: behave as Electron's memory cage does.
