@@ -128,7 +128,10 @@ function childArgv(args) {
 
 function runChild(args) {
   return new Promise((resolveP) => {
-    const child = spawn(process.execPath, childArgv(args), { stdio: ['ignore', 'pipe', 'pipe'] })
+    // SMOKE_CHILD_EXEC: JSON argv that starts this runtime when process.execPath cannot be run
+    // directly (scripts/test-targets.sh: ["qemu-aarch64", "-L", sysroot, node] for arm64).
+    const exec = process.env.SMOKE_CHILD_EXEC ? JSON.parse(process.env.SMOKE_CHILD_EXEC) : [process.execPath]
+    const child = spawn(exec[0], [...exec.slice(1), ...childArgv(args)], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (out += d))
