@@ -2,9 +2,12 @@
 // writes the same figures as JSON (bench/results.json, or BENCH_OUT).
 //
 // Sections run as child processes, pinned to one CPU with taskset when available: rows 1-4
-// (bench/micro.mjs), row 5 (bench/cycles.mjs, one process per variant), row 6
-// (bench/pingpong.mjs one-cpu: its peer processes inherit the pinning). Row 6b
+// (bench/micro.mjs, a zero-copy and a caged process), row 5 (bench/cycles.mjs, one process per
+// variant), rows 7-12 (bench/hot.mjs: per-call costs, a zero-copy and a caged process), row 6b
+// (bench/pingpong.mjs one-cpu: its peer processes inherit the pinning). Row 6
 // (bench/pingpong.mjs unpinned) lets the scheduler place the two sides.
+// BENCH_BEFORE=<checkout with its own release build> (and BENCH_BEFORE_REV=<label>) adds the
+// previous binding's per-call rows to rows 7-11, in the same processes.
 // Exit code: 0 when every section ran, whatever the verdicts (targets are reported, not
 // enforced: timing thresholds do not belong in a test suite); 1 when a section crashed.
 import { spawnSync, execFileSync } from 'node:child_process'
