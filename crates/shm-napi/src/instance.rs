@@ -5,6 +5,9 @@
 //! * The `External` owns the `Box<Instance>`; its finalizer (GC, or environment teardown) frees
 //!   it and drops the instance's `Arc<Region>`. Live instances are listed per thread in
 //!   [`LIVE`], so a value that is not one of ours is refused before it is dereferenced.
+//! * While an instance lives, an environment cleanup hook (removed by its finalizer) closes its
+//!   region when the environment ends: the descriptor is released and pending waits end even on
+//!   runtimes that never finalize a terminated worker's objects (Deno).
 //! * Each external `ArrayBuffer` (the zero-copy `buffer`, the hidden atomics view) owns a
 //!   [`BufferGuard`] (its finalize hint), which holds another `Arc<Region>`: the mapping stays
 //!   until every buffer over it is gone or `close()` unmaps it after detaching them.
@@ -79,8 +82,18 @@ pub fn force_copy() -> bool {
     *FORCE.get_or_init(|| std::env::var_os("NODE_SHARED_MEM_FORCE_COPY").is_some_and(|v| v == "1"))
 }
 
-unsafe extern "C" fn finalize_instance(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+unsafe extern "C" fn instance_teardown(arg: *mut c_void) {
+    // SAFETY: the hook is removed by `finalize_instance` before the Box is freed.
+    let inst = unsafe { &*arg.cast::<Instance>() };
+    // Keep the mapping (buffers over it may still be alive somewhere; their finalizers decide).
+    inst.region.close(false);
+}
+
+unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     LIVE.with(|l| l.borrow_mut().remove(&(data as usize)));
+    // SAFETY: registered in `wrap` with exactly this function and argument; removing a hook that
+    // already ran (teardown) is a no-op.
+    unsafe { sys::napi_remove_env_cleanup_hook(env, Some(instance_teardown), data) };
     // SAFETY: `data` is the Box<Instance> leaked in `wrap`; Node-API calls this once.
     drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
 }
@@ -110,6 +123,8 @@ pub fn wrap(env: sys::napi_env, instance: Instance) -> napi::Result<sys::napi_va
         .throw(env));
     }
     LIVE.with(|l| l.borrow_mut().insert(raw as usize));
+    // SAFETY: `raw` stays valid until `finalize_instance`, which removes the hook first.
+    unsafe { sys::napi_add_env_cleanup_hook(env, Some(instance_teardown), raw.cast()) };
     Ok(external)
 }
 
