@@ -292,7 +292,11 @@ for (const m of mutants) {
     }
     const f = runSuites(m.suites ?? JS, argv.includes('--all-suites'))
     if (f) {
-      const failing = [...f.out.matchAll(/^\s*✘ (.*)$/gm)].map((x) => x[1].trim())
+      const failing = [
+        ...[...f.out.matchAll(/^\s*✘ (.*)$/gm)].map((x) => x[1].trim()),
+        ...[...f.out.matchAll(/^\[electron-spec\] FAILED: .*?(?:\n\s+|: )(.+)$/gm)].map((x) => `electron spec: ${x[1].trim()}`),
+        ...[...f.out.matchAll(/^(?:FAIL .*|\s+message: '(.*)')$/gm)].map((x) => (x[1] ?? x[0]).trim()),
+      ]
       const detail = failing.length ? failing.slice(0, 4).join(' | ') : tail(f.out, 3).replace(/\n/g, ' | ')
       results.push({ ...m, verdict: 'KILLED', by: f.failedBy, why: f.why, detail })
       log(`   KILLED by ${f.failedBy} (${f.why}): ${detail}`)
