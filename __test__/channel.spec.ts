@@ -1,0 +1,568 @@
+// The message channel (src/channel.ts, docs/channel.md) across processes and languages. Runs in
+// both ava runs: zero-copy, and caged with NODE_SHARED_MEM_FORCE_COPY=1 (the child processes
+// inherit the mode). Foreign peers: examples/channel.py (Python) and crates/shm-channel (Rust).
+import test from 'ava'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import * as path from 'node:path'
+import fc from 'fast-check'
+import { Channel, SharedMemory } from '../dist'
+import { FORCED_COPY, PYTHON, ROOT, uniqueName } from './helpers/util'
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { skip } = require('../scripts/skip.cjs') as { skip: (what: string, tool: string, see?: string) => boolean }
+
+const PY_PEER = path.join(ROOT, 'examples', 'channel.py')
+const RUST_TARGET = path.join(ROOT, 'target', 'channel')
+const RUST_PEER = path.join(RUST_TARGET, 'release', 'shm-channel')
+
+/** Whether the foreign peers can run here (decided once, in `before`). */
+const peers = { python: false, rust: false }
+
+test.before(() => {
+  const py = spawnSync(PYTHON, ['-c', "import ctypes; ctypes.CDLL('libatomic.so.1')"], { stdio: 'ignore' })
+  peers.python = !py.error && py.status === 0
+  if (!peers.python && !skip('channel tests with the Python peer', `${PYTHON} with libatomic.so.1`, 'examples/channel.py')) {
+    throw new Error('Python peer unavailable and CI=true')
+  }
+  const cargo = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'shm-channel'], {
+    cwd: ROOT,
+    env: { ...process.env, CARGO_TARGET_DIR: RUST_TARGET },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  })
+  peers.rust = !cargo.error && cargo.status === 0
+  if (!peers.rust) {
+    if (cargo.error) {
+      if (!skip('channel tests with the Rust peer', 'cargo', 'README "On a fresh machine"')) throw new Error('cargo missing and CI=true')
+    } else {
+      throw new Error(`cargo build -p shm-channel failed:\n${cargo.stderr}`)
+    }
+  }
+})
+
+/** A channel with a unique name, unlinked after the test. */
+function fresh(t: { teardown: (f: () => void) => void }, tag: string, capacity: number, extra: object = {}): [Channel, string] {
+  const name = uniqueName(`ch-${tag}`)
+  const ch = Channel.create(name, { capacity, ...extra })
+  t.teardown(() => {
+    ch.close()
+    Channel.unlink(name)
+  })
+  return [ch, name]
+}
+
+/** The test message every peer produces: id, seq, filler (id*7 + seq*13 + k) & 0xff. */
+function testMessage(id: number, seq: number, len: number): Buffer {
+  const b = Buffer.alloc(len)
+  b.writeUInt32LE(id, 0)
+  b.writeUInt32LE(seq, 4)
+  for (let k = 8; k < len; k++) b[k] = (id * 7 + seq * 13 + k) & 255
+  return b
+}
+
+/** Checks messages: exact content, and per producer the sequence 0, 1, 2 … (no loss, no duplicate, in order). */
+class Checker {
+  next = new Map<number, number>()
+  errors: string[] = []
+  add(m: Uint8Array): void {
+    const b = Buffer.from(m.buffer, m.byteOffset, m.byteLength)
+    if (b.length < 8) {
+      this.errors.push(`short message of ${b.length} bytes`)
+      return
+    }
+    const id = b.readUInt32LE(0)
+    const seq = b.readUInt32LE(4)
+    const want = this.next.get(id) ?? 0
+    if (seq !== want) this.errors.push(`producer ${id}: got seq ${seq}, expected ${want}`)
+    if (!b.equals(testMessage(id, seq, b.length))) this.errors.push(`producer ${id} seq ${seq}: corrupt payload`)
+    this.next.set(id, seq + 1)
+  }
+}
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+function run(cmd: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): { child: ChildProcess; exit: Promise<Exit>; line: (s: string) => Promise<void> } {
+  const child = spawn(cmd, args, { cwd: ROOT, stdio: [stdin, 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  const waiters: [string, () => void][] = []
+  child.stdout!.on('data', (d) => {
+    stdout += d
+    for (const w of waiters.splice(0)) if (stdout.includes(w[0])) w[1]()
+    else waiters.push(w)
+  })
+  child.stderr!.on('data', (d) => (stderr += d))
+  const exit = new Promise<Exit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })))
+  const line = (s: string) =>
+    new Promise<void>((resolve, reject) => {
+      if (stdout.includes(s)) return resolve()
+      waiters.push([s, resolve])
+      void exit.then((e) => reject(new Error(`child exited (${e.code ?? e.signal}) before printing ${s}: ${e.stderr}`)))
+    })
+  return { child, exit, line }
+}
+
+/** A Node producer process: ops are [kind, length]; 'abort' claims and aborts (sends nothing). */
+const NODE_PRODUCER = `
+const { Channel } = require('.')
+const [name, id, ops] = [process.argv[1], Number(process.argv[2]), JSON.parse(process.argv[3])]
+function msg(seq, len) { const b = Buffer.alloc(len); b.writeUInt32LE(id, 0); b.writeUInt32LE(seq, 4); for (let k = 8; k < len; k++) b[k] = (id * 7 + seq * 13 + k) & 255; return b }
+;(async () => {
+  const ch = new Channel(name)
+  let seq = 0
+  for (const [kind, len] of ops) {
+    if (kind === 'abort') { ch.claim(len, { timeout: 30000 }); ch.abort(); continue }
+    const m = msg(seq++, len)
+    if (kind === 'send') ch.send(m, { timeout: 30000 })
+    else if (kind === 'try') { while (!ch.trySend(m)) await new Promise((r) => setImmediate(r)) }
+    else if (kind === 'async') await ch.sendAsync(m, { timeout: 30000 })
+    else if (kind === 'claim') { ch.claim(len, { timeout: 30000 }).set(m); ch.commit() }
+    else if (kind === 'view') ch.send(new DataView(m.buffer, m.byteOffset, m.byteLength), { timeout: 30000 })
+  }
+  ch.close()
+  process.stdout.write(String(seq))
+})().catch((e) => { console.error(e); process.exit(1) })
+`
+
+function nodeProducer(name: string, id: number, ops: [string, number][]) {
+  return run(process.execPath, ['-e', NODE_PRODUCER, '--', name, String(id), JSON.stringify(ops)])
+}
+
+/** Receives `count` messages with the sync API (bounded waits), feeding `checker`. */
+function consume(ch: Channel, count: number, checker: Checker, how: (i: number) => number = () => 0): void {
+  const scratch = new Uint8Array(ch.maxMessageLength)
+  for (let i = 0; i < count; i++) {
+    const kind = how(i)
+    if (kind === 1) {
+      const n = ch.receiveInto(scratch, { timeout: 20_000 })
+      if (n === null) throw new Error('ended early')
+      checker.add(scratch.subarray(0, n))
+    } else if (kind === 2) {
+      let m = ch.tryReceive()
+      for (const until = Date.now() + 20_000; m === null && Date.now() < until; ) m = ch.tryReceive()
+      if (m === null) throw new Error('tryReceive: nothing within 20 s')
+      checker.add(m)
+    } else {
+      const m = ch.receive({ timeout: 20_000 })
+      if (m === null) throw new Error('ended early')
+      checker.add(m)
+    }
+  }
+}
+
+// ---- one process ------------------------------------------------------------------------------
+
+test.serial('sends strings and every kind of bytes, whole and in order, up to capacity − 8 bytes', (t) => {
+  const [ch] = fresh(t, 'kinds', 1024)
+  t.is(ch.requiresCopy, FORCED_COPY)
+  t.is(ch.maxMessageLength, 1016)
+  const u16 = new Uint16Array([1, 2, 0xffff, 4]).subarray(1, 3)
+  ch.send('héllo ✓')
+  ch.send(Buffer.from([1, 2, 3]))
+  ch.send(u16)
+  ch.send(new DataView(new Uint8Array([9, 8, 7]).buffer, 1, 2))
+  ch.send(new Uint8Array([5, 6]).buffer)
+  ch.send('')
+  t.is(Buffer.from(ch.receive()!).toString(), 'héllo ✓')
+  t.deepEqual([...ch.receive()!], [1, 2, 3])
+  t.deepEqual([...ch.receive()!], [2, 0, 0xff, 0xff])
+  t.deepEqual([...ch.receive()!], [8, 7])
+  t.deepEqual([...ch.receive()!], [5, 6])
+  t.deepEqual([...ch.receive()!], [])
+  t.is(ch.tryReceive(), null)
+  const max = Buffer.alloc(1016, 0xab)
+  // The ring is empty but its tail is at byte 96: the padding to the end is published, and the
+  // consumer must pass it before a message of the whole ring fits at byte 0.
+  t.false(ch.trySend(max))
+  t.is(ch.tryReceive(), null, 'padding only')
+  t.true(ch.trySend(max))
+  t.deepEqual(Buffer.from(ch.receive()!), max)
+  const e = t.throws(() => ch.send(Buffer.alloc(1017)), { instanceOf: RangeError })
+  t.is((e as NodeJS.ErrnoException).code, 'ERR_OUT_OF_RANGE')
+  t.is(ch.tryReceive(), null, 'nothing was sent')
+})
+
+test.serial('trySend returns false exactly when the ring is full, and padding at the wrap is skipped', (t) => {
+  const [ch] = fresh(t, 'full', 256)
+  // 48-byte messages take 56-byte records: 4 fit (224 bytes); the 5th needs padding (32 bytes to
+  // the end), which is published, and then does not fit.
+  const msgs = [0, 1, 2, 3, 4, 5].map((i) => Buffer.alloc(48, i))
+  t.true(ch.trySend(msgs[0]))
+  t.true(ch.trySend(msgs[1]))
+  t.true(ch.trySend(msgs[2]))
+  t.true(ch.trySend(msgs[3]))
+  t.false(ch.trySend(msgs[4]))
+  t.false(ch.trySend(msgs[4]), 'still full')
+  const e = t.throws(() => ch.send(msgs[4], { timeout: 30 }))
+  t.is((e as NodeJS.ErrnoException).code, 'ETIMEDOUT')
+  t.deepEqual(Buffer.from(ch.receive()!), msgs[0])
+  t.true(ch.trySend(msgs[4]), 'one record freed at the start of the ring: it fits there')
+  t.false(ch.trySend(msgs[5]))
+  for (const i of [1, 2, 3, 4]) t.deepEqual(Buffer.from(ch.receive()!), msgs[i])
+  t.is(ch.tryReceive(), null)
+})
+
+test.serial('receiveInto: the length, no copy beyond it; a too-small view leaves the message queued', (t) => {
+  const [ch] = fresh(t, 'into', 1024)
+  ch.send(Buffer.from('abcdef'))
+  const small = new Uint8Array(5).fill(0xee)
+  const e = t.throws(() => ch.receiveInto(small), { instanceOf: RangeError }) as NodeJS.ErrnoException & { messageLength: number }
+  t.is(e.code, 'ERR_OUT_OF_RANGE')
+  t.is(e.messageLength, 6)
+  t.deepEqual([...small], [0xee, 0xee, 0xee, 0xee, 0xee], 'nothing written into the small view')
+  const view = new Uint8Array(8).fill(0xee)
+  t.is(ch.receiveInto(view), 6)
+  t.is(Buffer.from(view).toString('latin1'), 'abcdef\xee\xee')
+  const words = new Uint32Array(2)
+  ch.send(Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]))
+  t.is(ch.receiveInto(words), 8)
+  t.deepEqual([...words], [1, 2])
+})
+
+test.serial('bad input is a coded error, never a crash or a silent drop', (t) => {
+  const [ch, name] = fresh(t, 'bad', 256)
+  const code = (f: () => unknown, c: string, k: ErrorConstructor = Error) => t.is((t.throws(f, { instanceOf: k }) as NodeJS.ErrnoException).code, c)
+  code(() => ch.send(123 as never), 'ERR_INVALID_ARG_TYPE', TypeError)
+  code(() => ch.send(null as never), 'ERR_INVALID_ARG_TYPE', TypeError)
+  code(() => ch.trySend({} as never), 'ERR_INVALID_ARG_TYPE', TypeError)
+  code(() => ch.send('x', { timeout: -1 }), 'ERR_OUT_OF_RANGE', RangeError)
+  code(() => ch.send('x', 5 as never), 'ERR_INVALID_ARG_TYPE', TypeError)
+  code(() => ch.receive({ timeout: 'soon' as never }), 'ERR_INVALID_ARG_TYPE', TypeError)
+  code(() => ch.receiveInto('nope' as never), 'ERR_INVALID_ARG_TYPE', TypeError)
+  code(() => ch.claim(249), 'ERR_OUT_OF_RANGE', RangeError)
+  code(() => ch.claim(-1), 'ERR_OUT_OF_RANGE', RangeError)
+  code(() => ch.claim(1.5), 'ERR_OUT_OF_RANGE', RangeError)
+  code(() => ch.commit(), 'ERR_SHM_CHANNEL_NO_CLAIM')
+  code(() => ch.abort(), 'ERR_SHM_CHANNEL_NO_CLAIM')
+  t.is(ch.tryReceive(), null, 'nothing half-sent')
+  code(() => ch.receive({ timeout: 0 }), 'ETIMEDOUT')
+  for (const capacity of [0, 255, 257, 1000, 2 ** 31, 1.5, NaN]) code(() => Channel.create(`${name}-x`, { capacity }), 'ERR_OUT_OF_RANGE', RangeError)
+  code(() => Channel.create(`${name}-x`, { capacity: '1024' as never }), 'ERR_INVALID_ARG_TYPE', TypeError)
+  code(() => Channel.create(`${name}-x`, { capacity: 1024, mode: 'many' as never }), 'ERR_INVALID_ARG_VALUE', TypeError)
+  code(() => Channel.create(`${name}-x`, { capacity: 1024, recoveryMs: 0 }), 'ERR_OUT_OF_RANGE', RangeError)
+  code(() => Channel.create(`${name}-x`, undefined as never), 'ERR_INVALID_ARG_TYPE', TypeError)
+  t.false(SharedMemory.unlink(`${name}-x`), 'no segment was made by a refused create')
+  code(() => Channel.create(name, { capacity: 256 }), 'EEXIST')
+  code(() => new Channel(`${name}-missing`), 'ENOENT')
+  const other = new Channel(name)
+  other.close()
+  other.close()
+  code(() => other.send('x'), 'ERR_SHM_CLOSED')
+  code(() => other.receive(), 'ERR_SHM_CLOSED')
+  t.true(other.closed)
+})
+
+test.serial('attaching to a torn or foreign layout throws ERR_SHM_CHANNEL_LAYOUT', (t) => {
+  const cases: [string, (m: SharedMemory) => void, number?][] = [
+    ['zero magic (never initialised)', () => {}],
+    ['foreign magic', (m) => m.atomicStore(0, 0x12345678)],
+    ['unknown version', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 2), m.atomicStore(8, 256), m.atomicStore(16, 1000))],
+    ['capacity not a power of two', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 384), m.atomicStore(16, 1000))],
+    ['segment smaller than the header says', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 512), m.atomicStore(16, 1000))],
+    ['unknown mode', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 256), m.atomicStore(12, 2), m.atomicStore(16, 1000))],
+    ['torn indices (tail − head > capacity)', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 256), m.atomicStore(16, 1000), m.atomicStore(128, 264))],
+    ['indices not a multiple of 8', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 256), m.atomicStore(16, 1000), m.atomicStore(128, 4))],
+  ]
+  for (const [what, set] of cases) {
+    const name = uniqueName('ch-layout')
+    const mem = SharedMemory.create(name, 1024 + 256)
+    try {
+      set(mem)
+      const e = t.throws(() => new Channel(name), undefined, what) as NodeJS.ErrnoException
+      t.is(e?.code, 'ERR_SHM_CHANNEL_LAYOUT', what)
+    } finally {
+      mem.close()
+      SharedMemory.unlink(name)
+    }
+  }
+  // The boundary: the same header with valid values attaches.
+  const name = uniqueName('ch-layout-ok')
+  const mem = SharedMemory.create(name, 1024 + 256)
+  for (const [o, v] of [[4, 1], [8, 256], [16, 1000], [128, 256], [0, 0x434d534e]]) mem.atomicStore(o, v)
+  const ch = new Channel(name)
+  t.is(ch.capacity, 256)
+  t.false(ch.trySend('x'), 'tail − head = capacity: full')
+  ch.close()
+  mem.close()
+  SharedMemory.unlink(name)
+})
+
+test.serial('a corrupt record state found while receiving is ERR_SHM_CHANNEL_LAYOUT, not garbage', (t) => {
+  const [ch, name] = fresh(t, 'corrupt', 256)
+  ch.send('ok')
+  const mem = new SharedMemory(name)
+  mem.atomicStore(1024, 7)
+  t.is((t.throws(() => ch.receive()) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_LAYOUT')
+  mem.close()
+})
+
+test.serial('in-place claim → commit, and abort publishes padding the consumer skips', (t) => {
+  const [ch] = fresh(t, 'claim', 1024)
+  const v = ch.claim(5)
+  t.is(v.byteLength, 5)
+  t.is((t.throws(() => ch.claim(3)) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_CLAIM_PENDING')
+  t.is((t.throws(() => ch.send('x')) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_CLAIM_PENDING')
+  v.set(Buffer.from('hello'))
+  t.is(ch.tryReceive(), null, 'not visible before commit')
+  ch.commit()
+  ch.claim(100).fill(1)
+  ch.abort()
+  ch.tryClaim(3)!.set([7, 8, 9])
+  ch.commit()
+  t.is(Buffer.from(ch.receive()!).toString(), 'hello')
+  t.deepEqual([...ch.receive()!], [7, 8, 9])
+  t.is(ch.tryReceive(), null)
+})
+
+test.serial('end(): the consumer gets every committed message, then null; senders get ERR_SHM_CHANNEL_ENDED', async (t) => {
+  const [ch, name] = fresh(t, 'end', 1024)
+  const producer = new Channel(name)
+  producer.send('a')
+  await producer.sendAsync('b')
+  producer.end()
+  t.true(ch.ended)
+  t.is((t.throws(() => producer.send('c')) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_ENDED')
+  await t.throwsAsync(producer.sendAsync('c'), { code: 'ERR_SHM_CHANNEL_ENDED' })
+  const got: string[] = []
+  for await (const m of ch) got.push(Buffer.from(m).toString())
+  t.deepEqual(got, ['a', 'b'])
+  t.is(ch.receive(), null)
+  t.is(await ch.receiveAsync(), null)
+  producer.close()
+})
+
+test.serial('for await ends when the handle is closed while it waits; receiveAsync rejects ERR_SHM_CLOSED', async (t) => {
+  const name = uniqueName('ch-close')
+  const ch = Channel.create(name, { capacity: 1024 })
+  t.teardown(() => Channel.unlink(name))
+  const got: string[] = []
+  setTimeout(() => ch.send('one'), 20)
+  for await (const m of ch) {
+    got.push(Buffer.from(m).toString())
+    setTimeout(() => ch.close(), 30) // while the next iteration waits
+  }
+  t.deepEqual(got, ['one'])
+  t.true(ch.closed)
+  const ch2 = new Channel(name)
+  const p = ch2.receiveAsync()
+  setTimeout(() => ch2.close(), 30)
+  await t.throwsAsync(p, { code: 'ERR_SHM_CLOSED' })
+})
+
+test.serial('sendAsync waits for room without blocking the event loop; receiveAsync for data', async (t) => {
+  const [ch, name] = fresh(t, 'async', 256)
+  const producer = new Channel(name)
+  t.teardown(() => producer.close())
+  for (let i = 0; i < 4; i++) producer.send(Buffer.alloc(48, i))
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 5)
+  const sent = producer.sendAsync(Buffer.alloc(48, 9), { timeout: 5000 })
+  await new Promise((r) => setTimeout(r, 60))
+  t.true(ticks >= 3, `the event loop ran while sendAsync waited (${ticks} ticks)`)
+  t.deepEqual([...ch.receive()!.subarray(0, 1)], [0])
+  await sent
+  clearInterval(timer)
+  for (const i of [1, 2, 3, 9]) t.is((await ch.receiveAsync({ timeout: 5000 }))![0], i)
+  await t.throwsAsync(ch.receiveAsync({ timeout: 20 }), { code: 'ETIMEDOUT' })
+})
+
+// ---- several processes ------------------------------------------------------------------------
+
+test.serial('a second live consumer, or a second one-to-one producer, is refused with ERR_SHM_CHANNEL_BUSY; a dead one is taken over', async (t) => {
+  const [ch, name] = fresh(t, 'busy', 1024, { mode: 'one-to-one' })
+  t.is(ch.mode, 'one-to-one')
+  ch.send('mine') // this process is now the one producer
+  t.is(ch.tryReceive()!.length, 4) // and the consumer
+  const other = await run(process.execPath, ['-e', `
+    const { Channel } = require('.')
+    const ch = new Channel(process.argv[1])
+    for (const f of [() => ch.send('x'), () => ch.receive({ timeout: 0 })]) { try { f(); console.log('ok') } catch (e) { console.log(e.code) } }
+  `, '--', name]).exit
+  t.is(other.stdout.trim(), 'ERR_SHM_CHANNEL_BUSY\nERR_SHM_CHANNEL_BUSY', other.stderr)
+  // Roles held by a process that has died are taken over (docs/channel.md §6).
+  const mem = new SharedMemory(name)
+  const dead = (await run(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).exit).stdout
+  mem.atomicStore(132, Number(dead)) // producerLock
+  mem.atomicStore(260, Number(dead)) // consumerPid
+  mem.close()
+  const taker = await run(process.execPath, ['-e', `
+    const { Channel } = require('.')
+    const ch = new Channel(process.argv[1])
+    ch.send('x'); console.log(Buffer.from(ch.receive({ timeout: 1000 })).toString())
+  `, '--', name]).exit
+  t.is(taker.stdout.trim(), 'x', taker.stderr)
+})
+
+test.serial('many-to-one: a dead holder of the claim lock is taken over', async (t) => {
+  const [ch, name] = fresh(t, 'deadlock', 1024)
+  const dead = Number((await run(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).exit).stdout)
+  const mem = new SharedMemory(name)
+  mem.atomicStore(132, dead)
+  mem.close()
+  ch.send('through', { timeout: 5000 })
+  t.is(Buffer.from(ch.receive()!).toString(), 'through')
+})
+
+const CLAIMER = `
+const { Channel } = require('.')
+const ch = new Channel(process.argv[1])
+ch.send('before')
+ch.claim(100).fill(1)
+console.log('claimed')
+process.stdin.on('data', () => { ch.commit(); console.log('committed'); process.exit(0) })
+`
+
+test.serial('kill -9 between claim and commit: after recoveryMs the consumer skips the dead record and goes on', async (t) => {
+  const [ch, name] = fresh(t, 'kill9', 1024, { recoveryMs: 100 })
+  const claimer = run(process.execPath, ['-e', CLAIMER, '--', name], 'pipe')
+  await claimer.line('claimed')
+  claimer.child.kill('SIGKILL')
+  t.is((await claimer.exit).signal, 'SIGKILL')
+  ch.send('after')
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'before')
+  const t0 = Date.now()
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'after', 'the 100 bytes of the dead claim are never delivered')
+  t.true(Date.now() - t0 >= 95, 'not skipped before recoveryMs')
+  t.is(ch.tryReceive(), null)
+  // And the ring keeps working across the wrap.
+  for (let i = 0; i < 100; i++) {
+    ch.send(Buffer.alloc(40, i), { timeout: 1000 })
+    t.is(ch.receive({ timeout: 1000 })![0], i)
+  }
+})
+
+test.serial('a live producer\'s uncommitted record is never skipped, however old', async (t) => {
+  const [ch, name] = fresh(t, 'slow', 1024, { recoveryMs: 50 })
+  const claimer = run(process.execPath, ['-e', CLAIMER, '--', name], 'pipe')
+  await claimer.line('claimed')
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'before')
+  ch.send('after')
+  t.is((t.throws(() => ch.receive({ timeout: 300 })) as NodeJS.ErrnoException).code, 'ETIMEDOUT')
+  claimer.child.stdin!.write('go\n')
+  await claimer.line('committed')
+  const m = ch.receive({ timeout: 5000 })!
+  t.deepEqual(Buffer.from(m), Buffer.alloc(100, 1))
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'after')
+  t.is((await claimer.exit).code, 0)
+})
+
+test.serial('8 producer processes (Node, Python, Rust) into one consumer: nothing lost, duplicated or reordered', async (t) => {
+  const [ch, name] = fresh(t, 'stress', 4096)
+  const per = 3000
+  const procs = [1, 2, 3, 4, 5, 6].map((id) => nodeProducer(name, id, Array.from({ length: per }, (_, i) => [['send', 'claim', 'try', 'view'][i % 4], 8 + ((i * 37) % 200)] as [string, number])))
+  const foreign = [
+    peers.python ? run(PYTHON, [PY_PEER, 'produce', name, '7', String(per), '8', '200']) : nodeProducer(name, 7, Array.from({ length: per }, (_, i) => ['send', 8 + (i % 50)] as [string, number])),
+    peers.rust ? run(RUST_PEER, ['produce', name, '8', String(per), '8', '200']) : nodeProducer(name, 8, Array.from({ length: per }, (_, i) => ['send', 8 + (i % 50)] as [string, number])),
+  ]
+  const checker = new Checker()
+  consume(ch, 8 * per, checker, (i) => i % 3)
+  const exits = await Promise.all([...procs, ...foreign].map((p) => p.exit))
+  for (const e of exits) t.is(e.code, 0, e.stderr)
+  t.deepEqual(checker.errors, [])
+  t.deepEqual([...checker.next.entries()].sort((a, b) => a[0] - b[0]), [1, 2, 3, 4, 5, 6, 7, 8].map((id) => [id, per]))
+  t.is(ch.tryReceive(), null, 'nothing extra')
+})
+
+test.serial('model: random operation sequences from several producer processes and one consumer', async (t) => {
+  const kinds = ['send', 'try', 'async', 'claim', 'view', 'abort'] as const
+  const producer = fc.record({
+    lang: fc.constantFrom('node', 'node', 'python', 'rust'),
+    ops: fc.array(fc.tuple(fc.constantFrom(...kinds), fc.integer({ min: 8, max: 240 })), { minLength: 1, maxLength: 150 }),
+  })
+  let runs = 0
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(256, 512, 4096),
+      fc.constantFrom('many-to-one', 'one-to-one'),
+      fc.array(producer, { minLength: 1, maxLength: 3 }),
+      fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 20 }),
+      async (capacity, mode, producers, consumerOps) => {
+        runs++
+        if (mode === 'one-to-one') producers = producers.slice(0, 1)
+        const name = uniqueName('ch-model')
+        const ch = Channel.create(name, { capacity, mode: mode as 'many-to-one' })
+        try {
+          let expected = 0
+          const procs = producers.map(({ lang, ops }, i) => {
+            const id = i + 1
+            const sent = ops.filter(([k]) => k !== 'abort')
+            if (lang === 'python' && peers.python) {
+              expected += ops.length
+              return run(PYTHON, [PY_PEER, 'produce', name, String(id), String(ops.length), '8', '240'])
+            }
+            if (lang === 'rust' && peers.rust) {
+              expected += ops.length
+              return run(RUST_PEER, ['produce', name, String(id), String(ops.length), '8', '240'])
+            }
+            expected += sent.length
+            return nodeProducer(name, id, ops)
+          })
+          const checker = new Checker()
+          let received = 0
+          const scratch = new Uint8Array(capacity)
+          for (let k = 0; received < expected; k++) {
+            const op = consumerOps[k % consumerOps.length]
+            if (op === 3) {
+              const m = await ch.receiveAsync({ timeout: 20_000 })
+              if (m === null) throw new Error('ended')
+              checker.add(m)
+            } else if (op === 1) {
+              const n = ch.receiveInto(scratch, { timeout: 20_000 })!
+              checker.add(scratch.subarray(0, n))
+            } else if (op === 2) {
+              const m = ch.tryReceive()
+              if (m === null) {
+                await new Promise((r) => setImmediate(r))
+                continue
+              }
+              checker.add(m)
+            } else checker.add(ch.receive({ timeout: 20_000 })!)
+            received++
+          }
+          const exits = await Promise.all(procs.map((p) => p.exit))
+          const failed = exits.filter((e) => e.code !== 0)
+          if (failed.length) throw new Error(`a producer failed: ${failed.map((e) => e.stderr).join('\n')}`)
+          if (checker.errors.length) throw new Error(checker.errors.slice(0, 5).join('\n'))
+          if (ch.tryReceive() !== null) throw new Error('a message beyond the expected ones')
+        } finally {
+          ch.close()
+          Channel.unlink(name)
+        }
+      },
+    ),
+    { numRuns: 8 },
+  )
+  t.is(runs, 8)
+})
+
+test.serial('Node → Python and Node → Rust consumers: every message arrives intact and in order', async (t) => {
+  for (const [lang, ok, cmd, args] of [
+    ['python', peers.python, PYTHON, [PY_PEER, 'consume']],
+    ['rust', peers.rust, RUST_PEER, ['consume']],
+  ] as const) {
+    if (!ok) continue
+    for (const mode of ['many-to-one', 'one-to-one'] as const) {
+      const name = uniqueName(`ch-to-${lang}`)
+      const ch = Channel.create(name, { capacity: 1024, mode })
+      try {
+        const count = 2000
+        const consumer = run(cmd, [...args, name, String(count)])
+        for (let i = 0; i < count; i++) {
+          const m = testMessage(9, i, 8 + ((i * 53) % 300))
+          if (i % 2) ch.send(m, { timeout: 20_000 })
+          else {
+            ch.claim(m.length, { timeout: 20_000 }).set(m)
+            ch.commit()
+          }
+        }
+        const e = await consumer.exit
+        t.is(e.code, 0, e.stderr)
+        t.deepEqual(JSON.parse(e.stdout), { received: count, bad: 0, last: { 9: count - 1 } }, `${lang}, ${mode}`)
+      } finally {
+        ch.close()
+        Channel.unlink(name)
+      }
+    }
+  }
+  t.pass()
+})
