@@ -23,7 +23,7 @@ export declare function openSegment(name: unknown, length: unknown, access: unkn
 
 /**
  * Internal: enables keeping the mapping of a zero-copy buffer finalized while its worker is
- * torn down (it may have been transferred); the JS class enables it on Node.js.
+ * torn down (it may have been transferred); the JS class enables it on Node.js and Bun.
  */
 export declare function setTeardownGuard(on: boolean): void
 
