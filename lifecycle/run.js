@@ -16,6 +16,7 @@
 //          --jobs=N          children at a time (default 2)
 //          --timeout=MS      per-scenario timeout (default: each scenario's own, 10 s; 20 s for the 8-worker storm)
 //          --json=FILE       also write every result as JSON
+//          --verbose         also list every pass with its figures
 // Results: pass; FAIL (a wrong result: the scenario says what it expected and saw), FAIL SIGxxx
 // (the child died of that signal), FAIL hang (killed after the timeout); n/a (the runtime lacks an
 // API the scenario needs, e.g. sharedBuffer on Node 20/Deno or in caged mode: not a pass, counted
@@ -55,6 +56,16 @@ function knownFor(sc, rtName, mode) {
   return KNOWN_LIMITATIONS.find((k) => k.scenario === sc && (!k.runtimes || k.runtimes.includes(rtName)) && (!k.modes || k.modes.includes(mode)))
 }
 
+const KNOWN_OPTIONS = ['runtimes', 'modes', 'only', 'jobs', 'timeout', 'json']
+for (const a of argv) {
+  if (a === '--help' || a === '-h') {
+    // The header comment of this file is the usage.
+    const head = fs.readFileSync(__filename, 'utf8').split('\n').slice(2).filter((l) => l.startsWith('//'))
+    console.log(head.map((l) => l.slice(3)).join('\n'))
+    process.exit(0)
+  }
+  if (a !== '--verbose' && !KNOWN_OPTIONS.some((k) => a.startsWith(`--${k}=`))) die(`unknown option '${a}' (see --help)`)
+}
 for (const r of runtimes) if (!ALL_RUNTIMES.includes(r)) die(`unknown runtime '${r}' (known: ${ALL_RUNTIMES.join(', ')})`)
 for (const m of modes) if (!['zero-copy', 'caged'].includes(m)) die(`unknown mode '${m}'`)
 const scenarios = SCENARIOS.filter((s) => !only || only.some((o) => s.name.includes(o)))
