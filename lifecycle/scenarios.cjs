@@ -1106,23 +1106,39 @@ scenario('fds-not-inherited', 'fds', async () => {
   const h = startWorker('hold', { name })
   await h.next('ready')
   const child = spawn('sleep', ['20'], { stdio: 'ignore' })
+  // Control: a descriptor handed over on purpose (stdio[3]) must be seen in a child, or the
+  // check below could not fail.
+  const ctlFd = fs.openSync(C.shmPath(name), 'r')
+  let control = null
   try {
-    // Wait until the child has exec'ed sleep (its descriptors are then final).
-    const execd = await until(() => {
-      try {
-        return /(^|\/)sleep$/.test(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')[0])
-      } catch {
-        return false
-      }
-    }, 5000)
-    check(execd, 'the child never exec’d sleep')
+    control = spawn('sleep', ['20'], { stdio: ['ignore', 'ignore', 'ignore', ctlFd] })
+  } catch {}
+  fs.closeSync(ctlFd)
+  const execd = (c) => {
+    try {
+      return /(^|\/)sleep$/.test(fs.readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0')[0])
+    } catch {
+      return false
+    }
+  }
+  try {
+    // Wait until the children have exec'ed sleep (their descriptors are then final).
+    check(await until(() => execd(child), 5000), 'the child never exec’d sleep')
+    let ctl = 'control n/a (this runtime cannot pass extra stdio descriptors)'
+    if (control?.pid && (await until(() => execd(control), 5000))) {
+      const n = C.fdsTo(name, control.pid)
+      if (n === 1) ctl = 'a descriptor passed on purpose is seen (1)'
+      else if (n !== 0) fail(`control: a child given one descriptor of the segment on purpose holds ${n}`)
+      else ctl = 'control n/a (the runtime did not pass stdio[3])'
+    }
     const ours = C.fdsTo(name)
     const theirs = C.fdsTo(name, child.pid)
     check(ours >= 3, `this process holds only ${ours} descriptors of the segment (expected ≥ 3: two instances and a worker's)`)
     eq(theirs, 0, `descriptors of the segment inherited by a child_process.spawn child (we hold ${ours})`)
-    return `we hold ${ours} descriptors of the segment (2 instances, a worker's, a pending waitAsync); the spawned child has 0`
+    return `we hold ${ours} descriptors of the segment (2 instances and a worker's, with a waitAsync pending); the spawned child has 0; ${ctl}`
   } finally {
     child.kill('SIGKILL')
+    control?.kill('SIGKILL')
     h.w.postMessage('stop')
     m1.close()
     m2.close()
