@@ -7,7 +7,8 @@ by node-shared-mem.
   peer.py read NAME OFFSET LENGTH        print the bytes as hex
   peer.py write NAME OFFSET HEX          write bytes
   peer.py slowcreate NAME DELAY_MS SIZE  shm_open(O_CREAT|O_EXCL), print "opened", sleep DELAY_MS,
-                                         print "before <size it sees now>", ftruncate to SIZE,
+                                         print "before <size it sees now> <ms since shm_open>",
+                                         ftruncate to SIZE,
                                          write "5a5a5a5a" at 0, print "sized",
                                          then wait for stdin to close (0-byte window = DELAY_MS)
   peer.py holdempty NAME                 shm_open(O_CREAT|O_EXCL), print "opened", never size it,
@@ -49,9 +50,10 @@ def main(argv):
         os.close(fd)
     elif cmd == "slowcreate":
         fd = open_fd(name, os.O_CREAT | os.O_EXCL | os.O_RDWR)
+        t0 = time.monotonic()
         print("opened", flush=True)
         time.sleep(int(argv[3]) / 1000)
-        print("before %d" % os.fstat(fd).st_size, flush=True)
+        print("before %d %d" % (os.fstat(fd).st_size, (time.monotonic() - t0) * 1000), flush=True)
         os.ftruncate(fd, int(argv[4]))
         os.pwrite(fd, bytes.fromhex("5a5a5a5a"), 0)
         print("sized", flush=True)

@@ -1009,6 +1009,24 @@ scenario('misuse-name-255-bytes', 'misuse', async () => {
  *  sizes it to `creatorSize` and writes 5a5a5a5a; create(name, 4096, {exclusive:false}) is called
  *  inside that window. Returns { result | error, before (the size the creator saw just before its
  *  ftruncate), after (the final size) }. */
+/** raceCreator, again (up to 3 tries, each under a new name) while the creator's 20 ms window
+ *  stretched past 80 ms and create() gave up with ERR_SHM_EMPTY: on an overloaded machine that is
+ *  the scheduler, not the contract (create waits about 100 ms). */
+async function race(tag, creatorSize) {
+  let r
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const name = C.uniqueName(tag)
+    try {
+      r = await raceCreator(name, creatorSize)
+    } finally {
+      C.removeEntry(C.shmPath(name))
+    }
+    r.attempt = attempt
+    if (!(r.error?.code === 'ERR_SHM_EMPTY' && r.gapMs >= 80)) return r
+    C.note(`race attempt ${attempt}: the creator took ${r.gapMs} ms to size its segment (machine overloaded); again`)
+  }
+  fail(`in 3 attempts the creator never sized its segment within 80 ms of shm_open (last: ${r.gapMs} ms): the machine is too loaded to run this race`)
+}
 async function raceCreator(name, creatorSize) {
   const { SharedMemory } = C.lib()
   const peer = await C.pyStart(['slowcreate', name, 20, creatorSize], 'opened')
@@ -1021,7 +1039,7 @@ async function raceCreator(name, creatorSize) {
       error = e
     }
     await peer.waitFor('sized')
-    const before = peer.lines.find((l) => l.startsWith('before '))?.slice(7)
+    const [before, gapMs] = (peer.lines.find((l) => l.startsWith('before ')) ?? '').split(' ').slice(1)
     let head = null
     let len = null
     if (m) {
@@ -1030,42 +1048,32 @@ async function raceCreator(name, creatorSize) {
       head = hex(m.buffer, 0, 4)
       m.close()
     }
-    return { error, len, head, before, after: C.py('size', name) }
+    return { error, len, head, before, gapMs: Number(gapMs), after: C.py('size', name) }
   } finally {
     await peer.stop()
   }
 }
 scenario('create-nonexclusive-race', 'create', async () => {
-  const name = C.uniqueName('race')
-  try {
-    const r = await raceCreator(name, 8192)
-    const problems = []
-    if (r.error) problems.push(`create(…, 4096, {exclusive:false}) during the creator's 0-byte window threw ${errStr(r.error)}`)
-    if (r.before !== '0') problems.push(`the creator found its segment resized to ${r.before} bytes before its own ftruncate (create must never resize an existing segment)`)
-    if (r.after !== '8192') problems.push(`the segment's final size is ${r.after}, expected the creator's 8192`)
-    // It maps the length it asked for, as new SharedMemory(name, 4096) would.
-    if (!r.error && r.len !== SIZE) problems.push(`length of the instance: expected ${SIZE} (the requested length), got ${r.len}`)
-    if (!r.error && r.head !== '5a5a5a5a') problems.push(`the creator's bytes read through it: expected "5a5a5a5a", got "${r.head}"`)
-    if (problems.length) fail(problems.join('; '))
-    return "create waited for the creator: it never resized the segment (the creator saw 0 bytes before its ftruncate), mapped 4096 of the creator's 8192 bytes and sees the creator's bytes"
-  } finally {
-    C.removeEntry(C.shmPath(name))
-  }
+  const r = await race('race', 8192)
+  const problems = []
+  if (r.error) problems.push(`create(…, 4096, {exclusive:false}) during the creator's 0-byte window threw ${errStr(r.error)}`)
+  if (r.before !== '0') problems.push(`the creator found its segment resized to ${r.before} bytes before its own ftruncate (create must never resize an existing segment)`)
+  if (r.after !== '8192') problems.push(`the segment's final size is ${r.after}, expected the creator's 8192`)
+  // It maps the length it asked for, as new SharedMemory(name, 4096) would.
+  if (!r.error && r.len !== SIZE) problems.push(`length of the instance: expected ${SIZE} (the requested length), got ${r.len}`)
+  if (!r.error && r.head !== '5a5a5a5a') problems.push(`the creator's bytes read through it: expected "5a5a5a5a", got "${r.head}"`)
+  if (problems.length) fail(problems.join('; '))
+  return "create waited for the creator: it never resized the segment (the creator saw 0 bytes before its ftruncate), mapped 4096 of the creator's 8192 bytes and sees the creator's bytes"
 })
 scenario('create-nonexclusive-race-smaller', 'create', async () => {
-  const name = C.uniqueName('racs')
-  try {
-    const r = await raceCreator(name, 2048)
-    const problems = []
-    if (!r.error) problems.push(`create(…, 4096, {exclusive:false}) returned an instance of length ${r.len} over a segment the creator sized to 2048 bytes (expected RangeError ERR_OUT_OF_RANGE)`)
-    else if (!(r.error instanceof RangeError) || r.error.code !== 'ERR_OUT_OF_RANGE') problems.push(`create(…, 4096, {exclusive:false}) threw ${errStr(r.error)}, expected RangeError ERR_OUT_OF_RANGE (the existing segment is smaller and is never resized)`)
-    if (r.before !== '0') problems.push(`the creator found its segment resized to ${r.before} bytes before its own ftruncate`)
-    if (r.after !== '2048') problems.push(`the segment's final size is ${r.after}, expected the creator's 2048`)
-    if (problems.length) fail(problems.join('; '))
-    return "RangeError ERR_OUT_OF_RANGE (the creator's 2048 bytes < 4096, never resized); the creator saw 0 bytes before its ftruncate"
-  } finally {
-    C.removeEntry(C.shmPath(name))
-  }
+  const r = await race('racs', 2048)
+  const problems = []
+  if (!r.error) problems.push(`create(…, 4096, {exclusive:false}) returned an instance of length ${r.len} over a segment the creator sized to 2048 bytes (expected RangeError ERR_OUT_OF_RANGE)`)
+  else if (!(r.error instanceof RangeError) || r.error.code !== 'ERR_OUT_OF_RANGE') problems.push(`create(…, 4096, {exclusive:false}) threw ${errStr(r.error)}, expected RangeError ERR_OUT_OF_RANGE (the existing segment is smaller and is never resized)`)
+  if (r.before !== '0') problems.push(`the creator found its segment resized to ${r.before} bytes before its own ftruncate`)
+  if (r.after !== '2048') problems.push(`the segment's final size is ${r.after}, expected the creator's 2048`)
+  if (problems.length) fail(problems.join('; '))
+  return "RangeError ERR_OUT_OF_RANGE (the creator's 2048 bytes < 4096, never resized); the creator saw 0 bytes before its ftruncate"
 })
 
 scenario('create-nonexclusive-never-sized', 'create', async () => {
