@@ -481,9 +481,10 @@ test.serial('model: random operation sequences from several producer processes a
         if (mode === 'one-to-one') producers = producers.slice(0, 1)
         const name = uniqueName('ch-model')
         const ch = Channel.create(name, { capacity, mode: mode as 'many-to-one' })
+        let procs: ReturnType<typeof run>[] = []
         try {
           let expected = 0
-          const procs = producers.map(({ lang, ops }, i) => {
+          procs = producers.map(({ lang, ops }, i) => {
             const id = i + 1
             const sent = ops.filter(([k]) => k !== 'abort')
             if (lang === 'python' && peers.python) {
@@ -499,24 +500,36 @@ test.serial('model: random operation sequences from several producer processes a
           })
           const checker = new Checker()
           let received = 0
+          let exited = 0
+          for (const p of procs) void p.exit.then(() => exited++)
           const scratch = new Uint8Array(capacity)
           for (let k = 0; received < expected; k++) {
             const op = consumerOps[k % consumerOps.length]
-            if (op === 3) {
-              const m = await ch.receiveAsync({ timeout: 20_000 })
-              if (m === null) throw new Error('ended')
-              checker.add(m)
-            } else if (op === 1) {
-              const n = ch.receiveInto(scratch, { timeout: 20_000 })!
-              checker.add(scratch.subarray(0, n))
-            } else if (op === 2) {
+            // Short waits: once every producer has exited, a missing message fails at once.
+            try {
+              if (op === 3) {
+                const m = await ch.receiveAsync({ timeout: 250 })
+                if (m === null) throw new Error('ended')
+                checker.add(m)
+              } else if (op === 1) {
+                const n = ch.receiveInto(scratch, { timeout: 250 })!
+                checker.add(scratch.subarray(0, n))
+              } else if (op === 0) checker.add(ch.receive({ timeout: 250 })!)
+            } catch (e) {
+              if ((e as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw e
+              const done = exited === procs.length
+              await new Promise((r) => setTimeout(r, 1))
+              if (done) throw new Error(`every producer has exited; ${expected - received} of ${expected} messages missing`)
+              continue
+            }
+            if (op === 2) {
               const m = ch.tryReceive()
               if (m === null) {
                 await new Promise((r) => setImmediate(r))
                 continue
               }
               checker.add(m)
-            } else checker.add(ch.receive({ timeout: 20_000 })!)
+            }
             received++
           }
           const exits = await Promise.all(procs.map((p) => p.exit))
@@ -525,6 +538,7 @@ test.serial('model: random operation sequences from several producer processes a
           if (checker.errors.length) throw new Error(checker.errors.slice(0, 5).join('\n'))
           if (ch.tryReceive() !== null) throw new Error('a message beyond the expected ones')
         } finally {
+          for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
           ch.close()
           Channel.unlink(name)
         }
