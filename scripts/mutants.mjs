@@ -26,6 +26,8 @@ const only = opt('only')?.split(',')
 const SCRATCH = opt('scratch') ?? path.join(os.tmpdir(), `nsm-mutants-${process.pid}`)
 const TARGET = process.env.MUTANTS_TARGET_DIR ?? path.join(ROOT, 'target', 'mutants')
 const log = (s) => process.stderr.write(s + '\n')
+const LOGS = path.join(os.tmpdir(), 'nsm-mutants-logs') // full output of each killing suite
+fs.mkdirSync(LOGS, { recursive: true })
 
 // ---- suites -------------------------------------------------------------------------------
 // Each: [command, args, extra env, timeout ms]. Run from the scratch copy.
@@ -298,7 +300,9 @@ for (const m of mutants) {
         ...[...f.out.matchAll(/^(?:FAIL .*|\s+message: '(.*)')$/gm)].map((x) => (x[1] ?? x[0]).trim()),
       ]
       const detail = failing.length ? failing.slice(0, 4).join(' | ') : tail(f.out, 3).replace(/\n/g, ' | ')
-      results.push({ ...m, verdict: 'KILLED', by: f.failedBy, why: f.why, detail })
+      const logFile = path.join(LOGS, `${m.id}.log`)
+      fs.writeFileSync(logFile, f.out)
+      results.push({ ...m, verdict: 'KILLED', by: f.failedBy, why: f.why, detail, log: logFile })
       log(`   KILLED by ${f.failedBy} (${f.why}): ${detail}`)
     } else {
       results.push({ ...m, verdict: 'SURVIVED' })
