@@ -73,6 +73,12 @@ fn a_region_is_as_long_as_its_mapping() {
     let r = region(&name, 12288);
     assert_eq!(r.len(), 12288);
     assert!(!r.is_empty());
+    let dbg = format!("{r:?}");
+    assert!(
+        dbg.starts_with("Region { ptr: 0x")
+            && dbg.ends_with(", len: 12288, access: ReadWrite, closed: false }"),
+        "{dbg}"
+    );
     // The last Int32 is in range, the next one is not.
     assert_eq!(r.load(12284).unwrap(), 0);
     assert!(matches!(r.load(12288), Err(RegionError::OutOfRange)));
