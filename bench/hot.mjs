@@ -2,8 +2,13 @@
 // node-shared-mem 2.1 (built from its source, bench/peers.mjs) and, if BENCH_BEFORE names a
 // checkout with its own release build, the previous binding, in the same process.
 //
-// Usage: node bench/hot.mjs OUT.json zero-copy|caged
-//   zero-copy: rows 7, 8, 10, 12 (this process must not have NODE_SHARED_MEM_FORCE_COPY set);
+// Usage: node bench/hot.mjs OUT.json zero-copy|many|caged
+//   zero-copy: rows 7, 8, 10, 12 with two instances (this process must not have
+//              NODE_SHARED_MEM_FORCE_COPY set);
+//   many:      rows 7, 8, 10 with 8 instances, each from `new SharedMemory(name)`, in a process of
+//              their own: the class's methods and getters are shared by every task of a process,
+//              so their type feedback (and V8's inlined code) would carry the 8-instance case into
+//              the two-instance tasks;
 //   caged:     rows 9 and 11 (bench/index.mjs starts it with NODE_SHARED_MEM_FORCE_COPY=1).
 //
 // Every timed function is compiled from its own source (a unique trailing comment, see
@@ -20,7 +25,7 @@ import { loadAddon, runGroup, segmentName } from './lib.mjs'
 import { ensurePeers } from './peers.mjs'
 
 const [out, mode] = process.argv.slice(2)
-if (mode !== 'zero-copy' && mode !== 'caged') throw new Error('usage: hot.mjs OUT.json zero-copy|caged')
+if (!['zero-copy', 'many', 'caged'].includes(mode)) throw new Error('usage: hot.mjs OUT.json zero-copy|many|caged')
 const caged = mode === 'caged'
 if (caged !== (process.env.NODE_SHARED_MEM_FORCE_COPY === '1')) throw new Error(`hot.mjs ${mode}: NODE_SHARED_MEM_FORCE_COPY must be ${caged ? '1' : 'unset'}`)
 
@@ -41,6 +46,8 @@ if (process.env.BENCH_BEFORE) {
 const beforeRev = process.env.BENCH_BEFORE_REV ?? 'previous binding'
 
 const box = { v: 0 }
+/** Thrown to end the 8-instance run after its rows (the `finally` still closes and unlinks). */
+class Done extends Error {}
 let unique = 0
 /**
  * A batch of N operations: `expr` is evaluated once per iteration with `m` = `ms[i & 1]` (or
@@ -60,8 +67,9 @@ function batch(expr, env, n = N) {
 const U = undefined
 /** Operations per sample for calls that take 100 ns or more (more samples per round). */
 const N_SLOW = 1000
-/** Instances to close at the end besides the main ones. */
-const extra = []
+/** Instances to close at the end. */
+const closeAtEnd = []
+const extra = closeAtEnd
 
 /** A task of this run: row, id, label, role, the loop expression and its environment. */
 const T = (row, id, label, role, expr, env, n = N) => ({ id, row, label, role, batch: n, fn: batch(expr, env, n) })
@@ -82,21 +90,52 @@ async function group(tasks) {
 }
 
 const p21 = peers[caged ? 'node-shared-mem-2.1-caged' : 'node-shared-mem-2.1']
+if (mode === 'many') p21.module = null // not used there
 const M21 = p21.module
 const why21 = p21.info.note
 
 try {
   const [name, a, b] = open(mode)
   const ms = [a, b]
+  closeAtEnd.push(a, b)
   if (ms.some((m) => m.requiresCopy !== caged)) throw new Error(`hot.mjs ${mode}: requiresCopy is ${a.requiresCopy}`)
   new Uint8Array(a.buffer).fill(1)
   a.copyTo()
   const ms21 = M21 ? [new M21.SharedMemory(name, 4096), new M21.SharedMemory(name, 4096)] : null
+  closeAtEnd.push(...(ms21 ?? []))
   if (ms21 && ms21.some((m) => m.requiresCopy !== caged)) throw new Error(`hot.mjs ${mode}: 2.1's requiresCopy is ${ms21[0].requiresCopy}`)
-  const msB = Before ? [new Before(name), new Before(name)] : null
-  // 8 instances opened the way programs open them, `new SharedMemory(name)` (rows 7, 8, 10).
-  const many = caged ? [] : Array.from({ length: 8 }, () => new SharedMemory(name))
-  extra.push(...many)
+  const msB = Before && mode !== 'many' ? [new Before(name), new Before(name)] : null
+
+  if (mode === 'many') {
+    // 8 instances opened the way programs open them, `new SharedMemory(name)`, against 8 plain
+    // objects of one shape (as 8 instances of one JS class would be), an empty method on 8
+    // instances of one class, and Atomics.add on 8 Int32Arrays.
+    log('bench: rows 7, 8, 10 with 8 instances')
+    const many = Array.from({ length: 8 }, () => new SharedMemory(name))
+    extra.push(...many)
+    class Empty {
+      noop(x, y, z) {}
+    }
+    const plain8 = Array.from({ length: 8 }, (_, i) => ({ name: `p${i}`, length: 4096, access: 1 }))
+    const i32x8 = Array.from({ length: 8 }, () => new Int32Array(new ArrayBuffer(4096)))
+    results.push(
+      ...(await group([
+        T('props', 'prop8-plain', '8 plain objects of one shape, obj.length (receiver rotates over the 8) [8-instance process]', 'baseline', 'm.length ? 1 : 0', { ms: plain8 }),
+        T('props', 'prop8-length', '8 instances, each from new SharedMemory(name): mem.length [8-instance process]', 'target', 'm.length ? 1 : 0', { ms: many }),
+        T('props', 'prop8-buffer', '8 instances: mem.buffer [8-instance process]', 'target', 'm.buffer ? 1 : 0', { ms: many }),
+      ])),
+      ...(await group([
+        T('noop-copy', 'noop8-empty', 'empty JS method call on 8 instances of one class [8-instance process]', 'baseline', 'm.noop(o, o, 64) ? 0 : 1', { ms: Array.from({ length: 8 }, () => new Empty()) }),
+        T('noop-copy', 'noop8-copyfrom', '8 instances: mem.copyFrom(o, o, 64), zero-copy [8-instance process]', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: many }),
+      ])),
+      ...(await group([
+        T('atomics', 'js8-atomics-add', 'Atomics.add on 8 plain Int32Arrays [8-instance process]', 'baseline', 'Atomics.add(m, o >> 6, 1)', { ms: i32x8 }),
+        T('atomics', 'zc8-atomic-add', '8 instances: mem.atomicAdd(off, 1), zero-copy [8-instance process]', 'target', 'm.atomicAdd(o >> 4, 1)', { ms: many }),
+      ])),
+    )
+    throw new Done()
+  }
+  closeAtEnd.push(...(msB ?? []))
   if (msB && msB.some((m) => m.requiresCopy !== caged)) throw new Error(`hot.mjs ${mode}: the previous binding's requiresCopy is ${msB[0].requiresCopy}`)
 
   if (!caged) {
@@ -117,13 +156,6 @@ try {
           : missing('props', `prop21-${p}`, `node-shared-mem@2.1 mem.${p}`, 'baseline', why21),
       )
     }
-    // A program that opens several segments: 8 instances, each from `new SharedMemory(name)`,
-    // against 8 plain objects of one shape (as 8 instances of one JS class would be).
-    const plain8 = Array.from({ length: 8 }, (_, i) => ({ name: `p${i}`, length: 4096, access: 1 }))
-    tasks.push(
-      T('props', 'prop8-plain', '8 plain objects of one shape, obj.length (receiver rotates over the 8)', 'baseline', 'm.length ? 1 : 0', { ms: plain8 }),
-      T('props', 'prop8-length', '8 instances, each from new SharedMemory(name): mem.length (receiver rotates over the 8)', 'target', 'm.length ? 1 : 0', { ms: many }),
-    )
     if (msB) for (const p of ['length', 'buffer', 'closed']) tasks.push(T('props', `propB-${p}`, `${beforeRev}: mem.${p} (napi-rs class getter)`, 'before', `m.${p} ? 1 : 0`, { ms: msB, u: U }, N_SLOW))
     results.push(...(await group(tasks)))
   }
@@ -138,7 +170,6 @@ try {
       T('noop-copy', 'noop-empty', 'empty JS method call, obj.noop(o, o, 64)', 'baseline', 'm.noop(o, o, 64) ? 0 : 1', { ms: [new Empty(), new Empty()], u: U }),
       T('noop-copy', 'noop-copyfrom', 'mem.copyFrom(o, o, 64), zero-copy (argument checks only)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }),
       T('noop-copy', 'noop-copyto', 'mem.copyTo(o, o, 64), zero-copy (argument checks only)', 'target', 'm.copyTo(o, o, 64) ? 0 : 1', { ms, u: U }),
-      T('noop-copy', 'noop8-copyfrom', 'mem.copyFrom(o, o, 64), receiver rotates over 8 instances from new SharedMemory(name)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: many }),
       ms21
         ? T('noop-copy', 'noop21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64), zero-copy (native call, returns at IsExternal)', 'baseline', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms: ms21, u: U }, N_SLOW)
         : missing('noop-copy', 'noop21-copyfrom', 'node-shared-mem@2.1 copyFrom(o, o, 64)', 'baseline', why21),
@@ -179,7 +210,6 @@ try {
       T(row, `${k}atomic-add`, `mem.atomicAdd(off, 1), ${mode}`, 'target', 'm.atomicAdd(o >> 4, 1)', { ms }),
       T(row, `${k}atomic-cas`, `mem.atomicCompareExchange(off, i, i + 1), ${mode}`, 'target', 'm.atomicCompareExchange(o >> 4, i, i + 1)', { ms }),
     ]
-    if (!caged) tasks.push(T(row, 'zc8-atomic-add', 'mem.atomicAdd(off, 1), receiver rotates over 8 instances from new SharedMemory(name)', 'target', 'm.atomicAdd(o >> 4, 1)', { ms: many }))
     if (!caged) {
       tasks.push(
         T(row, 'js-atomics-load', 'Atomics.load(int32, idx) on a plain Int32Array', 'baseline', 'Atomics.load(m, o >> 6)', { ms: i32 }),
@@ -246,8 +276,10 @@ try {
     ring.close()
   }
 
-  for (const m of [...ms, ...(ms21 ?? []), ...(msB ?? []), ...extra]) m.close()
+} catch (e) {
+  if (!(e instanceof Done)) throw e
 } finally {
+  for (const m of closeAtEnd) m.close()
   for (const n of names) {
     try {
       SharedMemory.unlink(n)

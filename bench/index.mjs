@@ -83,15 +83,16 @@ const cycles = [
 // Rows 7-12 (per-call costs, issue 10): zero-copy in one process, caged in another started with
 // NODE_SHARED_MEM_FORCE_COPY=1 (the whole process caged, as in Electron).
 const hot = section('hot.mjs', ['zero-copy'])
+const hotMany = section('hot.mjs', ['many'])
 const hotCaged = section('hot.mjs', ['caged'], { extraEnv: { NODE_SHARED_MEM_FORCE_COPY: '1' } })
 const pingpong = section('pingpong.mjs', ['one-cpu'])
 const pingpongFree = section('pingpong.mjs', ['unpinned'], { pinned: false })
 const wallSeconds = (Date.now() - t0) / 1000
 machine.loadavg_at_end = os.loadavg().map((x) => +x.toFixed(2))
 
-const tasks = [...(micro.results ?? []), ...(microCaged.results ?? []), ...(hot.results ?? []), ...(hotCaged.results ?? []), ...(pingpong.results ?? []), ...(pingpongFree.results ?? [])]
+const tasks = [...(micro.results ?? []), ...(microCaged.results ?? []), ...(hot.results ?? []), ...(hotMany.results ?? []), ...(hotCaged.results ?? []), ...(pingpong.results ?? []), ...(pingpongFree.results ?? [])]
 const byId = Object.fromEntries(tasks.map((t) => [t.id, t]))
-const sectionErrors = [micro, microCaged, ...cycles, hot, hotCaged, pingpong, pingpongFree].filter((s) => s.error).map((s) => s.error)
+const sectionErrors = [micro, microCaged, ...cycles, hot, hotMany, hotCaged, pingpong, pingpongFree].filter((s) => s.error).map((s) => s.error)
 
 // ---- ratios -------------------------------------------------------------------------------
 // kind 'speed': baseline time / measured time (≥ target: at least that fast).
@@ -100,9 +101,13 @@ const C = (row, id, base, kind, op, target, note) => ({ row, id, base, kind, op,
 const comparisons = [
   C('zero-copy', 'zc-u8-shm', 'zc-u8-plain', 'speed', '>=', 0.95),
   C('zero-copy', 'zc-f64-shm', 'zc-f64-plain', 'speed', '>=', 0.95),
+  C('zero-copy', 'zc-u8-shm', 'zc-u8-sta', 'speed', '>=', null, 'info'),
   C('copy-64m', 'cp-from-64m', 'cp-buffer-64m', 'speed', '>=', 0.9),
   C('copy-64m', 'cp-to-64m', 'cp-buffer-64m', 'speed', '>=', 0.9),
-  C('call-64b', 'call-copyfrom-caged', 'call-copyfrom-noop', 'cost', '<=', 1.2),
+  // Row 3's old target (≤ 1.2× the no-op) compared two native calls; the no-op is an inlined JS
+  // check since the TypeScript facade, so that ratio no longer measures call overhead: rows 8-9
+  // (issue 10) carry the targets now (caged 64 B copy vs node-shared-mem 2.1's).
+  C('call-64b', 'call-copyfrom-caged', 'call-copyfrom-noop', 'cost', '<=', null, 'info'),
   C('call-64b', 'call-copyto-caged', 'call-copyfrom-noop', 'cost', '<=', null, 'info'),
   C('call-64b', 'call-copyfrom-caged', 'call-closed-getter', 'cost', '<=', null, 'info'),
   C('call-64b', 'call-copyfrom-noop', 'call-closed-getter', 'cost', '<=', null, 'info'),
@@ -125,10 +130,11 @@ const comparisons = [
   ...['name', 'length', 'access', 'buffer', 'requiresCopy', 'closed', 'sharedBuffer'].map((p) => C('props', `prop-${p}`, 'prop-plain', 'cost', '<=', 1.5)),
   ...['name', 'length', 'access', 'buffer', 'requiresCopy'].map((p) => C('props', `prop-${p}`, `prop21-${p}`, 'cost', '<=', null, 'info')),
   C('props', 'prop8-length', 'prop8-plain', 'cost', '<=', 1.5),
+  C('props', 'prop8-buffer', 'prop8-plain', 'cost', '<=', 1.5),
   ...['length', 'buffer', 'closed'].map((p) => C('props', `prop-${p}`, `propB-${p}`, 'speed', '>=', null, 'before')),
   C('noop-copy', 'noop-copyfrom', 'noop-empty', 'cost', '<=', 3),
   C('noop-copy', 'noop-copyto', 'noop-empty', 'cost', '<=', 3),
-  C('noop-copy', 'noop8-copyfrom', 'noop-empty', 'cost', '<=', 3),
+  C('noop-copy', 'noop8-copyfrom', 'noop8-empty', 'cost', '<=', 3),
   C('noop-copy', 'noop-copyfrom', 'noop21-copyfrom', 'cost', '<=', null, 'info'),
   C('noop-copy', 'noop-copyfrom', 'noopB-copyfrom', 'speed', '>=', null, 'before'),
   C('caged-copy', 'cg-copyfrom', 'cg21-copyfrom', 'cost', '<=', 1.0),
@@ -138,7 +144,7 @@ const comparisons = [
   C('caged-copy', 'cg21-copyfrom', 'cg-buffer-copy', 'cost', '<=', null, 'info'),
   C('caged-copy', 'cg-copyfrom', 'cgB-copyfrom', 'speed', '>=', null, 'before'),
   ...['load', 'store', 'add', 'cas'].map((op) => C('atomics', `zc-atomic-${op}`, `js-atomics-${op}`, 'cost', '<=', 2)),
-  C('atomics', 'zc8-atomic-add', 'js-atomics-add', 'cost', '<=', 2),
+  C('atomics', 'zc8-atomic-add', 'js8-atomics-add', 'cost', '<=', 2),
   ...['load', 'add'].map((op) => C('atomics', `zc-atomic-${op}`, `zc-atomicB-${op}`, 'speed', '>=', null, 'before')),
   ...['load', 'store', 'add', 'cas'].map((op) => C('caged-atomics', `cg-atomic-${op}`, 'cg-atomics-copyfrom', 'cost', '<=', 1.0)),
   ...['load', 'add'].map((op) => C('caged-atomics', `cg-atomic-${op}`, `cg-atomicB-${op}`, 'speed', '>=', null, 'before')),
@@ -188,7 +194,7 @@ const p = (s = '') => lines.push(s)
 const ROWS = [
   ['zero-copy', '1. zero-copy sequential read+write, 64 MiB (a[i] = a[i] + 1)', 'same loop on a plain ArrayBuffer', '≥ 0.95× speed'],
   ['copy-64m', '2. copyFrom/copyTo 64 MiB, caged (NODE_SHARED_MEM_FORCE_COPY=1)', 'Buffer#copy 64 MiB → 64 MiB (memcpy)', '≥ 0.9× speed'],
-  ['call-64b', '3. copyFrom of 64 bytes: call overhead (1000 calls per sample; caged tasks in a second process, NODE_SHARED_MEM_FORCE_COPY=1: their ratios pair round i of each process)', 'no-op copyFrom(0, 0, 64) on a zero-copy instance', '≤ 1.2× time'],
+  ['call-64b', '3. copyFrom of 64 bytes: call overhead (1000 calls per sample; caged tasks in a second process, NODE_SHARED_MEM_FORCE_COPY=1: their ratios pair round i of each process)', 'no-op copyFrom(0, 0, 64) on a zero-copy instance', 'none since the facade made the no-op a JS call (was ≤ 1.2×; the caged-copy target is row 9\'s)'],
   ['open-close', '4. open + close of a 4 KiB segment (100 per sample; the caged open in the caged process)', 'mmap-io; shm-typed-array; raw fs.openSync+closeSync', '≤ 1.0× mmap-io time'],
   ['ping-pong-unpinned', '6. cross-process ping-pong, one round trip, unpinned (each side may get a CPU of its own, as on any multi-core machine; load from other users shows here)', 'Unix-domain socket; worker_threads postMessage', '≥ 5× / ≥ 3× faster'],
   ['ping-pong', '6b. the same, all sides on ONE CPU (taskset): every hand-off is a context switch; wait() does not spin there', 'the same', 'none (informative: the worst case)'],
