@@ -29,7 +29,7 @@ if (!['zero-copy', 'many', 'caged'].includes(mode)) throw new Error('usage: hot.
 const caged = mode === 'caged'
 if (caged !== (process.env.NODE_SHARED_MEM_FORCE_COPY === '1')) throw new Error(`hot.mjs ${mode}: NODE_SHARED_MEM_FORCE_COPY must be ${caged ? '1' : 'unset'}`)
 
-const TIME = Number(process.env.BENCH_HOT_TIME_MS ?? 120)
+const TIME = Number(process.env.BENCH_HOT_TIME_MS ?? 100)
 const N = 10000 // operations per sample
 const log = (s) => process.stderr.write(s + '\n')
 const { SharedMemory } = loadAddon()
@@ -73,6 +73,16 @@ const extra = closeAtEnd
 
 /** A task of this run: row, id, label, role, the loop expression and its environment. */
 const T = (row, id, label, role, expr, env, n = N) => ({ id, row, label, role, batch: n, fn: batch(expr, env, n) })
+/** A plain object with the instance's property values (same types), as 2.x's own properties. */
+const plainLike = (m) => ({
+  name: m.name,
+  length: m.length,
+  access: m.access,
+  buffer: new ArrayBuffer(8),
+  requiresCopy: m.requiresCopy,
+  closed: m.closed,
+  sharedBuffer: m.sharedBuffer,
+})
 /** A task that could not run (a peer that failed to build): shown as NOT RUN with the reason. */
 const missing = (row, id, label, role, why) => ({ id, row, label, role, error: why })
 
@@ -116,12 +126,13 @@ try {
     class Empty {
       noop(x, y, z) {}
     }
-    const plain8 = Array.from({ length: 8 }, (_, i) => ({ name: `p${i}`, length: 4096, access: 1 }))
+    const plain8 = Array.from({ length: 8 }, () => plainLike(a))
     const i32x8 = Array.from({ length: 8 }, () => new Int32Array(new ArrayBuffer(4096)))
     results.push(
       ...(await group([
-        T('props', 'prop8-plain', '8 plain objects of one shape, obj.length (receiver rotates over the 8) [8-instance process]', 'baseline', 'm.length ? 1 : 0', { ms: plain8 }),
+        T('props', 'prop8-plain-length', '8 plain objects of one shape, obj.length (receiver rotates over the 8) [8-instance process]', 'baseline', 'm.length ? 1 : 0', { ms: plain8 }),
         T('props', 'prop8-length', '8 instances, each from new SharedMemory(name): mem.length [8-instance process]', 'target', 'm.length ? 1 : 0', { ms: many }),
+        T('props', 'prop8-plain-buffer', '8 plain objects of one shape, obj.buffer [8-instance process]', 'baseline', 'm.buffer ? 1 : 0', { ms: plain8 }),
         T('props', 'prop8-buffer', '8 instances: mem.buffer [8-instance process]', 'target', 'm.buffer ? 1 : 0', { ms: many }),
       ])),
       ...(await group([
@@ -143,12 +154,16 @@ try {
     log('bench: row 7 (property reads)')
     const PROPS = ['name', 'length', 'access', 'buffer', 'requiresCopy', 'closed', 'sharedBuffer']
     const OLD = ['name', 'length', 'access', 'buffer', 'requiresCopy'] // 2.1 has no closed/sharedBuffer
-    const plain = [
-      { name: 'a', length: 4096, access: 1 },
-      { name: 'b', length: 4096, access: 1 },
-    ]
-    const tasks = [T('props', 'prop-plain', 'plain JS object, own data property read (obj.length)', 'baseline', 'm.length ? 1 : 0', { ms: plain, u: U })]
-    for (const p of PROPS) tasks.push(T('props', `prop-${p}`, `mem.${p}`, 'target', `m.${p} ? 1 : 0`, { ms, u: U }))
+    // The baseline of each property: the same read of an own data property holding a value of
+    // the same type (ToBoolean of a string, a number, an object, a boolean, null differ).
+    const plain = [plainLike(a), plainLike(a)]
+    const tasks = []
+    for (const p of PROPS) {
+      tasks.push(
+        T('props', `prop-plain-${p}`, `plain JS object, own data property obj.${p} (same value type)`, 'baseline', `m.${p} ? 1 : 0`, { ms: plain }),
+        T('props', `prop-${p}`, `mem.${p}`, 'target', `m.${p} ? 1 : 0`, { ms, u: U }),
+      )
+    }
     for (const p of OLD) {
       tasks.push(
         ms21

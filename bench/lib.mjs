@@ -18,9 +18,12 @@ export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
 
 export const MiB = 1024 * 1024
 
-/** Loads the addon from the repository root (the release build `npm run build` made). */
+/**
+ * Loads the addon from the repository root (the release build `npm run build` made), or from
+ * BENCH_ADDON (a package directory: a candidate build to compare, e.g. a patched dist/).
+ */
 export function loadAddon() {
-  return require(ROOT)
+  return require(process.env.BENCH_ADDON ? path.resolve(process.env.BENCH_ADDON) : ROOT)
 }
 
 export function segmentName(tag) {
