@@ -9,6 +9,7 @@
 // exactly the bytes of each record.
 
 import { readFileSync } from 'node:fs'
+import { availableParallelism, cpus } from 'node:os'
 
 import { checkTimeout, describe, invalidType, outOfRange, type CodedError } from './errors'
 import { SharedMemory } from './shared-memory'
@@ -48,6 +49,13 @@ const BLOCKED = -2
 /** Spins on the claim lock before checking its holder and sleeping. */
 const LOCK_SPINS = 64
 const LOCK_SLEEP_MS = 10
+
+/**
+ * How long (ms) a consumer polls for the next message before it registers as a sleeper and goes
+ * to the kernel: a producer on another CPU usually commits within microseconds, and a futex
+ * wake-up per message costs far more. No spinning where the process has one CPU.
+ */
+const SPIN_MS = (typeof availableParallelism === 'function' ? availableParallelism() : cpus().length) > 1 ? 0.05 : 0
 
 /** Bytes a record of `length` payload bytes occupies. */
 const recordSize = (length: number): number => (8 + length + 7) & ~7
@@ -718,10 +726,22 @@ export class Channel {
     return r
   }
 
+  /** Polls for up to SPIN_MS: a message index, `null` (ended), or EMPTY/BLOCKED. */
+  #spin(mem: SharedMemory): number | null {
+    let r = this.#poll(mem)
+    if (r === null || r >= 0 || SPIN_MS === 0) return r
+    const until = performance.now() + SPIN_MS
+    do {
+      r = this.#poll(mem)
+      if (r === null || r >= 0) return r
+    } while (performance.now() < until)
+    return r
+  }
+
   /** Waits for a message: its index, `null` (ended), or -1 (timed out). */
   #await(mem: SharedMemory, deadline: number): number | null {
     for (;;) {
-      const r = this.#poll(mem)
+      const r = this.#spin(mem)
       if (r === null || r >= 0) return r
       const v = this.#ld(O_DATA_SEQ)
       this.#add(O_CONSUMER_SLEEPERS, 1)
@@ -742,7 +762,7 @@ export class Channel {
 
   async #awaitAsync(mem: SharedMemory, deadline: number): Promise<number | null> {
     for (;;) {
-      const r = this.#poll(mem)
+      const r = this.#spin(mem)
       if (r === null || r >= 0) return r
       const v = this.#ld(O_DATA_SEQ)
       this.#add(O_CONSUMER_SLEEPERS, 1)

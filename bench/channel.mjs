@@ -1,0 +1,334 @@
+// `node bench/channel.mjs` (also run by `npm run bench`): the message channel (src/channel.ts)
+// between separate processes, against a Unix-domain socket with the same framing (4-byte length
+// prefix), worker_threads postMessage, and shared-memory-disruptor, all in this one run.
+//
+// Rows: 64 B messages/s and 64 KiB throughput for Node → Node, Rust → Node (Python → Node, 64 B,
+// informative) and 4 producers → 1; round-trip latency vs the raw wait/notify ping-pong.
+// Throughput is timed in the consumer, from its first message to its last. This process is the
+// consumer (or the ping side); every producer is a child process (a worker for postMessage).
+// Targets are printed with ratios, never enforced. JSON: .bench/channel-results.json
+// (BENCH_CHANNEL_OUT overrides). BENCH_CHANNEL_SCALE=0.2 for a quick run.
+import { spawn, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { Worker } from 'node:worker_threads'
+import { fileURLToPath } from 'node:url'
+import { ROOT, require as rootRequire } from './lib.mjs'
+import { buildRustPeer, loadDisruptor } from './channel-peers.mjs'
+
+const SELF = fileURLToPath(import.meta.url)
+const { Channel, SharedMemory } = rootRequire(ROOT)
+const SCALE = Number(process.env.BENCH_CHANNEL_SCALE ?? 1)
+const N64 = Math.round(400_000 * SCALE)
+const N64K = Math.round(15_000 * SCALE)
+const NRT = Math.round(20_000 * SCALE)
+const KiB64 = 64 * 1024
+const log = (s) => process.stderr.write(s + '\n')
+const uniq = (tag) => `nsm-bench-ch-${tag}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`
+const now = () => performance.now()
+
+// ---- child roles --------------------------------------------------------------------------
+const role = process.argv[2]
+if (role === 'produce') {
+  const [name, count, size] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])]
+  const ch = new Channel(name)
+  const data = Buffer.alloc(size, 0x5a)
+  for (let i = 0; i < count; i++) ch.send(data)
+  ch.close()
+  process.exit(0)
+} else if (role === 'uds') {
+  const [file, count, size] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])]
+  const frame = Buffer.alloc(4 + size, 0x5a)
+  frame.writeUInt32LE(size, 0)
+  const sock = net.connect(file, async () => {
+    for (let i = 0; i < count; i++) {
+      if (!sock.write(frame)) await new Promise((r) => sock.once('drain', r))
+    }
+    sock.end()
+  })
+} else if (role === 'disruptor') {
+  const { Disruptor } = loadDisruptor()
+  const [name, count, size, elems] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5]), Number(process.argv[6])]
+  const d = new Disruptor(name, elems, size, 1, -1, false, true)
+  const data = Buffer.alloc(size, 0x5a)
+  for (let i = 0; i < count; i++) {
+    data.copy(d.produceClaimSync())
+    d.produceCommitSync()
+  }
+  process.exit(0)
+} else if (role === 'echo') {
+  const [a, b, count] = [process.argv[3], process.argv[4], Number(process.argv[5])]
+  const rx = new Channel(a)
+  const tx = new Channel(b)
+  const buf = new Uint8Array(64)
+  for (let i = 0; i < count; i++) {
+    rx.receiveInto(buf)
+    tx.send(buf)
+  }
+  process.exit(0)
+} else if (role === 'wn-echo') {
+  const [name, count] = [process.argv[3], Number(process.argv[4])]
+  const m = new SharedMemory(name)
+  for (let i = 0; i < count; i++) {
+    while (m.atomicLoad(0) !== 1) m.wait(0, 0)
+    m.atomicStore(0, 0)
+    m.notify(0, 1)
+  }
+  process.exit(0)
+} else {
+  await main()
+}
+
+function child(args, env = {}) {
+  const c = spawn(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'inherit'], cwd: ROOT, env: { ...process.env, ...env } })
+  const exit = new Promise((resolve) => c.on('exit', (code, signal) => resolve(code === 0 ? null : `exited with ${code ?? signal}`)))
+  return { c, exit }
+}
+
+/** Receives `total` messages of `size` bytes from the given producers; returns per-second figures. */
+async function channelRow(label, { size, total, producers, mode = 'one-to-one', capacity }) {
+  const name = uniq('c')
+  const ch = Channel.create(name, { capacity, mode })
+  try {
+    const kids = producers(name).map((args) => child(args))
+    const view = new Uint8Array(size)
+    let t0 = 0
+    for (let i = 0; i < total; i++) {
+      const n = ch.receiveInto(view, { timeout: 60_000 })
+      if (n !== size) throw new Error(`got ${n} bytes`)
+      if (i === 0) t0 = now()
+    }
+    const s = (now() - t0) / 1000
+    const errors = (await Promise.all(kids.map((k) => k.exit))).filter(Boolean)
+    if (errors.length) throw new Error(errors.join('; '))
+    return row(label, size, total - 1, s)
+  } catch (e) {
+    return { label, error: String(e.message) }
+  } finally {
+    ch.close()
+    Channel.unlink(name)
+  }
+}
+
+function row(label, size, count, seconds) {
+  return { label, size, count, seconds, msgs_per_s: count / seconds, gib_per_s: (count * size) / seconds / 2 ** 30 }
+}
+
+async function udsRow(label, size, total) {
+  const file = path.join(os.tmpdir(), `${uniq('uds')}.sock`)
+  let t0 = 0
+  let got = 0
+  let kid
+  const done = new Promise((resolve, reject) => {
+    const server = net.createServer((sock) => {
+      let pending = Buffer.alloc(0)
+      sock.on('data', (d) => {
+        if (t0 === 0) t0 = now()
+        pending = pending.length ? Buffer.concat([pending, d]) : d
+        let off = 0
+        while (pending.length - off >= 4) {
+          const len = pending.readUInt32LE(off)
+          if (pending.length - off < 4 + len) break
+          got++
+          off += 4 + len
+        }
+        pending = pending.subarray(off)
+      })
+      sock.on('end', () => {
+        const s = (now() - t0) / 1000
+        server.close()
+        resolve(got === total ? row(label, size, total, s) : { label, error: `got ${got} of ${total}` })
+      })
+      sock.on('error', reject)
+    })
+    server.listen(file, () => (kid = child([process.execPath, SELF, 'uds', file, String(total), String(size)])))
+  })
+  try {
+    return await done
+  } catch (e) {
+    return { label, error: String(e.message) }
+  } finally {
+    await kid?.exit
+    fs.rmSync(file, { force: true })
+  }
+}
+
+async function workerRow(label, size, total) {
+  const w = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads')
+     const data = new Uint8Array(workerData.size).fill(0x5a)
+     parentPort.once('message', () => { for (let i = 0; i < workerData.total; i++) parentPort.postMessage(data) })`,
+    { eval: true, workerData: { size, total } },
+  )
+  let got = 0
+  let t0 = 0
+  const r = await new Promise((resolve) => {
+    w.on('message', () => {
+      if (got++ === 0) t0 = now()
+      if (got === total) resolve(row(label, size, total - 1, (now() - t0) / 1000))
+    })
+    w.on('error', (e) => resolve({ label, error: String(e.message) }))
+    w.postMessage('go')
+  })
+  await w.terminate()
+  return r
+}
+
+async function disruptorRow(label, Disruptor, size, total, elems) {
+  const name = `/${uniq('dis')}`
+  try {
+    const d = new Disruptor(name, elems, size, 1, 0, true, true)
+    const kid = child([process.execPath, SELF, 'disruptor', name, String(total), String(size), String(elems)])
+    let got = 0
+    let t0 = 0
+    while (got < total) {
+      const bufs = d.consumeNewSync()
+      for (const b of bufs) {
+        if (got === 0) t0 = now()
+        got += b.length / size
+      }
+      d.consumeCommit()
+    }
+    const s = (now() - t0) / 1000
+    const err = await kid.exit
+    if (err) throw new Error(err)
+    return row(label, size, total - 1, s)
+  } catch (e) {
+    return { label, error: String(e.message) }
+  } finally {
+    SharedMemory.unlink(name.slice(1))
+  }
+}
+
+function memcpyRow() {
+  const src = Buffer.alloc(KiB64, 1)
+  const dst = Buffer.alloc(KiB64)
+  const n = 40_000
+  for (let i = 0; i < 2000; i++) src.copy(dst)
+  const t0 = now()
+  for (let i = 0; i < n; i++) src.copy(dst)
+  return row('memcpy 64 KiB (Buffer#copy, one process)', KiB64, n, (now() - t0) / 1000)
+}
+
+/** Round trips of a 64-byte message over two one-to-one channels through an echo process. */
+async function roundTripRow() {
+  const [a, b] = [uniq('rta'), uniq('rtb')]
+  const tx = Channel.create(a, { capacity: 4096, mode: 'one-to-one' })
+  const rx = Channel.create(b, { capacity: 4096, mode: 'one-to-one' })
+  try {
+    const kid = child([process.execPath, SELF, 'echo', a, b, String(NRT + 1000)])
+    const msg = new Uint8Array(64)
+    const back = new Uint8Array(64)
+    for (let i = 0; i < 1000; i++) (tx.send(msg), rx.receiveInto(back, { timeout: 60_000 }))
+    const t0 = now()
+    for (let i = 0; i < NRT; i++) (tx.send(msg), rx.receiveInto(back, { timeout: 60_000 }))
+    const us = ((now() - t0) * 1000) / NRT
+    const err = await kid.exit
+    if (err) throw new Error(err)
+    return { label: 'channel round trip, 64 B (Node ⇄ Node, two one-to-one channels)', us_per_round_trip: us, count: NRT }
+  } catch (e) {
+    return { label: 'channel round trip', error: String(e.message) }
+  } finally {
+    for (const [c, n] of [[tx, a], [rx, b]]) (c.close(), Channel.unlink(n))
+  }
+}
+
+/** The raw cross-process wait/notify ping-pong on one word (the latency floor). */
+async function waitNotifyRow() {
+  const name = uniq('wn')
+  const m = SharedMemory.create(name, 64)
+  try {
+    const total = NRT + 1000
+    const kid = child([process.execPath, SELF, 'wn-echo', name, String(total)])
+    let t0 = 0
+    for (let i = 0; i < total; i++) {
+      if (i === 1000) t0 = now()
+      m.atomicStore(0, 1)
+      m.notify(0, 1)
+      while (m.atomicLoad(0) !== 0) m.wait(0, 1)
+    }
+    const us = ((now() - t0) * 1000) / NRT
+    const err = await kid.exit
+    if (err) throw new Error(err)
+    return { label: 'raw wait/notify ping-pong (Node ⇄ Node, one Int32)', us_per_round_trip: us, count: NRT }
+  } catch (e) {
+    return { label: 'raw wait/notify ping-pong', error: String(e.message) }
+  } finally {
+    m.close()
+    SharedMemory.unlink(name)
+  }
+}
+
+async function main() {
+  const load0 = os.loadavg().map((x) => +x.toFixed(2))
+  const disruptor = loadDisruptor(log)
+  const rust = buildRustPeer(log)
+  const python = spawnSync(process.env.PYTHON ?? 'python3', ['-c', "import ctypes; ctypes.CDLL('libatomic.so.1')"]).status === 0
+  const py = process.env.PYTHON ?? 'python3'
+  const node = (count, size) => [process.execPath, SELF, 'produce', '%NAME%', String(count), String(size)]
+  const sub = (args, name) => args.map((a) => (a === '%NAME%' ? name : a))
+  const MiB = 1 << 20
+  const rows = {}
+  const t0 = Date.now()
+  log('bench: channel rows ...')
+  rows.memcpy = memcpyRow()
+  rows.nn64 = await channelRow('channel Node → Node, 64 B (one-to-one)', { size: 64, total: N64, capacity: MiB, producers: (n) => [sub(node(N64, 64), n)] })
+  rows.nn64m = await channelRow('channel Node → Node, 64 B (many-to-one mode, 1 producer)', { size: 64, total: N64, capacity: MiB, mode: 'many-to-one', producers: (n) => [sub(node(N64, 64), n)] })
+  rows.nn64k = await channelRow('channel Node → Node, 64 KiB (one-to-one)', { size: KiB64, total: N64K, capacity: 4 * MiB, producers: (n) => [sub(node(N64K, KiB64), n)] })
+  rows.many64 = await channelRow('channel 4 Node producers → Node, 64 B (many-to-one)', { size: 64, total: 4 * Math.round(N64 / 4), capacity: MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64 / 4), 64), n)) })
+  rows.many64k = await channelRow('channel 4 Node producers → Node, 64 KiB (many-to-one)', { size: KiB64, total: 4 * Math.round(N64K / 4), capacity: 4 * MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64K / 4), KiB64), n)) })
+  if (rust.bin) {
+    rows.rn64 = await channelRow('channel Rust → Node, 64 B (one-to-one)', { size: 64, total: N64, capacity: MiB, producers: (n) => [[rust.bin, 'flood', n, String(N64), '64']] })
+    rows.rn64k = await channelRow('channel Rust → Node, 64 KiB (one-to-one)', { size: KiB64, total: N64K, capacity: 4 * MiB, producers: (n) => [[rust.bin, 'flood', n, String(N64K), String(KiB64)]] })
+  } else rows.rn64 = { label: 'channel Rust → Node', error: rust.error }
+  const NPY = Math.round(N64 / 8)
+  rows.pn64 = python
+    ? await channelRow('channel Python → Node, 64 B (one-to-one; pure Python + ctypes)', { size: 64, total: NPY, capacity: MiB, producers: (n) => [[py, path.join(ROOT, 'examples', 'channel.py'), 'flood', n, String(NPY), '64']] })
+    : { label: 'channel Python → Node', error: 'python3 with libatomic.so.1 missing' }
+  rows.uds64 = await udsRow('Unix-domain socket, 64 B + 4 B length prefix (Node → Node)', 64, N64)
+  rows.uds64k = await udsRow('Unix-domain socket, 64 KiB + 4 B length prefix (Node → Node)', KiB64, N64K)
+  rows.worker64 = await workerRow('worker_threads postMessage, 64 B Uint8Array (worker → main)', 64, N64)
+  rows.worker64k = await workerRow('worker_threads postMessage, 64 KiB Uint8Array (worker → main)', KiB64, N64K)
+  if (disruptor.Disruptor) {
+    rows.dis64 = await disruptorRow(`shared-memory-disruptor@${disruptor.version}, 64 B elements (Node → Node, sync, spinning)`, disruptor.Disruptor, 64, N64, 16384)
+    rows.dis64k = await disruptorRow(`shared-memory-disruptor@${disruptor.version}, 64 KiB elements`, disruptor.Disruptor, KiB64, N64K, 64)
+  } else rows.dis64 = { label: 'shared-memory-disruptor', error: `FAILED TO BUILD: ${disruptor.error}` }
+  rows.rt = await roundTripRow()
+  rows.wn = await waitNotifyRow()
+  const load1 = os.loadavg().map((x) => +x.toFixed(2))
+
+  const ratio = (a, b, key, inverse = false) => (rows[a]?.[key] && rows[b]?.[key] ? (inverse ? rows[b][key] / rows[a][key] : rows[a][key] / rows[b][key]) : null)
+  const targets = [
+    ['64 B msgs/s: channel Node→Node vs Unix socket', ratio('nn64', 'uds64', 'msgs_per_s'), '>=', 10],
+    ['64 B msgs/s: channel Node→Node vs shared-memory-disruptor', ratio('nn64', 'dis64', 'msgs_per_s'), '>=', 1],
+    ['64 B msgs/s: channel Rust→Node vs Unix socket', ratio('rn64', 'uds64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel 4→1 vs Unix socket', ratio('many64', 'uds64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel Node→Node vs worker postMessage', ratio('nn64', 'worker64', 'msgs_per_s'), '>=', null],
+    ['64 KiB throughput: channel Node→Node vs memcpy bandwidth', ratio('nn64k', 'memcpy', 'gib_per_s'), '>=', 0.5],
+    ['64 KiB throughput: channel Rust→Node vs memcpy bandwidth', ratio('rn64k', 'memcpy', 'gib_per_s'), '>=', null],
+    ['round trip: channel vs raw wait/notify ping-pong (time)', ratio('rt', 'wn', 'us_per_round_trip'), '<=', 1.5],
+  ].map(([what, r, op, target]) => ({ what, ratio: r, op, target, verdict: r == null ? 'NOT RUN' : target == null ? 'info' : (op === '>=' ? r >= target : r <= target) ? 'PASS' : 'MISS' }))
+
+  const lines = []
+  const p = (s = '') => lines.push(s)
+  p(`channel benchmark — ${os.cpus()[0]?.model} (${os.availableParallelism?.() ?? os.cpus().length} CPUs), Node ${process.version}, ${new Date().toISOString()}`)
+  p(`load average at start ${load0.join(' ')}, at end ${load1.join(' ')} (shared machine); scale ${SCALE}; wall ${((Date.now() - t0) / 1000).toFixed(0)} s; unpinned`)
+  p()
+  for (const r of Object.values(rows)) {
+    if (r.error) p(`  ${r.label.padEnd(92)} NOT RUN: ${r.error}`)
+    else if (r.us_per_round_trip) p(`  ${r.label.padEnd(92)} ${r.us_per_round_trip.toFixed(2).padStart(9)} µs/round trip`)
+    else p(`  ${r.label.padEnd(92)} ${(r.msgs_per_s / 1e6).toFixed(3).padStart(9)} M msgs/s ${r.gib_per_s.toFixed(2).padStart(7)} GiB/s`)
+  }
+  p()
+  for (const t of targets) {
+    const tgt = t.target == null ? 'no target' : `target ${t.op === '>=' ? '≥' : '≤'} ${t.target}×`
+    p(`  ratio ${t.what.padEnd(62)} ${t.ratio == null ? '—'.padStart(8) : (t.ratio.toFixed(2) + '×').padStart(8)}  ${tgt}: ${t.verdict}`)
+  }
+  console.log(lines.join('\n'))
+  const out = process.env.BENCH_CHANNEL_OUT ?? path.join(ROOT, '.bench', 'channel-results.json')
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  fs.writeFileSync(out, JSON.stringify({ load0, load1, scale: SCALE, rows, targets, table: lines }, null, 2) + '\n')
+  if (Object.values(rows).some((r) => r.error)) process.exitCode = 1
+}
