@@ -269,3 +269,4 @@ fs.writeFileSync(
 )
 fs.rmSync(TMP, { recursive: true, force: true })
 if (sectionErrors.length) process.exitCode = 1
+if (spawnSync(process.execPath, [path.join(ROOT, 'bench', 'channel.mjs')], { stdio: 'inherit', cwd: ROOT }).status !== 0) process.exitCode = 1 // channel rows: bench/channel.mjs
