@@ -234,6 +234,20 @@ async function main() {
     eq(await a.waitAsync(64, 0, 30), 'timed-out', 'waitAsync 30 ms')
   })
 
+  await check('notify wakes a waitAsync of this process without a value change, and counts it', async () => {
+    const p = a.waitAsync(128, 0, 10_000)
+    let n = 0
+    const deadline = Date.now() + 10_000
+    // Repeat until the waiter is registered (notify returns 0 before that).
+    while (n === 0 && Date.now() < deadline) {
+      await tick()
+      n = a.notify(128, 1)
+    }
+    eq(n, 1, 'notify count')
+    eq(await p, 'ok', 'waitAsync result')
+    eq(a.atomicLoad(128), 0, 'the word was never changed')
+  })
+
   await check('READ: local writes stay local (copy-on-write), writes to the segment refused', () => {
     const ro = new SharedMemory(name, 4096, MemoryAccess.READ)
     try {
