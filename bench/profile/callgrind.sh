@@ -10,8 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-/tmp/nsm-callgrind}
 BEFORE=${2:-}
-C1=${C1:-100000}
-C2=${C2:-600000}
+C1=${C1:-50000}
+C2=${C2:-300000}
 mkdir -p "$OUT"
 run() { # tag op calls [before] -> total Ir
   local env=()
@@ -21,14 +21,14 @@ run() { # tag op calls [before] -> total Ir
   # the main (JS) thread only: V8's and libuv's worker threads add noise, not the call's cost
   grep -m1 '^summary:\|^totals:' "$OUT/$1.$3.out-01" | awk '{print $2}'
 }
-OPS=${OPS:-"plain-prop length buffer closed empty-method copyfrom-noop atomics-load atomic-load atomics-add atomic-add copyfrom-caged atomic-load-caged copyfrom21-caged"}
+OPS=${OPS:-"plain-prop length empty-method copyfrom-noop atomics-load atomic-load copyfrom-caged atomic-load-caged copyfrom21-caged"}
 printf '%-22s %14s\n' op 'Ir per call'
 for op in $OPS; do
   a=$(run "$op" "$op" "$C1"); b=$(run "$op" "$op" "$C2")
   printf '%-22s %14.1f\n' "$op" "$(echo "($b - $a) / ($C2 - $C1)" | bc -l)"
 done
 if [[ -n $BEFORE ]]; then
-  for op in ${BEFORE_OPS:-length closed copyfrom-noop atomic-load copyfrom-caged}; do
+  for op in ${BEFORE_OPS:-length copyfrom-noop atomic-load copyfrom-caged}; do
     a=$(run "before-$op" "$op" "$C1" "$BEFORE"); b=$(run "before-$op" "$op" "$C2" "$BEFORE")
     printf '%-22s %14.1f\n' "before:$op" "$(echo "($b - $a) / ($C2 - $C1)" | bc -l)"
   done
