@@ -11,7 +11,7 @@
 #   Linux musl    x86_64-unknown-linux-musl: the addon is built, link-checked (it needs musl's
 #                 libc.so and nothing else, symbol by symbol) and dlopen()ed by a musl process;
 #                 it is NOT run under Node (there is no musl Node here). shm-core's tests run
-#                 natively as a static musl binary.
+#                 natively as a musl executable.
 #   macOS         type-checked only (scripts/check-targets.sh: cargo check via -Zbuild-std),
 #                 together with the shipped x86_64-pc-windows-msvc target.
 #
@@ -227,13 +227,12 @@ musl() {
   musl-gcc -O2 scripts/targets/musl-dlopen.c -o "$S/musl-dlopen" && "$S/musl-dlopen" "$so" >"$D/dlopen.out" 2>&1 || { res=FAIL; cat "$D/dlopen.out" >&2; }
   log "musl addon: NEEDED $needed; undefined symbols outside musl: ${extra:-none}; $(cat "$D/dlopen.out")"
   what="addon: NEEDED ${needed% } only, 0 non-musl symbols, dlopen ok (not run: no musl Node)"
-  # shm-core's tests: a static musl executable, run natively.
-  # (own target dir: other RUSTFLAGS — a static executable — would rebuild std every time)
-  mkdir -p "$D/tests"
-  local exe; exe="$(RUSTFLAGS="$rf" test_exe "$mode" "$D/tests" "$T")"
+  # shm-core's tests: a musl executable (same flags, so the same std build), run natively by
+  # musl's dynamic loader (/lib/ld-musl-x86_64.so.1).
+  local exe; exe="$(RUSTFLAGS="$rf -C target-feature=-crt-static" test_exe "$mode" "$D" "$T")"
   if [ -n "$exe" ]; then
     timeout 300 "$exe" --test-threads=2 >"$D/core-tests.out" 2>&1
-    log "musl shm-core tests (static musl binary, native): $(test_counts "$D/core-tests.out")"
+    log "musl shm-core tests (musl executable, $(readelf -l "$exe" | grep -o 'interpreter: [^]]*'), native): $(test_counts "$D/core-tests.out")"
     grep -q 'test result: ok' "$D/core-tests.out" || { res=FAIL; show_fails "$D/core-tests.out"; }
     what+="; core tests $(test_counts "$D/core-tests.out" | cut -d';' -f1) natively"
   else
