@@ -361,6 +361,22 @@ await check('create / unlink', () => {
   }
 })
 
+await check('channel: own message, then 50 from a Python producer (examples/channel.py)', () => {
+  const { Channel } = require(ROOT)
+  const name = uniqueName('chan')
+  const ch = Channel.create(name, { capacity: 16384 })
+  cleanup.push(name)
+  try {
+    ch.send('self')
+    eq(new TextDecoder().decode(ch.receive({ timeout: 1000 })), 'self', 'own message')
+    execFileSync(PYTHON, [join(ROOT, 'examples', 'channel.py'), 'produce', name, '1', '50', '8', '100'])
+    for (let i = 0; i < 50; i++) eq(new DataView(ch.receive({ timeout: 5000 }).buffer).getUint32(4, true), i, `seq of message ${i}`)
+    eq(ch.tryReceive(), null, 'nothing more')
+  } finally {
+    ch.close()
+  }
+})
+
 // ---------------------------------------------------------------- summary
 for (const name of cleanup) {
   try {
