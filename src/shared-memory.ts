@@ -65,19 +65,37 @@ export interface CreateOptions {
 
 type Opened = [handle: object, buffer: ArrayBuffer, caged: boolean]
 
+/** What a worker keeps per open instance (see `openInWorker`). */
+interface Tracked {
+  buffer: ArrayBuffer
+  /** The instance's exit mark (crates/shm-napi/src/instance.rs); `null` when caged. */
+  mark: Int32Array | null
+}
+
 /**
- * Instances open in this worker. When a worker ends by itself (its event loop drains, or it
- * calls `process.exit()`), the ones still open are closed on its 'exit' event, so their
- * mappings go at once: a buffer still attached here is detached and unmapped, one transferred
- * away keeps its mapping (close() never unmaps those). A worker stopped by `terminate()` runs no
- * JS; its instances are finalized by Node during teardown (crates/shm-napi/src/instance.rs).
- * Not tracked on the main thread, whose exit ends the process.
+ * Open instances of this worker. Node finalizes a worker's zero-copy buffers during its
+ * teardown even when one was transferred to another thread, and can no longer say which, so the
+ * native side keeps such a mapping for good unless told that the buffer was still attached here
+ * at a point after which no JS can transfer it: the worker's 'exit' event (it ends by itself:
+ * its event loop drains, or `process.exit()`), or the instance's collection. This tells it, with
+ * a plain memory write into the instance's mark (by then Node may refuse calls into native
+ * code). The buffer is held here until then so that it cannot be finalized unmarked. A worker
+ * stopped by `terminate()` runs no JS: that case keeps the mapping (README, Workers). Not
+ * tracked on the main thread, whose exit ends the process.
  */
-const liveInWorker = inWorker ? new Set<WeakRef<SharedMemory>>() : undefined
-const forgetInWorker = liveInWorker && new FinalizationRegistry<WeakRef<SharedMemory>>((ref) => liveInWorker.delete(ref))
-if (liveInWorker) {
+const openInWorker = inWorker ? new Set<Tracked>() : undefined
+const markIfAttached = (t: Tracked): void => {
+  if (t.mark !== null && t.buffer.byteLength !== 0) Atomics.store(t.mark, 0, 1)
+}
+const collectedInWorker =
+  openInWorker &&
+  new FinalizationRegistry<Tracked>((t) => {
+    markIfAttached(t)
+    openInWorker.delete(t)
+  })
+if (openInWorker) {
   process.once('exit', () => {
-    for (const ref of liveInWorker) ref.deref()?.close()
+    for (const t of openInWorker) markIfAttached(t)
   })
 }
 
@@ -102,8 +120,8 @@ export class SharedMemory {
   /** Int32 view over the shared mapping for zero-copy atomics; `null` when caged; lazy. */
   #i32: Int32Array | null | undefined
   #shared: SharedArrayBuffer | null | undefined
-  /** This instance's entry in `liveInWorker` (workers only). */
-  #tracked: WeakRef<SharedMemory> | undefined
+  /** This instance's entry in `openInWorker` (workers only). */
+  #tracked: Tracked | undefined
 
   /**
    * Opens an existing named shared-memory segment; never creates one.
@@ -128,10 +146,11 @@ export class SharedMemory {
     this.#access = access === MemoryAccess.READ ? MemoryAccess.READ : MemoryAccess.WRITE
     this.#buffer = buffer
     this.#caged = caged
-    if (liveInWorker) {
-      const ref = (this.#tracked = new WeakRef(this))
-      liveInWorker.add(ref)
-      forgetInWorker?.register(this, ref, ref)
+    if (openInWorker) {
+      const ctl = caged ? null : native.control(handle)
+      const t = (this.#tracked = { buffer, mark: ctl === null ? null : new Int32Array(ctl) })
+      openInWorker.add(t)
+      collectedInWorker?.register(this, t, t)
     }
   }
 
@@ -390,10 +409,10 @@ export class SharedMemory {
     native.close(handle, this.#buffer as ArrayBuffer, this.#i32?.buffer as ArrayBuffer | undefined)
     this.#handle = this.#name = this.#length = this.#access = this.#buffer = this.#caged = undefined
     this.#i32 = this.#shared = undefined
-    const ref = this.#tracked
-    if (ref) {
-      liveInWorker?.delete(ref)
-      forgetInWorker?.unregister(ref)
+    const t = this.#tracked
+    if (t) {
+      openInWorker?.delete(t)
+      collectedInWorker?.unregister(t)
       this.#tracked = undefined
     }
   }

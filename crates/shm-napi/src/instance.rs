@@ -22,7 +22,10 @@
 //! detaches the buffer itself first). So a finalizer of a user-visible buffer that runs while its
 //! environment is stopping releases the OS handle and keeps the mapping for the rest of the
 //! process: a bounded leak (address space; the segment's pages stay referenced), never a use
-//! after unmap. `close()` — or `using` — before a worker ends avoids it: it detaches the buffer
+//! after unmap — unless the JS class marked the instance's `exit_mark` first: it does so, with a
+//! plain memory write (Node may no longer call into native code by then), on the worker's 'exit'
+//! event and when the instance is collected, if it sees the buffer still attached; no JS can run
+//! after those points to transfer it. Only a `worker.terminate()` (no JS at all) leaves it unset. `close()` — or `using` — before a worker ends avoids it: it detaches the buffer
 //! itself and unmaps at once (or keeps the mapping only if the buffer was transferred away).
 //! Whether the environment is stopping is asked of Node-API in a way that runs no JS (a property
 //! read fails once the environment can no longer run JS); the JS class enables it on Node.js and
@@ -32,7 +35,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use napi::sys;
@@ -49,6 +52,10 @@ pub struct Instance {
     /// A `SharedArrayBuffer` was handed out: it cannot be detached, so `close()` never unmaps.
     pub shared_made: Cell<bool>,
     pub closed: Cell<bool>,
+    /// Set to 1 by the JS class (a plain memory write, see `control_buffer`) when it has seen
+    /// `buffer` still attached in this worker at a point after which no JS can transfer it: the
+    /// worker's 'exit' event, or the instance's collection. Read by the buffer's finalizer.
+    pub exit_mark: Arc<AtomicI32>,
 }
 
 /// Hashes a pointer with one multiplication (Fibonacci hashing): the set below is asked on
@@ -166,14 +173,19 @@ fn env_stopping(env: sys::napi_env) -> bool {
 /// The finalize hint of one external `ArrayBuffer` over a region (module docs).
 struct BufferGuard {
     region: Arc<Region>,
-    /// Never handed to users (the atomics view), so never transferred.
-    private: bool,
+    /// `None`: never handed to users (the atomics view), so never transferred. `Some`: the
+    /// instance's `exit_mark`.
+    exit_mark: Option<Arc<AtomicI32>>,
 }
 
 unsafe extern "C" fn release_guard(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box<BufferGuard> leaked in `external_buffer`; called once.
     let guard = unsafe { Box::from_raw(hint.cast::<BufferGuard>()) };
-    if !guard.private && TEARDOWN_GUARD.load(Ordering::Relaxed) && env_stopping(env) {
+    let seen_attached_last = guard
+        .exit_mark
+        .as_ref()
+        .is_none_or(|m| m.load(Ordering::SeqCst) == 1);
+    if !seen_attached_last && TEARDOWN_GUARD.load(Ordering::Relaxed) && env_stopping(env) {
         // The memory may live on in another thread: keep it mapped for good, release the handle.
         guard.region.close(false);
         std::mem::forget(Arc::clone(&guard.region));
@@ -205,12 +217,12 @@ pub fn external_buffer(
     env: sys::napi_env,
     region: &Arc<Region>,
     ptr: *mut u8,
-    private: bool,
+    exit_mark: Option<Arc<AtomicI32>>,
     name: &str,
 ) -> Result<Option<sys::napi_value>, JsErr> {
     let guard = Box::into_raw(Box::new(BufferGuard {
         region: Arc::clone(region),
-        private,
+        exit_mark,
     }));
     let mut ab = ptr::null_mut();
     // SAFETY: `ptr` is valid for `region.len()` bytes until the region unmaps, which happens
@@ -256,4 +268,37 @@ pub fn detach(env: sys::napi_env, ab: sys::napi_value) -> bool {
     }
     // SAFETY: env/ab come from the current callback; detaching is what `close()` promises.
     unsafe { sys::napi_detach_arraybuffer(env, ab) == sys::Status::napi_ok }
+}
+
+unsafe extern "C" fn release_mark(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Arc<AtomicI32> leaked in `control_buffer`; called once.
+    drop(unsafe { Arc::from_raw(hint.cast::<AtomicI32>().cast_const()) });
+}
+
+/// A 4-byte external `ArrayBuffer` over `inst.exit_mark`, for the JS class to write 1 into; `None`
+/// when caged (no external buffers exist then, so nothing needs the mark).
+pub fn control_buffer(env: sys::napi_env, inst: &Instance) -> Option<sys::napi_value> {
+    if inst.caged || force_copy() {
+        return None;
+    }
+    let hint = Arc::into_raw(Arc::clone(&inst.exit_mark)).cast_mut();
+    let mut ab = ptr::null_mut();
+    // SAFETY: the AtomicI32 (4 bytes, 4-aligned) lives until `release_mark` drops this Arc,
+    // which Node-API calls once the buffer is gone; JS only stores into it (Atomics).
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env,
+            hint.cast(),
+            4,
+            Some(release_mark),
+            hint.cast(),
+            &mut ab,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: not handed to Node-API.
+        drop(unsafe { Arc::from_raw(hint.cast_const()) });
+        return None;
+    }
+    Some(ab)
 }

@@ -124,9 +124,11 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
     let region =
         unsafe { Region::open(segment, length) }.map_err(|e| from_core(e, &name).throw(env))?;
     let region = Arc::new(region);
+    let exit_mark = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let mark = Some(Arc::clone(&exit_mark));
     let zero_copy = match region.js_ptr() {
         Some(p) => {
-            instance::external_buffer(env, &region, p.as_ptr(), false, &name).map_err(|e| {
+            instance::external_buffer(env, &region, p.as_ptr(), mark, &name).map_err(|e| {
                 region.close(true);
                 e.throw(env)
             })?
@@ -155,6 +157,7 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
             caged,
             shared_made: Default::default(),
             closed: Default::default(),
+            exit_mark,
         },
     )?;
     let mut out = ptr::null_mut();
