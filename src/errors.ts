@@ -71,20 +71,25 @@ function num(n: number): string {
 
 /** An integer in `0..=max` (the caller handles `undefined`), else the error Node would throw. */
 export function checkIndex(value: unknown, what: string, max: number): number {
+  // The error paths are out of line so that this always inlines into the hot methods.
+  if (typeof value === 'number' && value >= 0 && value <= max && Number.isInteger(value)) return value + 0 // -0 is 0
+  return badIndex(value, what, max)
+}
+
+function badIndex(value: unknown, what: string, max: number): never {
   if (typeof value !== 'number') throw invalidType(what, 'of type number', value)
-  if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw outOfRange(what, Number.isFinite(value) && !Number.isInteger(value) ? 'an integer' : `an integer >= 0 and <= ${max}`, num(value))
-  }
-  return value + 0 // -0 is 0
+  throw outOfRange(what, Number.isFinite(value) && !Number.isInteger(value) ? 'an integer' : `an integer >= 0 and <= ${max}`, num(value))
 }
 
 /** An Int32 value (required). */
 export function checkInt32(value: unknown, what: string): number {
+  if (typeof value === 'number' && (value | 0) === value) return value | 0
+  return badInt32(value, what)
+}
+
+function badInt32(value: unknown, what: string): never {
   if (typeof value !== 'number') throw invalidType(what, 'of type number', value)
-  if (!Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
-    throw outOfRange(what, Number.isFinite(value) && !Number.isInteger(value) ? 'an integer' : 'an integer >= -2147483648 and <= 2147483647', num(value))
-  }
-  return value | 0
+  throw outOfRange(what, Number.isFinite(value) && !Number.isInteger(value) ? 'an integer' : 'an integer >= -2147483648 and <= 2147483647', num(value))
 }
 
 /** A timeout in ms: `undefined`/`Infinity` wait forever; else a number `>= 0`. */

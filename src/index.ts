@@ -15,7 +15,14 @@ export const SharedMemory: typeof SharedMemoryClass = new Proxy(SharedMemoryClas
   apply() {
     throw constructCallRequired()
   },
+  // `new SharedMemory()` would otherwise make the proxy `new.target`, and V8 then gives every
+  // instance a hidden class of its own (code touching several instances goes megamorphic).
+  construct(target, args, newTarget) {
+    return Reflect.construct(target, args, newTarget === SharedMemory ? target : newTarget)
+  },
 })
+// `mem.constructor === SharedMemory`, as for any class.
+Object.defineProperty(SharedMemoryClass.prototype, 'constructor', { value: SharedMemory, writable: true, configurable: true })
 /** An open (or closed) shared-memory segment: see {@link SharedMemoryClass}. */
 export type SharedMemory = SharedMemoryClass
 export { Channel, type ChannelCreateOptions, type ChannelData, type ChannelMode, type ChannelWaitOptions } from './channel'
