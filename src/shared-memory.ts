@@ -141,7 +141,9 @@ export class SharedMemory {
     adopt = undefined
     const [handle, buffer, caged] = opened
     this.#handle = handle
-    this.#name = name
+    // As the OS got it: UTF-8 (Unix) / UTF-16 (Windows) has no lone surrogates (each became U+FFFD).
+    // (`toWellFormed` is missing before Node 20; the name is then kept as given.)
+    this.#name = typeof name.toWellFormed === 'function' ? name.toWellFormed() : name
     this.#length = buffer.byteLength
     this.#access = access === MemoryAccess.READ ? MemoryAccess.READ : MemoryAccess.WRITE
     this.#buffer = buffer
