@@ -429,6 +429,11 @@ impl Region {
         let Ok(_guard) = self.enter() else {
             return; // closed: `close` already woke them
         };
+        self.wake_registered();
+    }
+
+    /// Wakes every waiter registered in `waiting` (the caller keeps the mapping alive).
+    fn wake_registered(&self) {
         let offsets: Vec<usize> = self
             .waiting
             .lock()
@@ -462,16 +467,8 @@ impl Region {
         // `closed` check just before we set it may not be inside the kernel yet when we first
         // wake: keep waking (it is cheap and rare) until it has gone.
         while self.in_flight.load(Ordering::SeqCst) != 0 {
-            let offsets: Vec<usize> = self
-                .waiting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            for offset in offsets {
-                if let Ok(atomic) = self.atomic(offset) {
-                    let _ = futex::wake(atomic, u32::MAX);
-                }
-            }
+            // The mapping stays until the operations (the waiters among them) have left.
+            self.wake_registered();
             std::thread::sleep(Duration::from_micros(50));
         }
         // SAFETY: `closed` is set (only this call got past the swap above) and no operation is

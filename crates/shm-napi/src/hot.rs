@@ -174,33 +174,27 @@ unsafe extern "C" fn copy_from(
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     // SAFETY: called by Node-API with a live env and callback info.
-    let [h, ab, s, d, n] = unsafe { args::<5>(env, info) };
-    let (Some(inst), Some(s), Some(d), Some(n)) = (
-        instance::unwrap(env, h),
-        index(env, s),
-        index(env, d),
-        index(env, n),
-    ) else {
-        return bad_call(env, "copyFrom");
-    };
-    let bytes = match caged_bytes(env, inst, ab, "copyFrom") {
-        Ok(b) => b,
-        Err(e) => return throw(env, e),
-    };
-    let Some(dst) = d.checked_add(n).and_then(|end| bytes.get_mut(d..end)) else {
-        return throw(
-            env,
-            from_region(RegionError::OutOfRange, "copyFrom", &inst.name),
-        );
-    };
-    region_op(env, inst, "copyFrom", inst.region.read(s, dst), |()| {
-        undefined(env)
-    })
+    unsafe { caged_copy(env, info, false) }
 }
 
 /// `copyTo(handle, buffer, srcOffset, dstOffset, length)`: caged buffer → segment.
 unsafe extern "C" fn copy_to(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with a live env and callback info.
+    unsafe { caged_copy(env, info, true) }
+}
+
+/// Both caged copies: `length` bytes from `srcOffset` of the source to `dstOffset` of the
+/// destination; `to_segment` says which of the caged buffer and the segment is the source.
+///
+/// # Safety
+/// A Node-API callback's `env` and `info`.
+unsafe fn caged_copy(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    to_segment: bool,
+) -> sys::napi_value {
+    let method = if to_segment { "copyTo" } else { "copyFrom" };
+    // SAFETY: the caller's contract.
     let [h, ab, s, d, n] = unsafe { args::<5>(env, info) };
     let (Some(inst), Some(s), Some(d), Some(n)) = (
         instance::unwrap(env, h),
@@ -208,27 +202,28 @@ unsafe extern "C" fn copy_to(env: sys::napi_env, info: sys::napi_callback_info) 
         index(env, d),
         index(env, n),
     ) else {
-        return bad_call(env, "copyTo");
+        return bad_call(env, method);
     };
-    if inst.access == Access::ReadOnly {
-        return throw(
-            env,
-            from_region(RegionError::ReadOnly, "copyTo", &inst.name),
-        );
+    if to_segment && inst.access == Access::ReadOnly {
+        return throw(env, from_region(RegionError::ReadOnly, method, &inst.name));
     }
-    let bytes = match caged_bytes(env, inst, ab, "copyTo") {
+    let bytes = match caged_bytes(env, inst, ab, method) {
         Ok(b) => b,
         Err(e) => return throw(env, e),
     };
-    let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end)) else {
+    let at = if to_segment { s } else { d };
+    let Some(range) = at.checked_add(n).and_then(|end| bytes.get_mut(at..end)) else {
         return throw(
             env,
-            from_region(RegionError::OutOfRange, "copyTo", &inst.name),
+            from_region(RegionError::OutOfRange, method, &inst.name),
         );
     };
-    region_op(env, inst, "copyTo", inst.region.write(d, src), |()| {
-        undefined(env)
-    })
+    let copied = if to_segment {
+        inst.region.write(d, range)
+    } else {
+        inst.region.read(s, range)
+    };
+    region_op(env, inst, method, copied, |()| undefined(env))
 }
 
 /// `load(handle, byteOffset)`.
