@@ -12,6 +12,7 @@
 //
 //   node scripts/mutants.mjs [--only=id,id] [--keep] [--scratch=DIR] [--json=FILE] [--no-baseline] [--worktree]
 //     [--all-suites]   run every suite of a mutant even after one failed (shows which suites kill it)
+//     [--check]        only check that every search text is in HEAD exactly once (no build)
 // Exit code 0 when no mutant survived and none is stale or unviable, else 1.
 import { spawnSync, execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -65,16 +66,16 @@ const MUTANTS = [
     id: 'copyto-one-past',
     what: 'a caged copyTo writes one byte past its range (the next byte of buffer)',
     file: H,
-    search: 'let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end)) else {',
-    replace: 'let Some(src) = s.checked_add(n).and_then(|end| bytes.get(s..end + usize::from(end < bytes.len() && d + n < inst.region.len()))) else {',
+    search: 'let Some(range) = at.checked_add(n).and_then(|end| bytes.get_mut(at..end)) else {',
+    replace: 'let Some(range) = at.checked_add(n).and_then(|end| bytes.get_mut(at..end + usize::from(to_segment && end < bytes.len() && d + n < inst.region.len()))) else {',
     suites: ['electron', 'ava:copy', 'ava'], // the Electron spec first: it must catch this alone
   },
   {
     id: 'copyfrom-one-past',
     what: 'a caged copyFrom fills one byte past its range in buffer',
     file: H,
-    search: 'let Some(dst) = d.checked_add(n).and_then(|end| bytes.get_mut(d..end)) else {',
-    replace: 'let Some(dst) = d.checked_add(n).and_then(|end| { let more = usize::from(end < bytes.len() && s + n < inst.region.len()); bytes.get_mut(d..end + more) }) else {',
+    search: 'let Some(range) = at.checked_add(n).and_then(|end| bytes.get_mut(at..end)) else {',
+    replace: 'let Some(range) = at.checked_add(n).and_then(|end| bytes.get_mut(at..end + usize::from(!to_segment && end < bytes.len() && s + n < inst.region.len()))) else {',
     suites: ['electron', 'ava:copy', 'ava'], // the Electron spec first: it must catch this alone
   },
   {
@@ -174,10 +175,10 @@ const MUTANTS = [
   },
   {
     id: 'range-length-one-more',
-    what: 'copyFrom/copyTo accept a length one byte longer than fits',
+    what: 'copyFrom accepts a length one byte longer than fits',
     file: T,
-    search: "const n = length === undefined ? rest : checkIndex(length, 'length', rest)",
-    replace: "const n = length === undefined ? rest : checkIndex(length, 'length', rest + 1)",
+    search: "const n = length === undefined ? rest : checkIndex(length, 'length', rest)\n    if (this.#caged) native.copyFrom(",
+    replace: "const n = length === undefined ? rest : checkIndex(length, 'length', rest + 1)\n    if (this.#caged) native.copyFrom(",
   },
   {
     id: 'close-keeps-buffer',
@@ -252,6 +253,17 @@ const mutants = MUTANTS.filter((m) => !only || only.includes(m.id))
 if (only && mutants.length !== only.length) {
   console.error(`unknown mutant id(s): ${only.filter((i) => !MUTANTS.some((m) => m.id === i)).join(', ')}`)
   process.exit(2)
+}
+if (argv.includes('--check')) {
+  // Dry run: is every search text in HEAD exactly once?
+  let stale = 0
+  for (const m of mutants) {
+    const text = execFileSync('git', ['-C', ROOT, 'show', `HEAD:${m.file}`], { encoding: 'utf8' })
+    const hits = text.split(m.search).length - 1
+    if (hits !== 1) stale++
+    console.log(`${hits === 1 ? 'ok   ' : 'STALE'} ${m.id} (${hits} matches in ${m.file})`)
+  }
+  process.exit(stale ? 1 : 0)
 }
 makeScratch()
 const started = new Date().toISOString()
