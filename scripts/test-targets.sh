@@ -122,15 +122,12 @@ windows() {
     if ! ok_line "$out"; then res=FAIL; show_fails "$out"; tail -5 "$out.err" >&2; fi
     what+="checks $m $(checks_line "$out" | cut -d, -f1); "
   done
-  # shm-core's own tests, as a Windows .exe under Wine (tests that assert POSIX-only name and
-  # unlink rules are listed, with the reason, until they are gated to Unix in tests.rs).
+  # shm-core's own tests, as a Windows .exe under Wine (the tests of POSIX-only name and unlink
+  # rules are `#[cfg(unix)]` in tests.rs).
   local exe; exe="$(test_exe "$mode" "$D" "$T")"
   if [ -n "$exe" ]; then
-    local skips=(--skip tests::create_open_size_map_roundtrip --skip tests::names_are_checked_before_any_syscall
-      --skip tests::open_missing_is_enoent --skip tests::read_only_mapping_is_copy_on_write
-      --skip tests::unlink_reports_existence_and_keeps_mappings)
-    timeout 300 "$wine" "$exe" --test-threads=2 "${skips[@]}" >"$D/core-tests.out" 2>&1
-    log "Windows shm-core tests: $(test_counts "$D/core-tests.out") (5 POSIX-rule tests not run on Windows: leading '/', '/' and '.' names, syscall \"shm_open\", unlink removing the name)"
+    timeout 300 "$wine" "$exe" --test-threads=2 >"$D/core-tests.out" 2>&1
+    log "Windows shm-core tests: $(test_counts "$D/core-tests.out")"
     grep -q 'test result: ok' "$D/core-tests.out" || { res=FAIL; show_fails "$D/core-tests.out"; }
     what+="core tests $(test_counts "$D/core-tests.out" | cut -d';' -f1)"
   else

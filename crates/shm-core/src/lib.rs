@@ -193,6 +193,72 @@ pub fn error_code(err: &io::Error) -> &'static str {
     os::error_code(err)
 }
 
+/// Node's `errno` for an OS error: `-errno` on Unix; on Windows libuv's own number for the code
+/// (`ENOENT` is -4058), as Node's `fs` errors carry it there.
+pub fn error_errno(err: &io::Error) -> i32 {
+    os::error_errno(err)
+}
+
+/// The text Node puts after the code in a system error's message (libuv's `uv_strerror`, the
+/// same on every OS: `"EEXIST: file already exists, …"`); the OS's own text for a code libuv
+/// does not name.
+pub fn error_description(err: &io::Error) -> String {
+    let text = match error_code(err) {
+        "E2BIG" => "argument list too long",
+        "EACCES" => "permission denied",
+        "EADDRINUSE" => "address already in use",
+        "EAGAIN" => "resource temporarily unavailable",
+        "EBADF" => "bad file descriptor",
+        "EBUSY" => "resource busy or locked",
+        "ECANCELED" => "operation canceled",
+        "ECHARSET" => "invalid Unicode character",
+        "ECONNABORTED" => "software caused connection abort",
+        "ECONNREFUSED" => "connection refused",
+        "ECONNRESET" => "connection reset by peer",
+        "EEXIST" => "file already exists",
+        "EFAULT" => "bad address in system call argument",
+        "EFBIG" => "file too large",
+        "EHOSTUNREACH" => "host is unreachable",
+        "EINTR" => "interrupted system call",
+        "EINVAL" => "invalid argument",
+        "EIO" => "i/o error",
+        "EISDIR" => "illegal operation on a directory",
+        "ELOOP" => "too many symbolic links encountered",
+        "EMFILE" => "too many open files",
+        "ENAMETOOLONG" => "name too long",
+        "ENETUNREACH" => "network is unreachable",
+        "ENFILE" => "file table overflow",
+        "ENODEV" => "no such device",
+        "ENOENT" => "no such file or directory",
+        "ENOMEM" => "not enough memory",
+        "ENOSPC" => "no space left on device",
+        "ENOSYS" => "function not implemented",
+        "ENOTCONN" => "socket is not connected",
+        "ENOTDIR" => "not a directory",
+        "ENOTEMPTY" => "directory not empty",
+        "ENOTSUP" => "operation not supported on socket",
+        "ENXIO" => "no such device or address",
+        "EOF" => "end of file",
+        "EOVERFLOW" => "value too large for defined data type",
+        "EPERM" => "operation not permitted",
+        "EPIPE" => "broken pipe",
+        "EROFS" => "read-only file system",
+        "ETIMEDOUT" => "connection timed out",
+        "EXDEV" => "cross-device link not permitted",
+        _ => {
+            let mut desc = err.to_string();
+            if let Some(i) = desc.find(" (os error") {
+                desc.truncate(i);
+            }
+            return match desc.get(0..1) {
+                Some(first) => first.to_lowercase() + &desc[1..],
+                None => desc,
+            };
+        }
+    };
+    text.to_string()
+}
+
 /// Checks `name` against the platform's rules without any syscall.
 pub fn validate_name(name: &str) -> Result<(), NameError> {
     os::validate_name(name).map(|_| ())

@@ -39,6 +39,9 @@ fn region(tag: &str, len: u64) -> (Unlink, Arc<Region>) {
     (Unlink(name), Arc::new(open_region(seg, None).unwrap()))
 }
 
+// POSIX naming/unlink rules (optional leading '/', no '/', '.', '..'; `shm_open`; unlink
+// removes the name): Windows names and unlinks differently (windows.rs).
+#[cfg(unix)]
 #[test]
 fn create_open_size_map_roundtrip() {
     let name = unique("roundtrip");
@@ -61,6 +64,9 @@ fn create_open_size_map_roundtrip() {
     assert_eq!(&buf, b"hello");
 }
 
+// POSIX naming/unlink rules (optional leading '/', no '/', '.', '..'; `shm_open`; unlink
+// removes the name): Windows names and unlinks differently (windows.rs).
+#[cfg(unix)]
 #[test]
 fn open_missing_is_enoent() {
     let err = Segment::open(&unique("missing"), Access::ReadWrite).unwrap_err();
@@ -126,6 +132,9 @@ fn map_never_past_the_end_nor_empty() {
     ));
 }
 
+// POSIX naming/unlink rules (optional leading '/', no '/', '.', '..'; `shm_open`; unlink
+// removes the name): Windows names and unlinks differently (windows.rs).
+#[cfg(unix)]
 #[test]
 fn read_only_mapping_is_copy_on_write() {
     let name = unique("cow");
@@ -170,6 +179,9 @@ fn mapping_write_on_read_only_panics() {
     ro.write(0, b"x");
 }
 
+// POSIX naming/unlink rules (optional leading '/', no '/', '.', '..'; `shm_open`; unlink
+// removes the name): Windows names and unlinks differently (windows.rs).
+#[cfg(unix)]
 #[test]
 fn names_are_checked_before_any_syscall() {
     assert_eq!(validate_name(""), Err(NameError::Empty));
@@ -211,6 +223,9 @@ fn names_are_checked_before_any_syscall() {
     assert_eq!(validate_name("ünïcødé"), Ok(()));
 }
 
+// POSIX naming/unlink rules (optional leading '/', no '/', '.', '..'; `shm_open`; unlink
+// removes the name): Windows names and unlinks differently (windows.rs).
+#[cfg(unix)]
 #[test]
 fn unlink_reports_existence_and_keeps_mappings() {
     let name = unique("unlink");

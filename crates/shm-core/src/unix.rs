@@ -319,6 +319,11 @@ impl Drop for Mapping {
     }
 }
 
+/// Node's `errno` on Unix: minus the OS errno.
+pub(crate) fn error_errno(err: &io::Error) -> i32 {
+    -err.raw_os_error().unwrap_or(0)
+}
+
 pub(crate) fn error_code(err: &io::Error) -> &'static str {
     let Some(errno) = Errno::from_io_error(err) else {
         return "UNKNOWN";

@@ -302,9 +302,6 @@ fn win32_code(code: u32) -> &'static str {
 
 /// Node's `errno` for an OS error on Windows: libuv's own negative number for the code
 /// (`include/uv/errno.h`, the `_WIN32` branch), e.g. `ENOENT` → -4058, not minus the Win32 code.
-// For lib.rs's error_errno (issue 9, item 9: errno as Node's fs has it on Windows);
-// drop this allow once lib.rs calls it.
-#[allow(dead_code)]
 pub(crate) fn error_errno(err: &io::Error) -> i32 {
     match error_code(err) {
         "E2BIG" => -4093,

@@ -159,19 +159,13 @@ pub fn from_core(err: shm_core::Error, name: &str) -> JsErr {
 /// A `SystemError`-like error: `ENOENT: no such file or directory, shm_open 'name'`.
 pub fn system(syscall: &'static str, source: &std::io::Error, name: &str) -> JsErr {
     let code = shm_core::error_code(source);
-    let mut desc = source.to_string();
-    if let Some(i) = desc.find(" (os error") {
-        desc.truncate(i);
-    }
-    if let Some(first) = desc.get(0..1) {
-        desc = first.to_lowercase() + &desc[1..];
-    }
+    let desc = shm_core::error_description(source);
     JsErr {
         kind: Kind::Error,
         code,
         message: format!("{code}: {desc}, {syscall} '{name}'"),
         system: Some((
-            -source.raw_os_error().unwrap_or(0),
+            shm_core::error_errno(source),
             syscall.to_string(),
             name.to_string(),
         )),
