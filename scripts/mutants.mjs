@@ -13,6 +13,7 @@
 //   node scripts/mutants.mjs [--only=id,id] [--keep] [--scratch=DIR] [--json=FILE] [--no-baseline] [--worktree]
 //     [--all-suites]   run every suite of a mutant even after one failed (shows which suites kill it)
 //     [--check]        only check that every search text is in HEAD exactly once (no build)
+//     [--skip-spec=a,b] leave __test__/a.spec.ts, b.spec.ts out of the ava runs
 // Exit code 0 when no mutant survived and none is stale or unviable, else 1.
 import { spawnSync, execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -33,6 +34,13 @@ fs.mkdirSync(LOGS, { recursive: true })
 // ---- suites -------------------------------------------------------------------------------
 // Each: [command, args, extra env, timeout ms]. Run from the scratch copy.
 const COPY = { NODE_SHARED_MEM_FORCE_COPY: '1' }
+// --skip-spec=a,b leaves __test__/a.spec.ts and b.spec.ts out of the ava runs (say why where the
+// result is quoted); every other spec file runs.
+const skipSpecs = opt('skip-spec')?.split(',') ?? []
+const avaArgs = () =>
+  skipSpecs.length
+    ? fs.readdirSync(path.join(SCRATCH, '__test__')).filter((f) => f.endsWith('.spec.ts') && !skipSpecs.includes(f.replace(/\.spec\.ts$/, ''))).map((f) => `__test__/${f}`)
+    : []
 const SUITES = {
   ava: ['npx', ['ava'], {}, 15 * 60_000],
   'ava:copy': ['npx', ['ava'], COPY, 15 * 60_000],
@@ -233,7 +241,8 @@ function build() {
 function runSuites(names, all = false) {
   const failures = []
   for (const name of names) {
-    const [cmd, args, env, timeout] = SUITES[name]
+    const [cmd, baseArgs, env, timeout] = SUITES[name]
+    const args = name.startsWith('ava') ? [...baseArgs, ...avaArgs()] : baseArgs
     const r = run(cmd, args, { env, timeout })
     if (!r.ok) {
       const why = r.timedOut ? `hung (killed after ${timeout / 1000} s)` : r.signal ? `died of ${r.signal}` : `exit ${r.status}`
@@ -328,7 +337,7 @@ for (const m of mutants) {
 if (results.some((r) => r.verdict !== 'STALE')) build()
 
 const lines = []
-lines.push(`binding mutants — git ${git}${dirty ? ' + uncommitted changes' : ''}, ${started}, node ${process.version}`)
+lines.push(`binding mutants — git ${git}${dirty ? ' + uncommitted changes' : ''}, ${started}, node ${process.version}${skipSpecs.length ? `, ava without ${skipSpecs.join(', ')}.spec.ts` : ''}`)
 for (const r of results) {
   const verdict = r.verdict === 'KILLED' ? `KILLED by ${r.by}` : r.verdict
   lines.push(`${verdict.padEnd(22)} ${r.id.padEnd(30)} ${r.what}${r.verdict === 'KILLED' ? `\n${' '.repeat(23)}↳ ${r.detail}` : r.detail ? `\n${' '.repeat(23)}↳ ${r.detail}` : ''}`)
