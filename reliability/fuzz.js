@@ -310,7 +310,11 @@ entries.create = fc.property(createName, createLen, optionsArb, (name, length, o
     const st = fs.statSync(shmPath(bare))
     if (!existed || (bare === SCRATCH)) {
       const wantMode = (options?.mode ?? 0o600) & ~UMASK
-      if (!existed && (st.mode & 0o7777) !== wantMode) fail(`mode ${(st.mode & 0o7777).toString(8)} != ${wantMode.toString(8)}`)
+      // Without CAP_FSETID the kernel may strip the setuid/setgid bits of a new file (and does,
+      // for a non-root creator here); everything else must be exact, and no bit may be added.
+      const got = st.mode & 0o7777
+      const strippable = process.getuid() === 0 ? 0 : 0o6000
+      if (!existed && ((got & ~strippable) !== (wantMode & ~strippable) || (got & ~wantMode) !== 0)) fail(`mode ${got.toString(8)} != ${wantMode.toString(8)}`)
       if (st.size !== length) fail(`size ${st.size} != ${length}`)
       if (!existed) eqBytes(view(m).subarray(0, Math.min(length, 256)), Buffer.alloc(Math.min(length, 256)), 'new segment not zero-filled')
     }
