@@ -529,7 +529,7 @@ fn wait_interruptible_gives_up_when_told_and_wake_waiters_is_prompt() {
     assert_eq!(out.unwrap(), WaitOutcome::TimedOut);
     assert!(start.elapsed() >= Duration::from_millis(50));
 
-    // A flag plus wake_waiters: the waiter leaves long before its slice would end.
+    // Unsliced, a flag plus wake_waiters is the only way out.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (r2, stop2) = (Arc::clone(&r), Arc::clone(&stop));
     let waiter = std::thread::spawn(move || {
@@ -539,7 +539,12 @@ fn wait_interruptible_gives_up_when_told_and_wake_waiters_is_prompt() {
     });
     std::thread::sleep(Duration::from_millis(50));
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    r.wake_waiters();
+    // The waiter may still be spinning, not in the kernel yet, where one wake-up would miss it:
+    // wake until it has left, as a canceller must (see `wait_interruptible`).
+    while !waiter.is_finished() {
+        r.wake_waiters();
+        std::thread::sleep(Duration::from_micros(50));
+    }
     assert!(matches!(
         waiter.join().unwrap(),
         Err(RegionError::Interrupted)
