@@ -23,6 +23,7 @@ fn map(seg: &Segment, len: Option<u64>) -> Result<Mapping, Error> {
     unsafe { seg.map(len) }
 }
 
+#[cfg(unix)] // its one user is a Unix test
 fn map_cow(seg: &Segment, len: Option<u64>) -> Result<Mapping, Error> {
     // SAFETY: see above.
     unsafe { seg.map_copy_on_write(len) }
