@@ -268,5 +268,8 @@ printf '| %-14s | %-44s | %-8s | %6s |\n' target "built here, executed how, what
 printf '|%s|%s|%s|%s|\n' "----------------" "----------------------------------------------" "----------" "--------"
 printf '%s\n' "${rows[@]}"
 echo
-echo "test:targets: $(( $(date +%s) - T0 )) s, ${#rows[@]} targets, $fails failed"
+echo "test:targets: $(( $(date +%s) - T0 )) s, ${#rows[@]} targets"
+passed="$(printf '%s\n' "${rows[@]}" | grep -c '| pass ' || true)"
+# The closing line in the plain "N passed, N failed" form.
+echo "targets: $passed passed, $fails failed"
 [ "$fails" = 0 ]
