@@ -10,28 +10,9 @@ use shm_core::{
 };
 use std::error::Error as _;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "nsm-it-{tag}-{}-{nanos:08x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Unlinks the name when dropped, so a failing assertion leaves nothing in /dev/shm.
-struct Cleanup(String);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Segment::unlink(&self.0);
-    }
-}
+mod common;
+use common::{unique, Cleanup};
 
 #[test]
 fn name_error_texts_are_exact() {

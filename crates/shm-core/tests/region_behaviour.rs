@@ -5,29 +5,12 @@
 #![cfg(target_os = "linux")]
 
 use shm_core::{CreateOptions, Error, NameError, Region, RegionError, Segment, WaitOutcome};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "nsm-it-{tag}-{}-{nanos:08x}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-struct Cleanup(String);
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Segment::unlink(&self.0);
-    }
-}
+mod common;
+use common::{unique, Cleanup};
 
 fn region(name: &str, len: u64) -> Arc<Region> {
     let seg = Segment::create(name, len, CreateOptions::default()).unwrap();
