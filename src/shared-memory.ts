@@ -67,7 +67,9 @@ type Opened = [handle: object, buffer: ArrayBuffer, caged: boolean]
 
 /** What a worker keeps per open instance (see `openInWorker`). */
 interface Tracked {
-  buffer: ArrayBuffer
+  /** Held while the instance lives; after its collection only `weak` (see `collectedInWorker`). */
+  buffer: ArrayBuffer | undefined
+  weak: WeakRef<ArrayBuffer> | undefined
   /** The instance's exit mark (crates/shm-napi/src/instance.rs); `null` when caged. */
   mark: Int32Array | null
 }
@@ -77,21 +79,32 @@ interface Tracked {
  * teardown even when one was transferred to another thread, and can no longer say which, so the
  * native side keeps such a mapping for good unless told that the buffer was still attached here
  * at a point after which no JS can transfer it: the worker's 'exit' event (it ends by itself:
- * its event loop drains, or `process.exit()`), or the instance's collection. This tells it, with
- * a plain memory write into the instance's mark (by then Node may refuse calls into native
- * code). The buffer is held here until then so that it cannot be finalized unmarked. A worker
+ * its event loop drains, or `process.exit()`). This tells it, with a plain memory write into the
+ * instance's mark (by then Node may refuse calls into native code). The buffer is held here while
+ * the instance lives, then watched weakly (a buffer collected unmarked just before the worker
+ * ends keeps its mapping: a leak, never an unmap under another thread). A worker
  * stopped by `terminate()` runs no JS: that case keeps the mapping (README, Workers). Not
  * tracked on the main thread, whose exit ends the process.
  */
 const openInWorker = inWorker ? new Set<Tracked>() : undefined
 const markIfAttached = (t: Tracked): void => {
-  if (t.mark !== null && t.buffer.byteLength !== 0) Atomics.store(t.mark, 0, 1)
+  const b = t.buffer ?? t.weak?.deref()
+  if (t.mark !== null && b !== undefined && b.byteLength !== 0) Atomics.store(t.mark, 0, 1)
 }
+// An instance collected while its buffer lives on (the user may still hold it, and could still
+// transfer it): let go of the buffer, keep watching it weakly, and mark it only at 'exit'.
+const bufferGone = openInWorker && new FinalizationRegistry<Tracked>((t) => openInWorker.delete(t))
 const collectedInWorker =
   openInWorker &&
   new FinalizationRegistry<Tracked>((t) => {
-    markIfAttached(t)
-    openInWorker.delete(t)
+    const b = t.buffer
+    t.buffer = undefined
+    if (b === undefined || b.byteLength === 0) {
+      openInWorker.delete(t) // transferred away: nothing to mark, ever
+      return
+    }
+    t.weak = new WeakRef(b)
+    bufferGone?.register(b, t)
   })
 if (openInWorker) {
   process.once('exit', () => {
@@ -150,7 +163,7 @@ export class SharedMemory {
     this.#caged = caged
     if (openInWorker) {
       const ctl = caged ? null : native.control(handle)
-      const t = (this.#tracked = { buffer, mark: ctl === null ? null : new Int32Array(ctl) })
+      const t = (this.#tracked = { buffer, weak: undefined, mark: ctl === null ? null : new Int32Array(ctl) })
       openInWorker.add(t)
       collectedInWorker?.register(this, t, t)
     }
