@@ -132,16 +132,27 @@ async function valgrind() {
     if (!skip('reliability memcheck (valgrind)', 'valgrind')) record('memcheck', 'valgrind', null, false, 'skipped (CI=true)', null)
     return
   }
-  // 1) The core crate's tests, built once, run under memcheck.
+  // 1) The core crate's tests (every test binary: the unit tests and each integration test),
+  //    built once, run under memcheck.
   const build = spawnSync('cargo', ['test', '-p', 'shm-core', '--no-run', '--message-format=json'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 })
-  const exe = build.stdout.split('\n').map((l) => { try { return JSON.parse(l) } catch { return null } })
-    .find((j) => j && j.executable && j.profile && j.profile.test)?.executable
-  if (!exe) return record('memcheck', 'cargo test -p shm-core', null, false, 'could not build the test binary', tail(build.stderr))
+  const exes = build.stdout.split('\n').map((l) => { try { return JSON.parse(l) } catch { return null } })
+    .filter((j) => j && j.executable && j.profile && j.profile.test).map((j) => j.executable)
+  if (!exes.length) return record('memcheck', 'cargo test -p shm-core', null, false, 'could not build the test binaries', tail(build.stderr))
   const vg = ['-q', '--error-exitcode=99', '--leak-check=full', '--errors-for-leak-kinds=definite', '--show-possibly-lost=no']
-  let r = await runChild(null, [], { cmd: 'valgrind', cmdArgs: [...vg, exe, '--test-threads=2'], timeoutMs: 600000 })
-  const tests = /test result: ok\. (\d+) passed; (\d+) failed/.exec(r.stdout)
-  record('memcheck', 'cargo test -p shm-core', null, r.code === 0 && !!tests, r.code === 0 && tests
-    ? `${tests[1]} tests passed under memcheck, 0 errors, no definite leaks (${Math.round(r.ms / 1000)} s)` : describeExit(r), tail(r.stderr + r.stdout, 3000))
+  let passed = 0
+  let ms = 0
+  let bad = null
+  for (const exe of exes) {
+    const run = await runChild(null, [], { cmd: 'valgrind', cmdArgs: [...vg, exe, '--test-threads=2'], timeoutMs: 600000 })
+    const counts = /test result: ok\. (\d+) passed; (\d+) failed/.exec(run.stdout)
+    ms += run.ms
+    if (run.code !== 0 || !counts) { bad = { exe, run }; break }
+    passed += Number(counts[1])
+  }
+  record('memcheck', 'cargo test -p shm-core', null, !bad, !bad
+    ? `${passed} tests in ${exes.length} binaries passed under memcheck, 0 errors, no definite leaks (${Math.round(ms / 1000)} s)`
+    : `${path.basename(bad.exe)}: ${describeExit(bad.run)}`, bad ? tail(bad.run.stderr + bad.run.stdout, 3000) : null)
+  let r
   // 2) A tiny Node smoke under memcheck. The suppression file hides only V8's conservative stack
   //    scan (it reads uninitialised stack slots on purpose); see node-v8.supp.
   r = await runChild(null, [], {
