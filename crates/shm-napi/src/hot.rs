@@ -8,7 +8,7 @@ use std::ptr;
 use std::time::Duration;
 
 use napi::sys;
-use shm_core::{Access, RegionError};
+use shm_core::{Access, Region, RegionError};
 
 use crate::errors::{self, from_region, JsErr, Kind};
 use crate::instance::{self, Instance};
@@ -241,29 +241,33 @@ unsafe extern "C" fn load(env: sys::napi_env, info: sys::napi_callback_info) -> 
 /// `store(handle, byteOffset, value)`.
 unsafe extern "C" fn store(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with a live env and callback info.
-    let [h, off, v] = unsafe { args::<3>(env, info) };
-    let (Some(inst), Some(off), Some(v)) =
-        (instance::unwrap(env, h), index(env, off), int32(env, v))
-    else {
-        return bad_call(env, "atomicStore");
-    };
-    region_op(env, inst, "atomicStore", inst.region.store(off, v), |v| {
-        int(env, v)
-    })
+    unsafe { int32_update(env, info, "atomicStore", Region::store) }
 }
 
 /// `add(handle, byteOffset, delta)`.
 unsafe extern "C" fn add(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with a live env and callback info.
+    unsafe { int32_update(env, info, "atomicAdd", Region::add) }
+}
+
+/// The frame of `store` and `add`: `(handle, byteOffset, int32)` → `op` → an Int32 result.
+///
+/// # Safety
+/// A Node-API callback's `env` and `info`.
+unsafe fn int32_update(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    method: &str,
+    op: fn(&Region, usize, i32) -> Result<i32, RegionError>,
+) -> sys::napi_value {
+    // SAFETY: the caller's contract.
     let [h, off, v] = unsafe { args::<3>(env, info) };
     let (Some(inst), Some(off), Some(v)) =
         (instance::unwrap(env, h), index(env, off), int32(env, v))
     else {
-        return bad_call(env, "atomicAdd");
+        return bad_call(env, method);
     };
-    region_op(env, inst, "atomicAdd", inst.region.add(off, v), |v| {
-        int(env, v)
-    })
+    region_op(env, inst, method, op(&inst.region, off, v), |v| int(env, v))
 }
 
 /// `compareExchange(handle, byteOffset, expected, replacement)`.
