@@ -20,6 +20,7 @@
 #   libunwind-14-dev                            an unwinder for the musl build with Debian's Rust
 #                                               (rustup's musl target ships its own)
 #   util-linux (setpriv), python3, binutils (readelf): used by suites, listed for minimal images
+#   libatomic1                                  the Python channel peer's atomics (ctypes)
 set -euo pipefail
 
 PKGS=(
@@ -29,7 +30,7 @@ PKGS=(
   wine64
   qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross
   musl-tools libunwind-14-dev
-  util-linux python3 binutils
+  util-linux python3 binutils libatomic1
 )
 
 # One dpkg-query for all (fast when everything is there).
