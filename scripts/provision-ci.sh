@@ -5,7 +5,15 @@
 # before the README's test command; contributors may run it too (Debian/Ubuntu, as root or with
 # sudo), or install the subset they need.
 #
-#   sudo bash scripts/provision-ci.sh          # idempotent: a few ms when all is installed
+#   sudo bash scripts/provision-ci.sh            # idempotent: a few ms when all is installed
+#   bash scripts/provision-ci.sh --dry-run       # prints the plan, changes nothing, needs no root
+#
+# It must work on a machine that has never been provisioned (that is where it is needed), so no
+# pipeline here may fail because a tool in it exits non-zero by design: `dpkg-query -W` exits 1
+# when any package is unknown, and `grep -q` closes its pipe early (SIGPIPE under pipefail).
+# Every query's output is captured into a variable first and parsed with bash alone.
+# scripts/test-provision.mjs (part of `npm test`) runs this script against stub dpkg-query,
+# apt-cache, apt-get and id on PATH and checks the plan.
 #
 # Package → what needs it:
 #   valgrind                                    reliability/run.js memcheck section
@@ -19,7 +27,9 @@
 #   musl-tools                                  musl-gcc: links and runs x86_64-unknown-linux-musl
 #   libunwind-14-dev                            an unwinder for the musl build with Debian's Rust
 #                                               (rustup's musl target ships its own)
-#   util-linux (setpriv), python3, binutils (readelf): used by suites, listed for minimal images
+#   shellcheck                                  scripts/lint-shell.mjs: every shell script we ship
+#   util-linux (setpriv, unshare), python3, binutils (readelf): used by suites, listed for
+#                                               minimal images
 #   libatomic1                                  the Python channel peer's atomics (ctypes)
 set -euo pipefail
 
@@ -30,44 +40,95 @@ PKGS=(
   wine64
   qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross libstdc++6-arm64-cross
   musl-tools libunwind-14-dev
+  shellcheck
   util-linux python3 binutils libatomic1
 )
 
-# One dpkg-query for all (fast when everything is there).
-installed=" $(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null | awk '$4 == "installed" {print $1}' | tr '\n' ' ')"
+dry_run=0
+for a in "$@"; do
+  case "$a" in
+    --dry-run|-n) dry_run=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "[provision-ci] unknown argument: $a" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[provision-ci] %s\n' "$*"; }
+
+# installed_set → " pkg pkg … " (the installed ones among PKGS). dpkg-query exits 1 when any
+# name is unknown to dpkg (the normal case on a fresh machine): that is not an error here.
+installed_set() {
+  local out pkg status set=" "
+  out="$(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null)" || true
+  # "<pkg> install ok installed"; the package may carry an arch suffix (":amd64").
+  while read -r pkg _ _ status _; do
+    [ "$status" = installed ] && set="$set${pkg%%:*} "
+  done <<<"$out"
+  printf '%s' "$set"
+}
+
+# available PKG → exit 0 when apt has an install candidate for it. apt-cache's output is read
+# whole (no `| grep -q`, which would close the pipe early and fail the pipeline).
+available() {
+  local out line
+  out="$(apt-cache policy "$1" 2>/dev/null)" || return 1
+  while IFS= read -r line; do
+    line="${line#"${line%%[![:space:]]*}"}"
+    case "$line" in
+      "Candidate: (none)"*) return 1 ;;
+      Candidate:\ [0-9]*) return 0 ;;
+    esac
+  done <<<"$out"
+  return 1
+}
+
+installed="$(installed_set)"
 missing=()
 for p in "${PKGS[@]}"; do [[ "$installed" == *" $p "* ]] || missing+=("$p"); done
 if [ "${#missing[@]}" = 0 ]; then
-  echo "[provision-ci] all ${#PKGS[@]} packages present"
+  say "all ${#PKGS[@]} packages present"
   exit 0
 fi
+say "missing: ${missing[*]}"
 
 sudo=""
-if [ "$(id -u)" != 0 ]; then
-  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
-    echo "[provision-ci] need root (or passwordless sudo) to install: ${missing[*]}" >&2
-    exit 1
+if [ "$dry_run" = 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      echo "[provision-ci] need root (or passwordless sudo) to install: ${missing[*]}" >&2
+      exit 1
+    fi
   fi
+  command -v apt-get >/dev/null || { echo "[provision-ci] no apt-get; install by hand: ${missing[*]}" >&2; exit 1; }
 fi
-command -v apt-get >/dev/null || { echo "[provision-ci] no apt-get; install by hand: ${missing[*]}" >&2; exit 1; }
 
 start=$(date +%s)
 export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
-$sudo apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
+trap 'rm -f "$log"' EXIT
+if [ "$dry_run" = 0 ]; then
+  # A fresh machine's package lists are empty or stale: apt-cache finds nothing before this.
+  $sudo apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+fi
 # Elsewhere than Debian 12 some names do not exist (Ubuntu has no rustc-web: use rustup targets
 # there); those are reported, and the suites that need them say SKIPPED (a failure when CI=true).
 avail=()
 for p in "${missing[@]}"; do
-  if apt-cache policy "$p" 2>/dev/null | grep -q 'Candidate: [0-9]'; then avail+=("$p"); else
+  if available "$p"; then avail+=("$p"); else
     echo "[provision-ci] not available from apt here: $p" >&2
   fi
 done
-[ "${#avail[@]}" = 0 ] && { rm -f "$log"; exit 0; }
-missing=("${avail[@]}")
-echo "[provision-ci] installing: ${missing[*]}"
-if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
-  cat "$log" >&2; rm -f "$log"; exit 1
+if [ "${#avail[@]}" = 0 ]; then
+  say "nothing to install"
+  exit 0
 fi
-rm -f "$log"
-echo "[provision-ci] done in $(( $(date +%s) - start )) s"
+if [ "$dry_run" = 1 ]; then
+  say "would install: ${avail[*]}"
+  exit 0
+fi
+say "installing: ${avail[*]}"
+if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${avail[@]}" >"$log" 2>&1; then
+  cat "$log" >&2
+  exit 1
+fi
+say "done in $(( $(date +%s) - start )) s"
