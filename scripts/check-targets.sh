@@ -86,8 +86,7 @@ for t in $TARGETS; do
   mode=deb
   rustup_has_target "$t" && mode=rustup
   for what in "shm-core lib" "shm-napi lib" "shm-core tests"; do
-    set -- $what
-    crate="$1" kind="$2"
+    read -r crate kind <<<"$what"
     log "$t: cargo check -p $crate --$kind ($mode)"
     start=$(date +%s)
     if [ "$kind" = lib ]; then r="$(run_check "$mode" "$t" -p "$crate" --lib)"; else r="$(run_check "$mode" "$t" -p "$crate" --tests)"; fi

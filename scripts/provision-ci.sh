@@ -27,7 +27,7 @@
 #   musl-tools                                  musl-gcc: links and runs x86_64-unknown-linux-musl
 #   libunwind-14-dev                            an unwinder for the musl build with Debian's Rust
 #                                               (rustup's musl target ships its own)
-#   shellcheck                                  scripts/lint-shell.mjs: every shell script we ship
+#   (Debian package) shellcheck                 scripts/lint-shell.mjs: every shell script we ship
 #   util-linux (setpriv, unshare), python3, binutils (readelf): used by suites, listed for
 #                                               minimal images
 #   libatomic1                                  the Python channel peer's atomics (ctypes)

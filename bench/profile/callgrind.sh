@@ -17,7 +17,7 @@ run() { # tag op calls [before] -> total Ir
   local env=()
   [[ $2 == *-caged ]] && env=(NODE_SHARED_MEM_FORCE_COPY=1)
   env "${env[@]}" valgrind --tool=callgrind --smc-check=all --separate-threads=yes --callgrind-out-file="$OUT/$1.$3.out" \
-    node --no-concurrent-recompilation bench/profile/hot-loop.mjs "$2" "$3" ${4:-} >/dev/null 2>"$OUT/$1.$3.log"
+    node --no-concurrent-recompilation bench/profile/hot-loop.mjs "$2" "$3" ${4:+"$4"} >/dev/null 2>"$OUT/$1.$3.log"
   # the main (JS) thread only: V8's and libuv's worker threads add noise, not the call's cost
   grep -m1 '^summary:\|^totals:' "$OUT/$1.$3.out-01" | awk '{print $2}'
 }

@@ -16,7 +16,7 @@ ROOT=$PWD
 [[ -n $BEFORE ]] && BEFORE=$(realpath "$BEFORE")
 WORK=$(mktemp -d /tmp/nsm-perf-XXXXXX) # --perf-basic-prof also writes V8 logs into the cwd
 (cd "$WORK" && env "${env[@]}" perf record -q -e cpu-clock -F 10000 -o "$DATA" -- sh -c 'echo $$ > pid; exec "$@"' sh \
-  taskset -c "${BENCH_CPU:-1}" node --perf-basic-prof "$ROOT/bench/profile/hot-loop.mjs" "$OP" "$CALLS" $BEFORE 2>/dev/null)
+  taskset -c "${BENCH_CPU:-1}" node --perf-basic-prof "$ROOT/bench/profile/hot-loop.mjs" "$OP" "$CALLS" ${BEFORE:+"$BEFORE"} 2>/dev/null)
 PID=$(cat "$WORK/pid") # sh execs taskset, which execs node: one pid, the one of V8's perf map
 rm -rf "$WORK"
 squeeze() { grep -v '^#' | grep '%' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:space:]]*$//; s/[[:space:]]+$//; s/  +/  /g'; }

@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+// npm run test:provision — runs scripts/provision-ci.sh against stub dpkg-query, apt-cache,
+// apt-get, id and sudo placed first on PATH, and checks its plan and its apt-get calls exactly.
+// Changes nothing on the system and needs no root: the stubs record what would have happened.
+//
+// The stubs play the machines the script meets: a never-provisioned one (dpkg-query knows none of
+// the packages and exits 1), a partly provisioned one (one package removed with its config files
+// left, "deinstall ok config-files"), a package apt has no candidate for, one apt has never heard
+// of (empty policy output), and apt-cache output far larger than a pipe buffer after the
+// `Candidate:` line (a `| grep -q` would close the pipe early and fail under pipefail).
+import { spawnSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const script = join(root, 'scripts', 'provision-ci.sh')
+
+/** The PKGS array of provision-ci.sh, in order. */
+function packages() {
+  const src = readFileSync(script, 'utf8')
+  const m = /^PKGS=\(\n([\s\S]*?)\n\)/m.exec(src)
+  if (!m) throw new Error('PKGS=( … ) not found in provision-ci.sh')
+  return m[1].split(/\s+/).filter(Boolean)
+}
+
+const STUBS = {
+  // dpkg-query -W -f=FMT pkg… : "pkg <status>" for the ones in STUB_DPKG (pkg=status;…); the
+  // rest are unknown: an error line each on stderr and exit 1, as the real one does.
+  'dpkg-query': `#!/usr/bin/env bash
+shift 2
+rc=0
+for p in "$@"; do
+  st=""
+  IFS=';' read -ra entries <<<"\${STUB_DPKG:-}"
+  for e in "\${entries[@]}"; do [ "\${e%%=*}" = "$p" ] && st="\${e#*=}"; done
+  if [ -n "$st" ]; then printf '%s %s\\n' "$p" "$st"; else echo "dpkg-query: no packages found matching $p" >&2; rc=1; fi
+done
+exit $rc
+`,
+  // apt-cache policy PKG : a candidate, then ~200 KB of version table (more than a pipe holds);
+  // "(none)" for names in STUB_NOCAND; nothing at all for names in STUB_UNKNOWN.
+  'apt-cache': `#!/usr/bin/env bash
+[ "$1" = policy ] || exit 2
+p="$2"
+case " \${STUB_UNKNOWN:-} " in *" $p "*) exit 0 ;; esac
+echo "$p:"
+echo "  Installed: (none)"
+case " \${STUB_NOCAND:-} " in *" $p "*) echo "  Candidate: (none)"; echo "  Version table:"; exit 0 ;; esac
+echo "  Candidate: 1.2.3-4"
+echo "  Version table:"
+for i in $(seq 1 4000); do echo "     1.2.3-$i 500        500 http://deb.example/debian bookworm/main amd64 Packages"; done
+`,
+  'apt-get': `#!/usr/bin/env bash
+echo "$*" >>"$STUB_LOG"
+`,
+  id: `#!/usr/bin/env bash
+[ "$1" = -u ] && { echo "\${STUB_UID:-0}"; exit 0; }
+exit 1
+`,
+  sudo: `#!/usr/bin/env bash
+echo "sudo $*" >>"$STUB_LOG"
+exit 1
+`,
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'nsm-provision-'))
+const bin = join(dir, 'bin')
+spawnSync('mkdir', ['-p', bin])
+for (const [name, body] of Object.entries(STUBS)) {
+  writeFileSync(join(bin, name), body)
+  chmodSync(join(bin, name), 0o755)
+}
+
+function run(args, env) {
+  const log = join(dir, `apt-${Math.random().toString(36).slice(2)}.log`)
+  const r = spawnSync('bash', [script, ...args], {
+    encoding: 'utf8',
+    env: { PATH: `${bin}:${process.env.PATH}`, HOME: dir, STUB_LOG: log, ...env },
+    timeout: 60_000,
+  })
+  const calls = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []
+  return { status: r.status, signal: r.signal, out: r.stdout, err: r.stderr, calls }
+}
+
+const PKGS = packages()
+const ok = 'install ok installed'
+const dpkg = (except, extra = {}) =>
+  PKGS.filter((p) => !except.includes(p))
+    .map((p) => `${p}=${extra[p] ?? ok}`)
+    .concat(Object.entries(extra).filter(([p]) => except.includes(p)).map(([p, s]) => `${p}=${s}`))
+    .join(';')
+
+let passed = 0
+let failed = 0
+function check(title, fn) {
+  try {
+    fn()
+    passed++
+    console.log(`ok ${title}`)
+  } catch (e) {
+    failed++
+    console.log(`not ok ${title}\n  ${String(e.message).replace(/\n/g, '\n  ')}`)
+  }
+}
+function eq(actual, expected, what) {
+  const a = JSON.stringify(actual)
+  const b = JSON.stringify(expected)
+  if (a !== b) throw new Error(`${what}:\n    expected ${b}\n    actual   ${a}`)
+}
+function lines(text, prefix) {
+  return text.split('\n').filter((l) => l.startsWith(prefix))
+}
+const inOrder = (names) => PKGS.filter((p) => names.includes(p))
+
+// A partly provisioned machine: two packages absent, one removed (config files left), one of the
+// absent ones has no candidate, one is unknown to apt altogether.
+const absent = ['wine64', 'shellcheck', 'libunwind-14-dev', 'qemu-user']
+const removed = { 'musl-tools': 'deinstall ok config-files' }
+const partial = {
+  STUB_DPKG: dpkg(absent, removed),
+  STUB_NOCAND: 'libunwind-14-dev',
+  STUB_UNKNOWN: 'qemu-user',
+}
+const partialPlan = inOrder(['wine64', 'shellcheck', 'musl-tools'])
+
+check('--dry-run names exactly the missing packages apt can install, calls no apt-get, needs no root', () => {
+  const r = run(['--dry-run'], { ...partial, STUB_UID: '1000' })
+  eq(r.status, 0, 'exit status')
+  eq(lines(r.out, '[provision-ci] would install: '), [`[provision-ci] would install: ${partialPlan.join(' ')}`], 'plan')
+  eq(lines(r.out, '[provision-ci] missing: '), [`[provision-ci] missing: ${inOrder([...absent, 'musl-tools']).join(' ')}`], 'missing')
+  eq(
+    lines(r.err, '[provision-ci] not available from apt here: ').sort(),
+    ['[provision-ci] not available from apt here: libunwind-14-dev', '[provision-ci] not available from apt here: qemu-user'],
+    'unavailable',
+  )
+  eq(r.calls, [], 'apt-get/sudo calls')
+})
+
+check('as root: apt-get update, then one install of exactly the plan', () => {
+  const r = run([], { ...partial, STUB_UID: '0' })
+  eq(r.status, 0, `exit status (stderr: ${r.err.trim()})`)
+  eq(r.calls, ['update -qq', `install -y -qq --no-install-recommends ${partialPlan.join(' ')}`], 'apt-get calls')
+})
+
+check('a never-provisioned machine (dpkg-query knows nothing, exits 1): every available package installed', () => {
+  const r = run([], { STUB_DPKG: '', STUB_UID: '0', STUB_NOCAND: 'rustc-web' })
+  eq(r.status, 0, `exit status (stderr: ${r.err.trim()})`)
+  eq(r.calls, ['update -qq', `install -y -qq --no-install-recommends ${PKGS.filter((p) => p !== 'rustc-web').join(' ')}`], 'apt-get calls')
+})
+
+check('everything installed: no apt call at all', () => {
+  const r = run([], { STUB_DPKG: dpkg([]), STUB_UID: '1000' })
+  eq(r.status, 0, 'exit status')
+  eq(lines(r.out, '[provision-ci] '), [`[provision-ci] all ${PKGS.length} packages present`], 'output')
+  eq(r.calls, [], 'apt-get calls')
+})
+
+check('nothing installable: apt-get update only, exit 0, each package reported', () => {
+  const r = run([], { STUB_DPKG: dpkg(['wine64', 'shellcheck']), STUB_UID: '0', STUB_NOCAND: 'wine64 shellcheck' })
+  eq(r.status, 0, 'exit status')
+  eq(r.calls, ['update -qq'], 'apt-get calls')
+  eq(lines(r.err, '[provision-ci] not available').length, 2, 'reported')
+})
+
+check('not root and no passwordless sudo: exit 1 naming the packages, nothing installed', () => {
+  const r = run([], { ...partial, STUB_UID: '1000' })
+  eq(r.status, 1, 'exit status')
+  if (!r.err.includes('need root')) throw new Error(`stderr lacks "need root": ${r.err}`)
+  eq(r.calls.filter((c) => !c.startsWith('sudo -n true')), [], 'apt-get calls')
+})
+
+check('an apt-get failure fails the script with apt-get\'s output', () => {
+  writeFileSync(join(bin, 'apt-get'), '#!/usr/bin/env bash\necho "$*" >>"$STUB_LOG"\n[ "$1" = install ] && { echo "E: Unable to locate package" >&2; exit 100; }\nexit 0\n')
+  const r = run([], { ...partial, STUB_UID: '0' })
+  writeFileSync(join(bin, 'apt-get'), STUBS['apt-get'])
+  eq(r.status, 1, 'exit status')
+  if (!r.err.includes('Unable to locate')) throw new Error(`stderr lacks apt-get's output: ${r.err}`)
+})
+
+rmSync(dir, { recursive: true, force: true })
+console.log(`provision: ${passed} passed, ${failed} failed`)
+process.exit(failed ? 1 : 0)
