@@ -1,6 +1,6 @@
 //! Which OS object a segment name stands for: one pure function, [`shm_names`], with the OS as a
 //! parameter, so that every OS's rule is unit-tested on any machine (the backends call it with
-//! [`NameOs::CURRENT`]; `unix.rs` tries [`ShmNames::open_order`] through `open_first`).
+//! [`NameOs::CURRENT`]; `unix.rs` opens through [`ShmNames::open_first`]).
 
 use std::io;
 
@@ -45,6 +45,23 @@ impl ShmNames {
     /// The names `open` tries, in order.
     pub fn open_order(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.exact.as_str()).chain(self.open_fallback.as_deref())
+    }
+
+    /// Runs `open` on each of [`open_order`](Self::open_order) until one succeeds or fails with
+    /// anything but "does not exist" (`ENOENT`); returns that result, or the last "does not
+    /// exist". This is how the backends open a segment.
+    pub fn open_first<T>(
+        &self,
+        mut open: impl FnMut(&str) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut result = open(&self.exact);
+        if let Some(next) = &self.open_fallback {
+            if matches!(&result, Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::NotFound)
+            {
+                result = open(next);
+            }
+        }
+        result
     }
 }
 
@@ -130,25 +147,6 @@ pub fn shm_names(name: &str, os: NameOs) -> Result<ShmNames, NameError> {
         exact: name.to_string(),
         open_fallback: (!slashed && name.len() < MACOS_MAX).then(|| format!("/{name}")),
     })
-}
-
-/// Runs `open` on each of `names.open_order()` until one succeeds or fails with anything but
-/// "does not exist"; returns that result (or the last "does not exist").
-pub(crate) fn open_first<T>(
-    names: &ShmNames,
-    mut open: impl FnMut(&str) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let mut order = names.open_order();
-    let mut result = open(order.next().expect("exact is always first"));
-    for next in order {
-        match &result {
-            Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                result = open(next);
-            }
-            _ => break,
-        }
-    }
-    result
 }
 
 #[cfg(test)]
@@ -299,7 +297,7 @@ mod tests {
     ) -> (Result<String, Error>, Vec<String>) {
         let names = shm_names(name, MacOs).unwrap();
         let mut tried = Vec::new();
-        let r = open_first(&names, |n| {
+        let r = names.open_first(|n| {
             tried.push(n.to_string());
             if denied.contains(&n) {
                 Err(Error::os(
@@ -355,7 +353,7 @@ mod tests {
         for (name, os, only) in [("x", Linux, "/x"), ("/x", Linux, "/x"), ("x", Windows, "x")] {
             let names = shm_names(name, os).unwrap();
             let mut tried = Vec::new();
-            let r: Result<(), Error> = open_first(&names, |n| {
+            let r: Result<(), Error> = names.open_first(|n| {
                 tried.push(n.to_string());
                 Err(Error::os("shm_open", io::ErrorKind::NotFound.into()))
             });

@@ -15,7 +15,7 @@ use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 
-use crate::names::{open_first, shm_names, NameOs, ShmNames};
+use crate::names::{shm_names, NameOs, ShmNames};
 use crate::{Access, CreateOptions, Error};
 
 /// A peer can `ftruncate` a POSIX segment smaller while we have it mapped, except on macOS,
@@ -121,7 +121,7 @@ pub(crate) struct Segment {
 impl Segment {
     /// Opens the first of the name's candidates that exists (macOS: `x`, then `/x`).
     pub(crate) fn open(name: &str, access: Access) -> Result<Segment, Error> {
-        let fd = open_first(&names(name)?, |n| shm_open(&c_name(n), How::Open(access)))?;
+        let fd = names(name)?.open_first(|n| shm_open(&c_name(n), How::Open(access)))?;
         Ok(Segment { fd })
     }
 
