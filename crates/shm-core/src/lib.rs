@@ -16,6 +16,11 @@
 //! and atomics), so a peer's concurrent writes can tear a copy but cannot break Rust's aliasing
 //! rules.
 //!
+//! Names: [`shm_names`] is the one rule, per OS, for which OS object a name stands for. On
+//! macOS `x` and `/x` are two objects: [`Segment::create`] and [`Segment::unlink`] touch exactly
+//! the string given, and [`Segment::open`] of a name without a leading `/` opens `x` if it exists,
+//! else `/x` (see [`shm_names`]).
+//!
 //! Every platform difference lives in one file per OS (`unix.rs`, `windows.rs`, plus the
 //! wait/notify primitive in `futex_linux.rs` / `futex_macos.rs`); `cfg` appears only at the
 //! `mod` lines below. Errors keep the OS error (`std::io::Error`) and name the syscall.
@@ -46,8 +51,10 @@ mod futex;
 #[path = "futex_poll.rs"]
 mod futex;
 
+mod names;
 mod region;
 
+pub use names::{shm_names, NameOs, ShmNames};
 pub use region::{Region, RegionError, WAIT_SLICE};
 
 /// How a segment is opened and mapped.
@@ -85,7 +92,7 @@ pub enum NameError {
     Empty,
     /// The name holds a NUL character.
     Nul,
-    /// The name holds `/` after its first character (Unix).
+    /// The name holds `/` after its first character (Unix, macOS included).
     Slash,
     /// The name is `.` or `..` (after the optional leading `/`), which name directories (Unix).
     Dots,
@@ -95,7 +102,7 @@ pub enum NameError {
         len: usize,
         /// The platform's maximum.
         max: usize,
-        /// Which platform rule this is, e.g. `"macOS (PSHMNAMLEN)"`.
+        /// Which platform rule this is, e.g. `"Linux (NAME_MAX, after the leading '/')"`.
         platform: &'static str,
     },
 }
@@ -259,9 +266,10 @@ pub fn error_description(err: &io::Error) -> String {
     text.to_string()
 }
 
-/// Checks `name` against the platform's rules without any syscall.
+/// Checks `name` against this platform's rules without any syscall ([`shm_names`] with
+/// [`NameOs::CURRENT`]).
 pub fn validate_name(name: &str) -> Result<(), NameError> {
-    os::validate_name(name).map(|_| ())
+    shm_names(name, NameOs::CURRENT).map(|_| ())
 }
 
 /// The address of a function exported by the host process (e.g. an optional Node-API function
@@ -301,7 +309,8 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Opens an existing segment; never creates one.
+    /// Opens an existing segment; never creates one. On macOS a name without a leading `/`
+    /// opens the object of exactly that name, or, if there is none, the one named `/` + name.
     pub fn open(name: &str, access: Access) -> Result<Segment, Error> {
         let inner = os::Segment::open(name, access)?;
         Ok(Segment {
@@ -314,7 +323,8 @@ impl Segment {
     /// Creates a segment of `len` bytes (zero-filled) and opens it read-write.
     ///
     /// With `exclusive: false` an existing segment of at least `len` bytes is opened instead
-    /// (it is never shrunk or grown).
+    /// (it is never shrunk or grown). On macOS the object is the name exactly as given, with or
+    /// without a leading `/` (no fallback as in [`open`](Self::open)).
     pub fn create(name: &str, len: u64, options: CreateOptions) -> Result<Segment, Error> {
         if len == 0 {
             return Err(Error::Empty);
@@ -329,7 +339,8 @@ impl Segment {
 
     /// Removes the name. Existing handles and mappings stay valid. `Ok(false)` when no segment
     /// had that name. On Windows a name lives exactly as long as some handle to it does, so this
-    /// only reports whether the name currently exists.
+    /// only reports whether the name currently exists. On macOS it removes the object of exactly
+    /// the name given (`x` never removes `/x`).
     pub fn unlink(name: &str) -> Result<bool, Error> {
         os::unlink(name)
     }

@@ -15,7 +15,8 @@ use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 
-use crate::{Access, CreateOptions, Error, NameError};
+use crate::names::{shm_names, NameOs, ShmNames};
+use crate::{Access, CreateOptions, Error};
 
 /// A peer can `ftruncate` a POSIX segment smaller while we have it mapped, except on macOS,
 /// where xnu refuses to resize a shared-memory object once it has a size (`pshm_truncate`).
@@ -32,41 +33,14 @@ const PRIVATE_SHM_MAPPINGS: bool = true;
 #[cfg(target_os = "macos")]
 const PRIVATE_SHM_MAPPINGS: bool = false;
 
-/// The longest name the OS accepts, in bytes, and the rule's name. macOS counts the leading `/`
-/// (`PSHMNAMLEN` = 31); glibc strips it and then allows a whole file name (`NAME_MAX` = 255).
-#[cfg(target_os = "macos")]
-const NAME_MAX: (usize, bool, &str) = (31, true, "macOS (PSHMNAMLEN, counting the leading '/')");
-#[cfg(not(target_os = "macos"))]
-const NAME_MAX: (usize, bool, &str) = (255, false, "Linux (NAME_MAX, after the leading '/')");
+/// The name as `shm_open` takes it (a name from [`shm_names`] holds no NUL).
+fn c_name(name: &str) -> CString {
+    CString::new(name).expect("no interior NUL")
+}
 
-/// Validates `name` and returns the form `shm_open` takes: one leading `/`, then no `/`.
-pub(crate) fn validate_name(name: &str) -> Result<CString, NameError> {
-    let bare = name.strip_prefix('/').unwrap_or(name);
-    if bare.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if bare.contains('\0') {
-        return Err(NameError::Nul);
-    }
-    if bare.contains('/') {
-        return Err(NameError::Slash);
-    }
-    if bare == "." || bare == ".." {
-        return Err(NameError::Dots);
-    }
-    let len = bare.len() + usize::from(NAME_MAX.1);
-    if len > NAME_MAX.0 {
-        return Err(NameError::TooLong {
-            len,
-            max: NAME_MAX.0,
-            platform: NAME_MAX.2,
-        });
-    }
-    let mut bytes = Vec::with_capacity(bare.len() + 2);
-    bytes.push(b'/');
-    bytes.extend_from_slice(bare.as_bytes());
-    // The NUL check above makes this infallible.
-    Ok(CString::new(bytes).expect("no interior NUL"))
+/// The object name(s) `name` stands for on this OS (see `names.rs`).
+fn names(name: &str) -> Result<ShmNames, Error> {
+    shm_names(name, NameOs::CURRENT).map_err(Error::Name)
 }
 
 fn os_err(syscall: &'static str) -> impl FnOnce(Errno) -> Error {
@@ -145,11 +119,10 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// Opens the first of the name's candidates that exists (macOS: `x`, then `/x`).
     pub(crate) fn open(name: &str, access: Access) -> Result<Segment, Error> {
-        let path = validate_name(name).map_err(Error::Name)?;
-        Ok(Segment {
-            fd: shm_open(&path, How::Open(access))?,
-        })
+        let fd = names(name)?.open_first(|n| shm_open(&c_name(n), How::Open(access)))?;
+        Ok(Segment { fd })
     }
 
     /// Returns the segment and whether this call created it (rather than opening an existing one).
@@ -163,7 +136,8 @@ impl Segment {
         len: u64,
         options: CreateOptions,
     ) -> Result<(Segment, bool), Error> {
-        let path = validate_name(name).map_err(Error::Name)?;
+        // Exactly one object: never the open fallback.
+        let path = c_name(&names(name)?.exact);
         let mode = Mode::from_bits_truncate(options.mode as _);
         if i64::try_from(len).is_err() {
             return Err(Error::os("ftruncate", io::Error::from(Errno::FBIG)));
@@ -286,8 +260,9 @@ impl Segment {
     }
 }
 
+/// Removes exactly the name's one object (macOS: `x` never removes `/x`).
 pub(crate) fn unlink(name: &str) -> Result<bool, Error> {
-    let path = validate_name(name).map_err(Error::Name)?;
+    let path = c_name(&names(name)?.exact);
     match shm_unlink(&path) {
         Ok(()) => Ok(true),
         Err(Errno::NOENT) => Ok(false),

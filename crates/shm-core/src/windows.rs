@@ -18,33 +18,21 @@ use windows_sys::Win32::System::Memory::{
     MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE,
 };
 
-use crate::{Access, CreateOptions, Error, NameError};
+use crate::names::{shm_names, NameOs};
+use crate::{Access, CreateOptions, Error};
 
 /// A file-mapping object never changes size after creation.
 pub(crate) const SEGMENTS_CAN_SHRINK: bool = false;
 
-/// Object names are limited like paths; counted in UTF-16 units.
-const NAME_MAX: usize = 260;
-
-/// Validates `name` and returns it as NUL-terminated UTF-16, exactly as given otherwise
-/// (`Local\` / `Global\` prefixes are the caller's choice).
-pub(crate) fn validate_name(name: &str) -> Result<Vec<u16>, NameError> {
-    if name.is_empty() {
-        return Err(NameError::Empty);
-    }
-    if name.contains('\0') {
-        return Err(NameError::Nul);
-    }
-    let mut wide: Vec<u16> = name.encode_utf16().collect();
-    if wide.len() > NAME_MAX {
-        return Err(NameError::TooLong {
-            len: wide.len(),
-            max: NAME_MAX,
-            platform: "Windows (MAX_PATH, in UTF-16 units)",
-        });
-    }
-    wide.push(0);
-    Ok(wide)
+/// Validates `name` ([`shm_names`]) and returns it as NUL-terminated UTF-16, exactly as given
+/// otherwise (`Local\` / `Global\` prefixes are the caller's choice).
+fn wide_name(name: &str) -> Result<Vec<u16>, Error> {
+    let names = shm_names(name, NameOs::Windows).map_err(Error::Name)?;
+    Ok(names
+        .exact
+        .encode_utf16()
+        .chain(std::iter::once(0))
+        .collect())
 }
 
 fn last_error(syscall: &'static str) -> Error {
@@ -62,7 +50,7 @@ unsafe impl Sync for Segment {}
 
 impl Segment {
     pub(crate) fn open(name: &str, access: Access) -> Result<Segment, Error> {
-        let wide = validate_name(name).map_err(Error::Name)?;
+        let wide = wide_name(name)?;
         let desired = match access {
             Access::ReadOnly => FILE_MAP_READ,
             Access::ReadWrite => FILE_MAP_READ | FILE_MAP_WRITE,
@@ -81,7 +69,7 @@ impl Segment {
         len: u64,
         options: CreateOptions,
     ) -> Result<(Segment, bool), Error> {
-        let wide = validate_name(name).map_err(Error::Name)?;
+        let wide = wide_name(name)?;
         // SAFETY: INVALID_HANDLE_VALUE asks for a pagefile-backed mapping; default security;
         // `wide` is NUL-terminated and outlives the call.
         let handle = unsafe {
@@ -177,7 +165,7 @@ impl Drop for Segment {
 }
 
 pub(crate) fn unlink(name: &str) -> Result<bool, Error> {
-    let wide = validate_name(name).map_err(Error::Name)?;
+    let wide = wide_name(name)?;
     // SAFETY: as in `Segment::open`.
     let handle = unsafe { OpenFileMappingW(FILE_MAP_READ, 0, wide.as_ptr()) };
     if handle.is_null() {
