@@ -32,6 +32,11 @@
 #                                               minimal images
 #   libatomic1                                  the Python channel peer's atomics (ctypes)
 set -euo pipefail
+# apt-cache's output is parsed below ("Candidate:"): under a translated locale it says
+# "Installationskandidat:" (LANG=de_DE.UTF-8, or LANGUAGE=de) and every package would look
+# unavailable. LC_ALL=C makes gettext ignore LANGUAGE too.
+export LC_ALL=C
+unset LANGUAGE
 
 PKGS=(
   valgrind
@@ -82,6 +87,18 @@ available() {
   return 1
 }
 
+# lists_present → exit 0 when apt has package lists (`apt-cache policy` with no package names
+# lists one "… Packages" source per list). A never-updated machine has none: apt-cache then knows
+# only what is installed, so a dry-run's availability check would call everything unavailable.
+lists_present() {
+  local out line
+  out="$(apt-cache policy 2>/dev/null)" || return 1
+  while IFS= read -r line; do
+    case "$line" in *" Packages") return 0 ;; esac
+  done <<<"$out"
+  return 1
+}
+
 installed="$(installed_set)"
 missing=()
 for p in "${PKGS[@]}"; do [[ "$installed" == *" $p "* ]] || missing+=("$p"); done
@@ -108,7 +125,14 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 if [ "$dry_run" = 0 ]; then
   # A fresh machine's package lists are empty or stale: apt-cache finds nothing before this.
-  $sudo apt-get update -qq >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+  # A mirror that cannot be reached is only a warning ("W: Failed to fetch", exit 0) unless
+  # Error-Mode=any (apt >= 2.1.16; older apt ignores unknown -o options): without it a machine
+  # whose lists were never fetched would report "nothing to install" and exit 0.
+  $sudo apt-get update -qq -o APT::Update::Error-Mode=any >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+elif ! lists_present; then
+  say "apt has no package lists (never updated): the real run does apt-get update first"
+  say "would install: those of ${missing[*]} that apt has after the update"
+  exit 0
 fi
 # Elsewhere than Debian 12 some names do not exist (Ubuntu has no rustc-web: use rustup targets
 # there); those are reported, and the suites that need them say SKIPPED (a failure when CI=true).
