@@ -7,7 +7,10 @@
 // the packages and exits 1), a partly provisioned one (one package removed with its config files
 // left, "deinstall ok config-files"), a package apt has no candidate for, one apt has never heard
 // of (empty policy output), and apt-cache output far larger than a pipe buffer after the
-// `Candidate:` line (a `| grep -q` would close the pipe early and fail under pipefail).
+// `Candidate:` line (a `| grep -q` would close the pipe early and fail under pipefail). Also: dpkg
+// statuses other than installed/config-files and arch-qualified names, a German locale (apt-cache
+// translates "Candidate:"), apt lists never fetched (dry-run), a mirror apt-get update cannot
+// reach, and a non-root user with passwordless sudo (every apt-get call must go through sudo).
 import { spawnSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -34,8 +37,8 @@ rc=0
 for p in "$@"; do
   st=""
   IFS=';' read -ra entries <<<"\${STUB_DPKG:-}"
-  for e in "\${entries[@]}"; do [ "\${e%%=*}" = "$p" ] && st="\${e#*=}"; done
-  if [ -n "$st" ]; then printf '%s %s\\n' "$p" "$st"; else echo "dpkg-query: no packages found matching $p" >&2; rc=1; fi
+  for e in "\${entries[@]}"; do n="\${e%%=*}"; [ "\${n%%:*}" = "$p" ] && { st="\${e#*=}"; name="$n"; }; done
+  if [ -n "$st" ]; then printf '%s %s\\n' "$name" "$st"; else echo "dpkg-query: no packages found matching $p" >&2; rc=1; fi
 done
 exit $rc
 `,
@@ -43,25 +46,40 @@ exit $rc
   // "(none)" for names in STUB_NOCAND; nothing at all for names in STUB_UNKNOWN.
   'apt-cache': `#!/usr/bin/env bash
 [ "$1" = policy ] || exit 2
+# gettext: a non-C locale with German messages translates the field names
+loc="\${LC_ALL:-\${LC_MESSAGES:-\${LANG:-C}}}"
+I="Installed:"; C="Candidate:"
+case "$loc" in C|C.*|POSIX) ;; *) case "\${LANGUAGE:-$loc}" in de*) I="Installiert:"; C="Installationskandidat:" ;; esac ;; esac
+if [ $# = 1 ]; then
+  echo "Package files:"; echo " 100 /var/lib/dpkg/status"; echo "     release a=now"
+  [ -n "\${STUB_NOLISTS:-}" ] || echo " 500 http://deb.example/debian bookworm/main amd64 Packages"
+  echo "Pinned packages:"; exit 0
+fi
 p="$2"
 case " \${STUB_UNKNOWN:-} " in *" $p "*) exit 0 ;; esac
+[ -n "\${STUB_NOLISTS:-}" ] && STUB_NOCAND="\${STUB_NOCAND:-} $p"
 echo "$p:"
-echo "  Installed: (none)"
-case " \${STUB_NOCAND:-} " in *" $p "*) echo "  Candidate: (none)"; echo "  Version table:"; exit 0 ;; esac
-echo "  Candidate: 1.2.3-4"
+echo "  $I (none)"
+case " \${STUB_NOCAND:-} " in *" $p "*) echo "  $C (none)"; echo "  Version table:"; exit 0 ;; esac
+echo "  $C 1.2.3-4"
 echo "  Version table:"
 for i in $(seq 1 4000); do echo "     1.2.3-$i 500        500 http://deb.example/debian bookworm/main amd64 Packages"; done
 `,
   'apt-get': `#!/usr/bin/env bash
 echo "$*" >>"$STUB_LOG"
+[ "$1" = update ] && [ -n "\${STUB_UPDATE_FAIL:-}" ] && { echo "E: Failed to fetch http://deb.example/debian/dists/bookworm/InRelease" >&2; exit 100; }
+exit 0
 `,
   id: `#!/usr/bin/env bash
 [ "$1" = -u ] && { echo "\${STUB_UID:-0}"; exit 0; }
 exit 1
 `,
+  // passwordless sudo when STUB_SUDO_OK is set: runs the command (after -n) as given
   sudo: `#!/usr/bin/env bash
 echo "sudo $*" >>"$STUB_LOG"
-exit 1
+[ -n "\${STUB_SUDO_OK:-}" ] || exit 1
+[ "$1" = -n ] && shift
+exec "$@"
 `,
 }
 
@@ -92,6 +110,7 @@ const dpkg = (except, extra = {}) =>
     .concat(Object.entries(extra).filter(([p]) => except.includes(p)).map(([p, s]) => `${p}=${s}`))
     .join(';')
 
+const UPDATE = 'update -qq -o APT::Update::Error-Mode=any'
 let passed = 0
 let failed = 0
 function check(title, fn) {
@@ -141,13 +160,13 @@ check('--dry-run names exactly the missing packages apt can install, calls no ap
 check('as root: apt-get update, then one install of exactly the plan', () => {
   const r = run([], { ...partial, STUB_UID: '0' })
   eq(r.status, 0, `exit status (stderr: ${r.err.trim()})`)
-  eq(r.calls, ['update -qq', `install -y -qq --no-install-recommends ${partialPlan.join(' ')}`], 'apt-get calls')
+  eq(r.calls, [UPDATE, `install -y -qq --no-install-recommends ${partialPlan.join(' ')}`], 'apt-get calls')
 })
 
 check('a never-provisioned machine (dpkg-query knows nothing, exits 1): every available package installed', () => {
   const r = run([], { STUB_DPKG: '', STUB_UID: '0', STUB_NOCAND: 'rustc-web' })
   eq(r.status, 0, `exit status (stderr: ${r.err.trim()})`)
-  eq(r.calls, ['update -qq', `install -y -qq --no-install-recommends ${PKGS.filter((p) => p !== 'rustc-web').join(' ')}`], 'apt-get calls')
+  eq(r.calls, [UPDATE, `install -y -qq --no-install-recommends ${PKGS.filter((p) => p !== 'rustc-web').join(' ')}`], 'apt-get calls')
 })
 
 check('everything installed: no apt call at all', () => {
@@ -160,7 +179,7 @@ check('everything installed: no apt call at all', () => {
 check('nothing installable: apt-get update only, exit 0, each package reported', () => {
   const r = run([], { STUB_DPKG: dpkg(['wine64', 'shellcheck']), STUB_UID: '0', STUB_NOCAND: 'wine64 shellcheck' })
   eq(r.status, 0, 'exit status')
-  eq(r.calls, ['update -qq'], 'apt-get calls')
+  eq(r.calls, [UPDATE], 'apt-get calls')
   eq(lines(r.err, '[provision-ci] not available').length, 2, 'reported')
 })
 
@@ -177,6 +196,50 @@ check('an apt-get failure fails the script with apt-get\'s output', () => {
   writeFileSync(join(bin, 'apt-get'), STUBS['apt-get'])
   eq(r.status, 1, 'exit status')
   if (!r.err.includes('Unable to locate')) throw new Error(`stderr lacks apt-get's output: ${r.err}`)
+})
+
+check('a German locale (LANG=de_DE.UTF-8, LANGUAGE=de): the same plan as in C', () => {
+  const r = run(['--dry-run'], { ...partial, STUB_UID: '1000', LANG: 'de_DE.UTF-8', LANGUAGE: 'de' })
+  eq(r.status, 0, 'exit status')
+  eq(lines(r.out, '[provision-ci] would install: '), [`[provision-ci] would install: ${partialPlan.join(' ')}`], 'plan')
+})
+
+check('dpkg statuses: half-configured, unpacked, not-installed are missing; an arch-qualified installed one is not', () => {
+  const odd = {
+    valgrind: 'install ok half-configured',
+    python3: 'install ok unpacked',
+    binutils: 'unknown ok not-installed',
+  }
+  const STUB_DPKG = `${dpkg([...Object.keys(odd), 'libatomic1'], odd)};libatomic1:amd64=${ok}`
+  const r = run(['--dry-run'], { STUB_DPKG, STUB_UID: '1000' })
+  eq(r.status, 0, 'exit status')
+  eq(lines(r.out, '[provision-ci] missing: '), [`[provision-ci] missing: ${inOrder(Object.keys(odd)).join(' ')}`], 'missing')
+})
+
+check('not root, passwordless sudo: every apt-get call goes through sudo -n', () => {
+  const r = run([], { ...partial, STUB_UID: '1000', STUB_SUDO_OK: '1' })
+  eq(r.status, 0, `exit status (stderr: ${r.err.trim()})`)
+  const install = `install -y -qq --no-install-recommends ${partialPlan.join(' ')}`
+  eq(
+    r.calls,
+    ['sudo -n true', `sudo -n apt-get ${UPDATE}`, UPDATE, `sudo -n env DEBIAN_FRONTEND=noninteractive apt-get ${install}`, install],
+    'calls',
+  )
+})
+
+check('apt-get update fails (mirror unreachable): exit 1 with its output, nothing installed', () => {
+  const r = run([], { ...partial, STUB_UID: '0', STUB_UPDATE_FAIL: '1' })
+  eq(r.status, 1, 'exit status')
+  if (!r.err.includes('Failed to fetch')) throw new Error(`stderr lacks apt-get's output: ${r.err}`)
+  eq(r.calls, [UPDATE], 'apt-get calls')
+})
+
+check('--dry-run on a machine whose apt lists were never fetched: says so, reports nothing unavailable', () => {
+  const r = run(['--dry-run'], { STUB_DPKG: '', STUB_UID: '1000', STUB_NOLISTS: '1' })
+  eq(r.status, 0, 'exit status')
+  if (!r.out.includes('no package lists')) throw new Error(`stdout lacks "no package lists": ${r.out}`)
+  eq(lines(r.err, '[provision-ci] not available'), [], 'packages reported unavailable')
+  eq(r.calls, [], 'apt-get/sudo calls')
 })
 
 rmSync(dir, { recursive: true, force: true })
