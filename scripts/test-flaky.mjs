@@ -45,6 +45,11 @@ function parse(argv) {
   return o
 }
 
+// The busy loop checks that its parent is still there, so it ends even when this runner is killed
+// with SIGKILL (before, a SIGTERM'd runner left `node -e for(;;){}` spinning under init forever).
+const BUSY = 'const p = process.ppid; for (;;) { for (let i = 0; i < 5e7; i++); if (process.ppid !== p) process.exit() }'
+let current = null // the ava child of the run in progress
+
 function runOnce(file, match, mode, timeoutS) {
   return new Promise((resolve) => {
     const env = { ...process.env }
@@ -53,6 +58,7 @@ function runOnce(file, match, mode, timeoutS) {
     else delete env.NODE_SHARED_MEM_FORCE_COPY
     const args = [join(root, 'node_modules/ava/entrypoints/cli.mjs'), file, '--match', match, '--timeout', '2m']
     const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    current = child
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.stderr.on('data', (d) => (out += d))
@@ -75,7 +81,14 @@ async function main() {
     return
   }
   let busy = null
-  if (o.busy) busy = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' })
+  if (o.busy) busy = spawn(process.execPath, ['-e', BUSY], { stdio: 'ignore' })
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      busy?.kill('SIGKILL')
+      current?.kill('SIGKILL')
+      process.exit(2)
+    })
+  }
   const node = spawnSync(process.execPath, ['--version'], { encoding: 'utf8' }).stdout.trim()
   console.log(`test:flaky: ${o.runs} runs × ${tests.length} tests × ${o.modes.join('+')}; node ${node}; ` +
     `${availableParallelism()} CPUs; other CPU busy: ${o.busy}; load at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
