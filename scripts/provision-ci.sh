@@ -108,6 +108,13 @@ if [ "${#missing[@]}" = 0 ]; then
 fi
 say "missing: ${missing[*]}"
 
+# Not Debian/Ubuntu (no apt): say so, also in a dry-run (whose plan would otherwise claim an
+# apt-get update that cannot happen).
+if ! command -v apt-get >/dev/null || ! command -v apt-cache >/dev/null; then
+  echo "[provision-ci] no apt-get/apt-cache; install by hand: ${missing[*]}" >&2
+  exit 1
+fi
+
 sudo=""
 if [ "$dry_run" = 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -116,7 +123,6 @@ if [ "$dry_run" = 0 ]; then
       exit 1
     fi
   fi
-  command -v apt-get >/dev/null || { echo "[provision-ci] no apt-get; install by hand: ${missing[*]}" >&2; exit 1; }
 fi
 
 start=$(date +%s)

@@ -242,6 +242,26 @@ check('--dry-run on a machine whose apt lists were never fetched: says so, repor
   eq(r.calls, [], 'apt-get/sudo calls')
 })
 
+check('no apt at all (PATH without apt-get/apt-cache): exit 1 naming the packages, also with --dry-run', () => {
+  // a PATH with bash, the tools the script uses and the dpkg-query/id stubs, and nothing else
+  const bare = join(dir, 'bare')
+  spawnSync('mkdir', ['-p', bare])
+  for (const t of ['bash', 'env', 'date', 'mktemp', 'rm', 'cat', 'sed']) {
+    const p = spawnSync('bash', ['-c', `command -v ${t}`], { encoding: 'utf8' }).stdout.trim()
+    if (p) spawnSync('ln', ['-sf', p, join(bare, t)])
+  }
+  for (const t of ['dpkg-query', 'id']) spawnSync('ln', ['-sf', join(bin, t), join(bare, t)])
+  for (const args of [['--dry-run'], []]) {
+    const r = spawnSync(join(bare, 'bash'), [script, ...args], {
+      encoding: 'utf8',
+      env: { PATH: bare, HOME: dir, STUB_DPKG: '', STUB_UID: '0' },
+      timeout: 60_000,
+    })
+    eq(r.status, 1, `exit status ${args.join(' ')} (stdout: ${r.stdout.trim()})`)
+    if (!r.stderr.includes('install by hand')) throw new Error(`stderr lacks "install by hand": ${r.stderr}`)
+  }
+})
+
 rmSync(dir, { recursive: true, force: true })
 console.log(`provision: ${passed} passed, ${failed} failed`)
 process.exit(failed ? 1 : 0)
