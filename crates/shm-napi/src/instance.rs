@@ -35,7 +35,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use napi::sys;
@@ -52,10 +52,6 @@ pub struct Instance {
     /// A `SharedArrayBuffer` was handed out: it cannot be detached, so `close()` never unmaps.
     pub shared_made: Cell<bool>,
     pub closed: Cell<bool>,
-    /// Set to 1 by the JS class (a plain memory write, see `control_buffer`) when it has seen
-    /// `buffer` still attached in this worker at a point after which no JS can transfer it: the
-    /// worker's 'exit' event, or the instance's collection. Read by the buffer's finalizer.
-    pub exit_mark: Arc<AtomicI32>,
 }
 
 /// Hashes a pointer with one multiplication (Fibonacci hashing): the set below is asked on
@@ -150,13 +146,6 @@ pub fn unwrap<'a>(env: sys::napi_env, handle: sys::napi_value) -> Option<&'a Ins
     Some(unsafe { &*data.cast::<Instance>() })
 }
 
-static TEARDOWN_GUARD: AtomicBool = AtomicBool::new(false);
-
-/// Enables the teardown guard (module docs); the JS class calls it on Node.js and Bun.
-pub fn set_teardown_guard(on: bool) {
-    TEARDOWN_GUARD.store(on, Ordering::Relaxed);
-}
-
 /// Whether `env` can no longer run JS (it is being torn down). Runs no JS: reading a property
 /// of a fresh plain object only passes Node-API's "may this call run JS" check.
 fn env_stopping(env: sys::napi_env) -> bool {
@@ -170,22 +159,122 @@ fn env_stopping(env: sys::napi_env) -> bool {
     }
 }
 
+/// [`Witness::seen`] values.
+const UNSEEN: i32 = 0;
+/// The witness was finalized while the buffer was still attached in its environment.
+const ATTACHED: i32 = 1;
+/// The witness was finalized while the buffer was detached (transferred, or `close()`d) or
+/// already collected.
+const GONE: i32 = 2;
+
+/// A user-visible buffer's witness (module docs): a 1-byte external `ArrayBuffer` made right
+/// after the buffer, that only a strong reference held by the buffer's [`BufferGuard`] keeps
+/// alive. Its finalizer records whether the buffer is still attached at that moment.
+struct Witness {
+    /// Weak reference to the user-visible buffer.
+    buffer: sys::napi_ref,
+    seen: Arc<AtomicI32>,
+    /// The witness `ArrayBuffer`'s one byte (never read: no JS can reach that buffer).
+    byte: u8,
+}
+
+unsafe extern "C" fn witness_finalized(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box<Witness> leaked in `make_witness`; Node-API calls this once.
+    let w = unsafe { Box::from_raw(hint.cast::<Witness>()) };
+    let mut scope = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    let mut detached = true;
+    // SAFETY: a finalizer on the env's thread; none of these calls runs JS; the weak reference
+    // is ours, and deleted here once. A failing call leaves `ab` null or `detached` true: GONE,
+    // which keeps the mapping (the safe answer).
+    unsafe {
+        let scoped = sys::napi_open_handle_scope(env, &mut scope) == sys::Status::napi_ok;
+        if sys::napi_get_reference_value(env, w.buffer, &mut ab) == sys::Status::napi_ok
+            && !ab.is_null()
+        {
+            sys::napi_is_detached_arraybuffer(env, ab, &mut detached);
+        }
+        sys::napi_delete_reference(env, w.buffer);
+        if scoped {
+            sys::napi_close_handle_scope(env, scope);
+        }
+    }
+    w.seen.store(if ab.is_null() || detached { GONE } else { ATTACHED }, Ordering::SeqCst);
+}
+
+/// Makes `buffer`'s witness; returns the strong reference that keeps it alive, or null if the
+/// runtime refused (then the guard falls back on [`env_stopping`]).
+fn make_witness(env: sys::napi_env, buffer: sys::napi_value, seen: &Arc<AtomicI32>) -> sys::napi_ref {
+    let mut weak = ptr::null_mut();
+    // SAFETY: env/buffer come from the current callback; a weak reference (count 0).
+    if unsafe { sys::napi_create_reference(env, buffer, 0, &mut weak) } != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let w = Box::into_raw(Box::new(Witness { buffer: weak, seen: Arc::clone(seen), byte: 0 }));
+    let mut ab = ptr::null_mut();
+    let mut strong = ptr::null_mut();
+    // SAFETY: the byte lives in the Box until `witness_finalized` frees it, which Node-API
+    // calls once the witness buffer is gone (collected or detached at teardown); no JS ever
+    // holds the witness, so nothing reads or writes that byte.
+    let made = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env,
+            ptr::addr_of_mut!((*w).byte).cast(),
+            1,
+            Some(witness_finalized),
+            w.cast(),
+            &mut ab,
+        )
+    } == sys::Status::napi_ok;
+    // SAFETY: `ab` is a live local of this callback.
+    if made && unsafe { sys::napi_create_reference(env, ab, 1, &mut strong) } == sys::Status::napi_ok {
+        return strong;
+    }
+    // SAFETY: `w` came from Box::into_raw above; if Node-API took it, its finalizer cannot run
+    // before this callback returns (finalizers run from the event loop or at teardown), and
+    // this thread is the only one that touches it.
+    unsafe {
+        if made {
+            // Nothing keeps this witness alive: its verdict, recorded whenever it is collected,
+            // would mean nothing. Point it at a mark nobody reads.
+            (*w).seen = Arc::new(AtomicI32::new(UNSEEN));
+        } else {
+            // Not handed to Node-API: ours again.
+            sys::napi_delete_reference(env, (*w).buffer);
+            drop(Box::from_raw(w));
+        }
+    }
+    ptr::null_mut()
+}
+
 /// The finalize hint of one external `ArrayBuffer` over a region (module docs).
 struct BufferGuard {
     region: Arc<Region>,
-    /// `None`: never handed to users (the atomics view), so never transferred. `Some`: the
-    /// instance's `exit_mark`.
-    exit_mark: Option<Arc<AtomicI32>>,
+    /// `None`: never handed to users (the atomics view), so never transferred. `Some`: what
+    /// the buffer's witness saw.
+    seen: Option<Arc<AtomicI32>>,
+    /// Strong reference to the witness (null: none).
+    witness: sys::napi_ref,
 }
 
 unsafe extern "C" fn release_guard(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box<BufferGuard> leaked in `external_buffer`; called once.
     let guard = unsafe { Box::from_raw(hint.cast::<BufferGuard>()) };
-    let seen_attached_last = guard
-        .exit_mark
-        .as_ref()
-        .is_none_or(|m| m.load(Ordering::SeqCst) == 1);
-    if !seen_attached_last && TEARDOWN_GUARD.load(Ordering::Relaxed) && env_stopping(env) {
+    if !guard.witness.is_null() {
+        // The witness may go now (if the environment still runs, it is collected later and
+        // records a verdict nobody reads).
+        // SAFETY: our strong reference, deleted once, on the env's thread.
+        unsafe { sys::napi_delete_reference(env, guard.witness) };
+    }
+    let keep = match guard.seen.as_ref().map(|s| s.load(Ordering::SeqCst)) {
+        None => false,
+        Some(ATTACHED) => false,
+        Some(GONE) => true,
+        // No verdict: collected while its environment runs, or a runtime that finalized the
+        // witness after the buffer (or none made): keep it if the environment is stopping.
+        Some(_) => env_stopping(env),
+    };
+    if keep {
         // The memory may live on in another thread: keep it mapped for good, release the handle.
         guard.region.close(false);
         std::mem::forget(Arc::clone(&guard.region));
@@ -217,12 +306,14 @@ pub fn external_buffer(
     env: sys::napi_env,
     region: &Arc<Region>,
     ptr: *mut u8,
-    exit_mark: Option<Arc<AtomicI32>>,
+    seen: Option<Arc<AtomicI32>>,
     name: &str,
 ) -> Result<Option<sys::napi_value>, JsErr> {
+    let witnessed = seen.is_some();
     let guard = Box::into_raw(Box::new(BufferGuard {
         region: Arc::clone(region),
-        exit_mark,
+        seen,
+        witness: ptr::null_mut(),
     }));
     let mut ab = ptr::null_mut();
     // SAFETY: `ptr` is valid for `region.len()` bytes until the region unmaps, which happens
@@ -232,6 +323,17 @@ pub fn external_buffer(
         create_external_arraybuffer(env, ptr.cast(), region.len(), guard.cast(), &mut ab)
     };
     if status == sys::Status::napi_ok {
+        if witnessed {
+            // Made right after the buffer, so finalized before it at teardown (module docs).
+            // SAFETY: Node-API owns the guard now but cannot finalize it before this callback
+            // returns; only this thread touches it.
+            unsafe {
+                let seen = (*guard).seen.as_ref().map(Arc::clone);
+                if let Some(seen) = seen {
+                    (*guard).witness = make_witness(env, ab, &seen);
+                }
+            }
+        }
         return Ok(Some(ab));
     }
     if status == sys::Status::napi_no_external_buffers_allowed {
@@ -268,37 +370,4 @@ pub fn detach(env: sys::napi_env, ab: sys::napi_value) -> bool {
     }
     // SAFETY: env/ab come from the current callback; detaching is what `close()` promises.
     unsafe { sys::napi_detach_arraybuffer(env, ab) == sys::Status::napi_ok }
-}
-
-unsafe extern "C" fn release_mark(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the Arc<AtomicI32> leaked in `control_buffer`; called once.
-    drop(unsafe { Arc::from_raw(hint.cast::<AtomicI32>().cast_const()) });
-}
-
-/// A 4-byte external `ArrayBuffer` over `inst.exit_mark`, for the JS class to write 1 into; `None`
-/// when caged (no external buffers exist then, so nothing needs the mark).
-pub fn control_buffer(env: sys::napi_env, inst: &Instance) -> Option<sys::napi_value> {
-    if inst.caged || force_copy() {
-        return None;
-    }
-    let hint = Arc::into_raw(Arc::clone(&inst.exit_mark)).cast_mut();
-    let mut ab = ptr::null_mut();
-    // SAFETY: the AtomicI32 (4 bytes, 4-aligned) lives until `release_mark` drops this Arc,
-    // which Node-API calls once the buffer is gone; JS only stores into it (Atomics).
-    let status = unsafe {
-        sys::napi_create_external_arraybuffer(
-            env,
-            hint.cast(),
-            4,
-            Some(release_mark),
-            hint.cast(),
-            &mut ab,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        // SAFETY: not handed to Node-API.
-        drop(unsafe { Arc::from_raw(hint.cast_const()) });
-        return None;
-    }
-    Some(ab)
 }
