@@ -159,6 +159,27 @@ fn env_stopping(env: sys::napi_env) -> bool {
     }
 }
 
+/// Whether the host finalizes external buffers as Node.js does: on the JS thread, with a usable
+/// env, and also when the environment is torn down even if the memory lives on elsewhere (Node.js,
+/// Bun). Otherwise (Deno) a buffer's finalizer is its V8 backing store's deleter: it runs once no
+/// agent holds the memory, on any thread, maybe after the env is gone, so it must not call
+/// Node-API — and need not, as dropping the mapping then is always safe. Told natively, from what
+/// the host executable exports (V8's embedder API or libuv, which Deno does not export), never
+/// from JS globals any JS could change.
+fn node_like_host() -> bool {
+    static NODE_LIKE: OnceLock<bool> = OnceLock::new();
+    *NODE_LIKE.get_or_init(|| {
+        [
+            // v8::ArrayBuffer::GetBackingStore(), Itanium (Linux, macOS) and MSVC (Windows).
+            c"_ZN2v811ArrayBuffer15GetBackingStoreEv",
+            c"?GetBackingStore@ArrayBuffer@v8@@QEAA?AV?$shared_ptr@VBackingStore@v8@@@std@@XZ",
+            c"uv_accept",
+        ]
+        .iter()
+        .any(|s| shm_core::runtime_symbol(s).is_some())
+    })
+}
+
 /// [`Witness::seen`] values.
 const UNSEEN: i32 = 0;
 /// The witness was finalized while the buffer was still attached in its environment.
@@ -260,6 +281,9 @@ struct BufferGuard {
 unsafe extern "C" fn release_guard(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box<BufferGuard> leaked in `external_buffer`; called once.
     let guard = unsafe { Box::from_raw(hint.cast::<BufferGuard>()) };
+    if !node_like_host() {
+        return; // no agent holds the memory any more: drop the mapping (no Node-API here)
+    }
     if !guard.witness.is_null() {
         // The witness may go now (if the environment still runs, it is collected later and
         // records a verdict nobody reads).
@@ -323,7 +347,7 @@ pub fn external_buffer(
         create_external_arraybuffer(env, ptr.cast(), region.len(), guard.cast(), &mut ab)
     };
     if status == sys::Status::napi_ok {
-        if witnessed {
+        if witnessed && node_like_host() {
             // Made right after the buffer, so finalized before it at teardown (module docs).
             // SAFETY: Node-API owns the guard now but cannot finalize it before this callback
             // returns; only this thread touches it.
