@@ -554,6 +554,50 @@ scenario('teardown-dropped-instance-kept-buffer', 'teardown', async () => {
   }
 })
 
+ROLES.holdAndStay = async ({ name, give }, send) => {
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  globalThis.__mem = mem
+  if (mem.requiresCopy) mem.copyFrom()
+  if (give && !giveToParent(mem, 'now')) send({ type: 'refused' })
+  send({ type: 'ready' })
+  setInterval(() => mem, 1000) // runs until terminate()
+}
+scenario('teardown-terminate-moved-buffer', 'teardown', async () => {
+  const name = C.uniqueName('tt')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('holdAndStay', { name, give: true })
+    const m = await h.next(['moved', 'refused'])
+    await h.next('ready')
+    if (m.type === 'refused') {
+      await h.w.terminate()
+      return 'the runtime refused to move the buffer (safe)'
+    }
+    await h.w.terminate() // no JS runs in the worker from here on
+    await C.gcHard()
+    const fig = await receiverChecks(m.t.byteLength, name, async (what) => touch(m.t, what), true)
+    return `worker moved its buffer here, kept its instance open and was terminate()d; GC: ${fig}`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+scenario('teardown-terminate-unmoved-released', 'teardown', async () => {
+  const name = C.uniqueName('tu')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('holdAndStay', { name, give: false })
+    await h.next('ready')
+    await h.w.terminate()
+    await until(() => C.mapsOf(name) === 0 && C.fdsTo(name) === 0, 3000)
+    eq(C.fdsTo(name), 0, 'descriptors of the segment after the worker was terminated')
+    eq(C.mapsOf(name), 0, 'mappings of the segment after the worker was terminated (its buffer never left it)')
+    return 'a worker holding an open instance and its buffer was terminate()d: 0 fds and 0 mappings left'
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()

@@ -6,30 +6,50 @@
 //!   it and drops the instance's `Arc<Region>`. Live instances are listed per thread in
 //!   [`LIVE`], so a value that is not one of ours is refused before it is dereferenced.
 //! * While an instance lives, an environment cleanup hook (removed by its finalizer) closes its
-//!   region when the environment ends: the descriptor is released and pending waits end even on
-//!   runtimes that never finalize a terminated worker's objects (Deno).
+//!   region when the environment ends, keeping the mapping: the descriptor is released and
+//!   pending waits end even on runtimes that never finalize a terminated worker's objects (Deno).
 //! * Each external `ArrayBuffer` (the zero-copy `buffer`, the hidden atomics view) owns a
 //!   [`BufferGuard`] (its finalize hint), which holds another `Arc<Region>`: the mapping stays
 //!   until every buffer over it is gone or `close()` unmaps it after detaching them.
+//! * The zero-copy `buffer` also has a [`Witness`]: a 1-byte external `ArrayBuffer` no JS ever
+//!   sees, made right after it, kept alive by a strong reference that its `BufferGuard` holds
+//!   (and deletes when the buffer is finalized); the witness holds a weak reference to the buffer
+//!   and the `seen` mark both share.
 //! * A `SharedArrayBuffer` owns an `Arc<Region>` released by its env-less finalizer, which runs
 //!   when the last agent drops it, on any thread.
 //!
-//! # Environment teardown and transferred buffers
-//! Node calls an external `ArrayBuffer`'s finalizer when its environment (a worker) is torn
-//! down, even if the buffer's memory was transferred (`transfer()`, `postMessage`) to another
-//! thread that still uses it; Node then never calls it again. Unmapping there would pull the
-//! memory from under that thread, and nothing tells the two cases apart at that point (Node
-//! detaches the buffer itself first). So a finalizer of a user-visible buffer that runs while its
-//! environment is stopping releases the OS handle and keeps the mapping for the rest of the
-//! process: a bounded leak (address space; the segment's pages stay referenced), never a use
-//! after unmap — unless the JS class marked the instance's `exit_mark` first: it does so, with a
-//! plain memory write (Node may no longer call into native code by then), on the worker's 'exit'
-//! event and when the instance is collected, if it sees the buffer still attached; no JS can run
-//! after those points to transfer it. Only a `worker.terminate()` (no JS at all) leaves it unset. `close()` — or `using` — before a worker ends avoids it: it detaches the buffer
-//! itself and unmaps at once (or keeps the mapping only if the buffer was transferred away).
-//! Whether the environment is stopping is asked of Node-API in a way that runs no JS (a property
-//! read fails once the environment can no longer run JS); the JS class enables it on Node.js and
-//! Bun ([`set_teardown_guard`]); Deno does not finalize buffers at worker teardown.
+//! # Environment teardown and moved buffers
+//! Node.js (and Bun) call an external `ArrayBuffer`'s finalizer when its environment (a worker)
+//! is torn down, even if the buffer's memory was moved (`transfer()`, then `postMessage`) to
+//! another thread that still uses it; Node detaches the buffer first, and then never calls the
+//! finalizer again (`CallbackInfo::OnBackingStoreFree` in src/node_buffer.cc ignores the backing
+//! store's release once the teardown ran). Unmapping there could pull the memory from under that
+//! thread, and the finalizer alone cannot tell the two cases apart. The witness can: Node finalizes
+//! external buffers at teardown newest first (`cleanable_queue_` / the cleanup hooks, both LIFO),
+//! after every JS listener ('exit' included) has run and with JS disallowed, so the witness is
+//! finalized just before its buffer, when nothing can move the buffer any more, and records
+//! whether it is still attached here (`ATTACHED`: never moved, safe to unmap) or not (`GONE`:
+//! moved or collected). The buffer's finalizer then unmaps on `ATTACHED`, keeps the mapping for
+//! the rest of the process on `GONE` (releasing the OS handle: a bounded leak of address space,
+//! never a use after unmap), and with no verdict (a plain collection while the environment runs,
+//! or a host that finalized in another order) keeps it only if the environment is stopping.
+//! That is asked of Node-API in a way that runs no JS (a property read fails once the
+//! environment can no longer run JS). A witness is never finalized during the environment's life
+//! before its buffer (its strong reference goes only in the buffer's finalizer), so no verdict is
+//! recorded while JS could still move the buffer. No JS is involved: no listener order, global or
+//! `worker.terminate()` changes the outcome.
+//!
+//! Memory moved out of a worker that then ends is therefore never unmapped on Node.js, even once
+//! the receiver collects it: no Node-API call reports that release after the teardown (a
+//! `SharedArrayBuffer` from `sharedBuffer` has an env-less finalizer and is released then). While
+//! the worker runs, the receiver's collection does reach the finalizer (on the worker's thread),
+//! which releases it.
+//!
+//! Deno calls a buffer's finalizer from its V8 backing store's deleter: only once no agent holds
+//! the memory, maybe on another thread, maybe after the env is gone. There the finalizer must
+//! not call Node-API and need not decide anything: it drops its `Arc<Region>` (no witness is
+//! made). Which kind of host this is comes from what the executable exports
+//! ([`node_like_host`]), never from JS globals.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
