@@ -72,6 +72,9 @@ pub struct Instance {
     /// A `SharedArrayBuffer` was handed out: it cannot be detached, so `close()` never unmaps.
     pub shared_made: Cell<bool>,
     pub closed: Cell<bool>,
+    /// Strong reference to the zero-copy `buffer` (null when caged), deleted by the instance's
+    /// finalizer: the buffer outlives the instance by at least one collection (module docs).
+    pub held: Cell<sys::napi_ref>,
 }
 
 /// Hashes a pointer with one multiplication (Fibonacci hashing): the set below is asked on
@@ -114,6 +117,13 @@ unsafe extern "C" fn instance_teardown(arg: *mut c_void) {
 
 unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     LIVE.with(|l| l.borrow_mut().remove(&(data as usize)));
+    // SAFETY: `data` is the live Box<Instance> (freed below); `held` is our strong reference,
+    // deleted once, on the env's thread.
+    let held = unsafe { (*data.cast::<Instance>()).held.replace(ptr::null_mut()) };
+    if !held.is_null() {
+        // SAFETY: as above.
+        unsafe { sys::napi_delete_reference(env, held) };
+    }
     // SAFETY: registered in `wrap` with exactly this function and argument; removing a hook that
     // already ran (teardown) is a no-op.
     unsafe { sys::napi_remove_env_cleanup_hook(env, Some(instance_teardown), data) };
@@ -121,8 +131,13 @@ unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _h
     drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
 }
 
-/// Wraps `instance` in a new `External`.
-pub fn wrap(env: sys::napi_env, instance: Instance) -> napi::Result<sys::napi_value> {
+/// Wraps `instance` in a new `External`; holds `buffer` (the zero-copy one) until the instance
+/// is finalized.
+pub fn wrap(
+    env: sys::napi_env,
+    instance: Instance,
+    buffer: Option<sys::napi_value>,
+) -> napi::Result<sys::napi_value> {
     let raw = Box::into_raw(Box::new(instance));
     let mut external = ptr::null_mut();
     // SAFETY: env is live; `raw` stays valid until `finalize_instance` frees it.
@@ -146,6 +161,16 @@ pub fn wrap(env: sys::napi_env, instance: Instance) -> napi::Result<sys::napi_va
         .throw(env));
     }
     LIVE.with(|l| l.borrow_mut().insert(raw as usize));
+    if let Some(b) = buffer {
+        let mut held = ptr::null_mut();
+        // SAFETY: env/b are live values of the current callback; `raw` is valid (see above). A
+        // failure leaves `held` null: the buffer is then only as long-lived as the JS instance.
+        unsafe {
+            if sys::napi_create_reference(env, b, 1, &mut held) == sys::Status::napi_ok {
+                (*raw).held.set(held);
+            }
+        }
+    }
     // SAFETY: `raw` stays valid until `finalize_instance`, which removes the hook first.
     unsafe { sys::napi_add_env_cleanup_hook(env, Some(instance_teardown), raw.cast()) };
     Ok(external)

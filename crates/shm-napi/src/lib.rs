@@ -157,7 +157,9 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
             caged,
             shared_made: Default::default(),
             closed: Default::default(),
+            held: std::cell::Cell::new(ptr::null_mut()),
         },
+        (!caged).then_some(buffer),
     )?;
     let mut out = ptr::null_mut();
     // SAFETY: env is live; all values are locals of this callback.
