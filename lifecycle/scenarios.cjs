@@ -598,6 +598,35 @@ scenario('teardown-terminate-unmoved-released', 'teardown', async () => {
   }
 })
 
+ROLES.dropGcExit = async ({ name }, send) => {
+  const { SharedMemory } = C.lib()
+  let mem = new SharedMemory(name)
+  if (mem.requiresCopy) mem.copyFrom()
+  mem.atomicAdd(64, 1)
+  const head = hex(mem.buffer, 0, 4)
+  mem = null
+  send({ type: 'done', head })
+  C.gcNow() // collects the instance (and, were it not held until then, its buffer)…
+  process.exit(0) // …and ends before anything else can run
+}
+scenario('teardown-gc-then-exit', 'teardown', async () => {
+  const name = C.uniqueName('tg')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    for (let i = 0; i < 3; i++) {
+      const h = startWorker('dropGcExit', { name })
+      eq((await h.next('done')).head, HEAD, `worker ${i}: read of the peer's bytes`)
+      eq(await h.exitedWithin(5000), 0, `worker ${i} exit code`)
+    }
+    await until(() => C.mapsOf(name) === 0 && C.fdsTo(name) === 0, 3000)
+    eq(C.fdsTo(name), 0, 'descriptors of the segment after the workers ended')
+    eq(C.mapsOf(name), 0, 'mappings of the segment after 3 workers dropped their instance, collected once and exited at once (the buffer never left them)')
+    return '3 workers: drop the unclosed instance, one gc(), process.exit(0): 0 fds and 0 mappings left'
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()
