@@ -11,6 +11,8 @@
 //! * Each external `ArrayBuffer` (the zero-copy `buffer`, the hidden atomics view) owns a
 //!   [`BufferGuard`] (its finalize hint), which holds another `Arc<Region>`: the mapping stays
 //!   until every buffer over it is gone or `close()` unmaps it after detaching them.
+//! * The instance holds its zero-copy `buffer` by a strong reference (`held`) that its finalizer
+//!   deletes: the buffer outlives its instance by at least one collection (see below).
 //! * The zero-copy `buffer` also has a [`Witness`]: a 1-byte external `ArrayBuffer` no JS ever
 //!   sees, made right after it, kept alive by a strong reference that its `BufferGuard` holds
 //!   (and deletes when the buffer is finalized); the witness holds a weak reference to the buffer
@@ -38,6 +40,14 @@
 //! before its buffer (its strong reference goes only in the buffer's finalizer), so no verdict is
 //! recorded while JS could still move the buffer. No JS is involved: no listener order, global or
 //! `worker.terminate()` changes the outcome.
+//!
+//! `GONE` also covers a buffer already collected when the witness looks: a moved buffer's
+//! detached husk and a never-moved buffer whose release Node had queued (its backing store freed)
+//! but not yet delivered when the worker ended look the same, and only the first case must keep
+//! the mapping. `held` makes the second rare: a buffer cannot be collected in the same collection
+//! as its instance (the usual way both go at once in a worker's last moments), only in a later
+//! one. What is left — two collections, then the worker's end before the queued release is
+//! delivered — keeps a mapping (a leak, never an unmap); we have not seen it happen.
 //!
 //! Memory moved out of a worker that then ends is therefore never unmapped on Node.js, even once
 //! the receiver collects it: no Node-API call reports that release after the teardown (a
