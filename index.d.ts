@@ -21,11 +21,5 @@ export declare function createSegment(name: unknown, length: unknown, options: u
  */
 export declare function openSegment(name: unknown, length: unknown, access: unknown): [object, ArrayBuffer, boolean]
 
-/**
- * Internal: enables keeping the mapping of a zero-copy buffer finalized while its worker is
- * torn down (it may have been transferred); the JS class enables it on Node.js and Bun.
- */
-export declare function setTeardownGuard(on: boolean): void
-
 /** Internal: `SharedMemory.unlink(name)`. */
 export declare function unlinkSegment(name: unknown): boolean

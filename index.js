@@ -837,5 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.createSegment = nativeBinding.createSegment
 module.exports.openSegment = nativeBinding.openSegment
-module.exports.setTeardownGuard = nativeBinding.setTeardownGuard
 module.exports.unlinkSegment = nativeBinding.unlinkSegment

@@ -18,7 +18,6 @@ interface Hot {
   atomicsView(handle: object): ArrayBuffer | null
   sharedBuffer(handle: object): SharedArrayBuffer | null
   close(handle: object, buffer: ArrayBuffer, view: ArrayBuffer | undefined): void
-  control(handle: object): ArrayBuffer | null
 }
 
 export const native = generated as typeof generated & Hot

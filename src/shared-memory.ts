@@ -20,12 +20,6 @@ import { native } from './native'
 /** Waits in a worker must stay interruptible by `terminate()` (see crates/shm-napi/src/hot.rs). */
 const inWorker = !isMainThread
 
-// Node.js and Bun finalize a worker's zero-copy buffers at its teardown even if they were
-// transferred to another thread: keep such mappings (crates/shm-napi/src/instance.rs). Deno
-// does not finalize them at worker teardown at all (README, Limits).
-const versions = process.versions as NodeJS.ProcessVersions & { deno?: string }
-native.setTeardownGuard(versions.deno === undefined)
-
 /**
  * How a segment is opened. The numeric values are those of node-shared-mem 2.x, and, as
  * there, a plain object (`{ READ: 0, WRITE: 1 }`, frozen).
@@ -65,53 +59,6 @@ export interface CreateOptions {
 
 type Opened = [handle: object, buffer: ArrayBuffer, caged: boolean]
 
-/** What a worker keeps per open instance (see `openInWorker`). */
-interface Tracked {
-  /** Held while the instance lives; after its collection only `weak` (see `collectedInWorker`). */
-  buffer: ArrayBuffer | undefined
-  weak: WeakRef<ArrayBuffer> | undefined
-  /** The instance's exit mark (crates/shm-napi/src/instance.rs); `null` when caged. */
-  mark: Int32Array | null
-}
-
-/**
- * Open instances of this worker. Node finalizes a worker's zero-copy buffers during its
- * teardown even when one was transferred to another thread, and can no longer say which, so the
- * native side keeps such a mapping for good unless told that the buffer was still attached here
- * at a point after which no JS can transfer it: the worker's 'exit' event (it ends by itself:
- * its event loop drains, or `process.exit()`). This tells it, with a plain memory write into the
- * instance's mark (by then Node may refuse calls into native code). The buffer is held here while
- * the instance lives, then watched weakly (a buffer collected unmarked just before the worker
- * ends keeps its mapping: a leak, never an unmap under another thread). A worker
- * stopped by `terminate()` runs no JS: that case keeps the mapping (README, Workers). Not
- * tracked on the main thread, whose exit ends the process.
- */
-const openInWorker = inWorker ? new Set<Tracked>() : undefined
-const markIfAttached = (t: Tracked): void => {
-  const b = t.buffer ?? t.weak?.deref()
-  if (t.mark !== null && b !== undefined && b.byteLength !== 0) Atomics.store(t.mark, 0, 1)
-}
-// An instance collected while its buffer lives on (the user may still hold it, and could still
-// transfer it): let go of the buffer, keep watching it weakly, and mark it only at 'exit'.
-const bufferGone = openInWorker && new FinalizationRegistry<Tracked>((t) => openInWorker.delete(t))
-const collectedInWorker =
-  openInWorker &&
-  new FinalizationRegistry<Tracked>((t) => {
-    const b = t.buffer
-    t.buffer = undefined
-    if (b === undefined || b.byteLength === 0) {
-      openInWorker.delete(t) // transferred away: nothing to mark, ever
-      return
-    }
-    t.weak = new WeakRef(b)
-    bufferGone?.register(b, t)
-  })
-if (openInWorker) {
-  process.once('exit', () => {
-    for (const t of openInWorker) markIfAttached(t)
-  })
-}
-
 /** Set by `create()` for the constructor call it makes. */
 let adopt: Opened | undefined
 
@@ -133,8 +80,6 @@ export class SharedMemory {
   /** Int32 view over the shared mapping for zero-copy atomics; `null` when caged; lazy. */
   #i32: Int32Array | null | undefined
   #shared: SharedArrayBuffer | null | undefined
-  /** This instance's entry in `openInWorker` (workers only). */
-  #tracked: Tracked | undefined
 
   /**
    * Opens an existing named shared-memory segment; never creates one.
@@ -161,12 +106,6 @@ export class SharedMemory {
     this.#access = access === MemoryAccess.READ ? MemoryAccess.READ : MemoryAccess.WRITE
     this.#buffer = buffer
     this.#caged = caged
-    if (openInWorker) {
-      const ctl = caged ? null : native.control(handle)
-      const t = (this.#tracked = { buffer, weak: undefined, mark: ctl === null ? null : new Int32Array(ctl) })
-      openInWorker.add(t)
-      collectedInWorker?.register(this, t, t)
-    }
   }
 
   /**
@@ -424,12 +363,6 @@ export class SharedMemory {
     native.close(handle, this.#buffer as ArrayBuffer, this.#i32?.buffer as ArrayBuffer | undefined)
     this.#handle = this.#name = this.#length = this.#access = this.#buffer = this.#caged = undefined
     this.#i32 = this.#shared = undefined
-    const t = this.#tracked
-    if (t) {
-      openInWorker?.delete(t)
-      collectedInWorker?.unregister(t)
-      this.#tracked = undefined
-    }
   }
 
   /** Same as `close()`, so that `using mem = new SharedMemory(…)` closes it. */

@@ -17,7 +17,7 @@ use crate::wait_async;
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 pub fn register(env: sys::napi_env, exports: sys::napi_value) -> napi::Result<()> {
-    let table: [(&std::ffi::CStr, Callback); 13] = [
+    let table: [(&std::ffi::CStr, Callback); 12] = [
         (c"copyFrom", copy_from),
         (c"copyTo", copy_to),
         (c"load", load),
@@ -30,7 +30,6 @@ pub fn register(env: sys::napi_env, exports: sys::napi_value) -> napi::Result<()
         (c"atomicsView", atomics_view),
         (c"sharedBuffer", shared_buffer),
         (c"close", close),
-        (c"control", control),
     ];
     for (name, cb) in table {
         let mut f = ptr::null_mut();
@@ -491,15 +490,4 @@ unsafe extern "C" fn close(env: sys::napi_env, info: sys::napi_callback_info) ->
     instance::detach(env, view);
     inst.region.close(!transferred && !inst.shared_made.get());
     undefined(env)
-}
-
-/// `control(handle)`: the instance's 4-byte exit mark as an ArrayBuffer, or `null` when caged
-/// (see `instance::control_buffer`).
-unsafe extern "C" fn control(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: called by Node-API with a live env and callback info.
-    let [h] = unsafe { args::<1>(env, info) };
-    let Some(inst) = instance::unwrap(env, h) else {
-        return bad_call(env, "control");
-    };
-    instance::control_buffer(env, inst).unwrap_or_else(|| null(env))
 }

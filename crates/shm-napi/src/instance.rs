@@ -6,36 +6,66 @@
 //!   it and drops the instance's `Arc<Region>`. Live instances are listed per thread in
 //!   [`LIVE`], so a value that is not one of ours is refused before it is dereferenced.
 //! * While an instance lives, an environment cleanup hook (removed by its finalizer) closes its
-//!   region when the environment ends: the descriptor is released and pending waits end even on
-//!   runtimes that never finalize a terminated worker's objects (Deno).
+//!   region when the environment ends, keeping the mapping: the descriptor is released and
+//!   pending waits end even on runtimes that never finalize a terminated worker's objects (Deno).
 //! * Each external `ArrayBuffer` (the zero-copy `buffer`, the hidden atomics view) owns a
 //!   [`BufferGuard`] (its finalize hint), which holds another `Arc<Region>`: the mapping stays
 //!   until every buffer over it is gone or `close()` unmaps it after detaching them.
+//! * The instance holds its zero-copy `buffer` by a strong reference (`held`) that its finalizer
+//!   deletes: the buffer outlives its instance by at least one collection (see below).
+//! * The zero-copy `buffer` also has a [`Witness`]: a 1-byte external `ArrayBuffer` no JS ever
+//!   sees, made right after it, kept alive by a strong reference that its `BufferGuard` holds
+//!   (and deletes when the buffer is finalized); the witness holds a weak reference to the buffer
+//!   and the `seen` mark both share.
 //! * A `SharedArrayBuffer` owns an `Arc<Region>` released by its env-less finalizer, which runs
 //!   when the last agent drops it, on any thread.
 //!
-//! # Environment teardown and transferred buffers
-//! Node calls an external `ArrayBuffer`'s finalizer when its environment (a worker) is torn
-//! down, even if the buffer's memory was transferred (`transfer()`, `postMessage`) to another
-//! thread that still uses it; Node then never calls it again. Unmapping there would pull the
-//! memory from under that thread, and nothing tells the two cases apart at that point (Node
-//! detaches the buffer itself first). So a finalizer of a user-visible buffer that runs while its
-//! environment is stopping releases the OS handle and keeps the mapping for the rest of the
-//! process: a bounded leak (address space; the segment's pages stay referenced), never a use
-//! after unmap — unless the JS class marked the instance's `exit_mark` first: it does so, with a
-//! plain memory write (Node may no longer call into native code by then), on the worker's 'exit'
-//! event and when the instance is collected, if it sees the buffer still attached; no JS can run
-//! after those points to transfer it. Only a `worker.terminate()` (no JS at all) leaves it unset. `close()` — or `using` — before a worker ends avoids it: it detaches the buffer
-//! itself and unmaps at once (or keeps the mapping only if the buffer was transferred away).
-//! Whether the environment is stopping is asked of Node-API in a way that runs no JS (a property
-//! read fails once the environment can no longer run JS); the JS class enables it on Node.js and
-//! Bun ([`set_teardown_guard`]); Deno does not finalize buffers at worker teardown.
+//! # Environment teardown and moved buffers
+//! Node.js (and Bun) call an external `ArrayBuffer`'s finalizer when its environment (a worker)
+//! is torn down, even if the buffer's memory was moved (`transfer()`, then `postMessage`) to
+//! another thread that still uses it; Node detaches the buffer first, and then never calls the
+//! finalizer again (`CallbackInfo::OnBackingStoreFree` in src/node_buffer.cc ignores the backing
+//! store's release once the teardown ran). Unmapping there could pull the memory from under that
+//! thread, and the finalizer alone cannot tell the two cases apart. The witness can: Node finalizes
+//! external buffers at teardown newest first (`cleanable_queue_` / the cleanup hooks, both LIFO),
+//! after every JS listener ('exit' included) has run and with JS disallowed, so the witness is
+//! finalized just before its buffer, when nothing can move the buffer any more, and records
+//! whether it is still attached here (`ATTACHED`: never moved, safe to unmap) or not (`GONE`:
+//! moved or collected). The buffer's finalizer then unmaps on `ATTACHED`, keeps the mapping for
+//! the rest of the process on `GONE` (releasing the OS handle: a bounded leak of address space,
+//! never a use after unmap), and with no verdict (a plain collection while the environment runs,
+//! or a host that finalized in another order) keeps it only if the environment is stopping.
+//! That is asked of Node-API in a way that runs no JS (a property read fails once the
+//! environment can no longer run JS). A witness is never finalized during the environment's life
+//! before its buffer (its strong reference goes only in the buffer's finalizer), so no verdict is
+//! recorded while JS could still move the buffer. No JS is involved: no listener order, global or
+//! `worker.terminate()` changes the outcome.
+//!
+//! `GONE` also covers a buffer already collected when the witness looks: a moved buffer's
+//! detached husk and a never-moved buffer whose release Node had queued (its backing store freed)
+//! but not yet delivered when the worker ended look the same, and only the first case must keep
+//! the mapping. `held` makes the second rare: a buffer cannot be collected in the same collection
+//! as its instance (the usual way both go at once in a worker's last moments), only in a later
+//! one. What is left — two collections, then the worker's end before the queued release is
+//! delivered — keeps a mapping (a leak, never an unmap); we have not seen it happen.
+//!
+//! Memory moved out of a worker that then ends is therefore never unmapped on Node.js, even once
+//! the receiver collects it: no Node-API call reports that release after the teardown (a
+//! `SharedArrayBuffer` from `sharedBuffer` has an env-less finalizer and is released then). While
+//! the worker runs, the receiver's collection does reach the finalizer (on the worker's thread),
+//! which releases it.
+//!
+//! Deno calls a buffer's finalizer from its V8 backing store's deleter: only once no agent holds
+//! the memory, maybe on another thread, maybe after the env is gone. There the finalizer must
+//! not call Node-API and need not decide anything: it drops its `Arc<Region>` (no witness is
+//! made). Which kind of host this is comes from what the executable exports
+//! ([`node_like_host`]), never from JS globals.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use napi::sys;
@@ -52,10 +82,9 @@ pub struct Instance {
     /// A `SharedArrayBuffer` was handed out: it cannot be detached, so `close()` never unmaps.
     pub shared_made: Cell<bool>,
     pub closed: Cell<bool>,
-    /// Set to 1 by the JS class (a plain memory write, see `control_buffer`) when it has seen
-    /// `buffer` still attached in this worker at a point after which no JS can transfer it: the
-    /// worker's 'exit' event, or the instance's collection. Read by the buffer's finalizer.
-    pub exit_mark: Arc<AtomicI32>,
+    /// Strong reference to the zero-copy `buffer` (null when caged), deleted by the instance's
+    /// finalizer: the buffer outlives the instance by at least one collection (module docs).
+    pub held: Cell<sys::napi_ref>,
 }
 
 /// Hashes a pointer with one multiplication (Fibonacci hashing): the set below is asked on
@@ -98,6 +127,13 @@ unsafe extern "C" fn instance_teardown(arg: *mut c_void) {
 
 unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     LIVE.with(|l| l.borrow_mut().remove(&(data as usize)));
+    // SAFETY: `data` is the live Box<Instance> (freed below); `held` is our strong reference,
+    // deleted once, on the env's thread.
+    let held = unsafe { (*data.cast::<Instance>()).held.replace(ptr::null_mut()) };
+    if !held.is_null() {
+        // SAFETY: as above.
+        unsafe { sys::napi_delete_reference(env, held) };
+    }
     // SAFETY: registered in `wrap` with exactly this function and argument; removing a hook that
     // already ran (teardown) is a no-op.
     unsafe { sys::napi_remove_env_cleanup_hook(env, Some(instance_teardown), data) };
@@ -105,8 +141,13 @@ unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _h
     drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
 }
 
-/// Wraps `instance` in a new `External`.
-pub fn wrap(env: sys::napi_env, instance: Instance) -> napi::Result<sys::napi_value> {
+/// Wraps `instance` in a new `External`; holds `buffer` (the zero-copy one) until the instance
+/// is finalized.
+pub fn wrap(
+    env: sys::napi_env,
+    instance: Instance,
+    buffer: Option<sys::napi_value>,
+) -> napi::Result<sys::napi_value> {
     let raw = Box::into_raw(Box::new(instance));
     let mut external = ptr::null_mut();
     // SAFETY: env is live; `raw` stays valid until `finalize_instance` frees it.
@@ -130,6 +171,16 @@ pub fn wrap(env: sys::napi_env, instance: Instance) -> napi::Result<sys::napi_va
         .throw(env));
     }
     LIVE.with(|l| l.borrow_mut().insert(raw as usize));
+    if let Some(b) = buffer {
+        let mut held = ptr::null_mut();
+        // SAFETY: env/b are live values of the current callback; `raw` is valid (see above). A
+        // failure leaves `held` null: the buffer is then only as long-lived as the JS instance.
+        unsafe {
+            if sys::napi_create_reference(env, b, 1, &mut held) == sys::Status::napi_ok {
+                (*raw).held.set(held);
+            }
+        }
+    }
     // SAFETY: `raw` stays valid until `finalize_instance`, which removes the hook first.
     unsafe { sys::napi_add_env_cleanup_hook(env, Some(instance_teardown), raw.cast()) };
     Ok(external)
@@ -150,13 +201,6 @@ pub fn unwrap<'a>(env: sys::napi_env, handle: sys::napi_value) -> Option<&'a Ins
     Some(unsafe { &*data.cast::<Instance>() })
 }
 
-static TEARDOWN_GUARD: AtomicBool = AtomicBool::new(false);
-
-/// Enables the teardown guard (module docs); the JS class calls it on Node.js and Bun.
-pub fn set_teardown_guard(on: bool) {
-    TEARDOWN_GUARD.store(on, Ordering::Relaxed);
-}
-
 /// Whether `env` can no longer run JS (it is being torn down). Runs no JS: reading a property
 /// of a fresh plain object only passes Node-API's "may this call run JS" check.
 fn env_stopping(env: sys::napi_env) -> bool {
@@ -170,22 +214,146 @@ fn env_stopping(env: sys::napi_env) -> bool {
     }
 }
 
+/// Whether the host finalizes external buffers as Node.js does: on the JS thread, with a usable
+/// env, and also when the environment is torn down even if the memory lives on elsewhere (Node.js,
+/// Bun). Otherwise (Deno) a buffer's finalizer is its V8 backing store's deleter: it runs once no
+/// agent holds the memory, on any thread, maybe after the env is gone, so it must not call
+/// Node-API — and need not, as dropping the mapping then is always safe. Told natively, from what
+/// the host executable exports (V8's embedder API or libuv, which Deno does not export), never
+/// from JS globals any JS could change.
+fn node_like_host() -> bool {
+    static NODE_LIKE: OnceLock<bool> = OnceLock::new();
+    *NODE_LIKE.get_or_init(|| {
+        [
+            // v8::ArrayBuffer::GetBackingStore(), Itanium (Linux, macOS) and MSVC (Windows).
+            c"_ZN2v811ArrayBuffer15GetBackingStoreEv",
+            c"?GetBackingStore@ArrayBuffer@v8@@QEAA?AV?$shared_ptr@VBackingStore@v8@@@std@@XZ",
+            c"uv_accept",
+        ]
+        .iter()
+        .any(|s| shm_core::runtime_symbol(s).is_some())
+    })
+}
+
+/// [`Witness::seen`] values.
+const UNSEEN: i32 = 0;
+/// The witness was finalized while the buffer was still attached in its environment.
+const ATTACHED: i32 = 1;
+/// The witness was finalized while the buffer was detached (transferred, or `close()`d) or
+/// already collected.
+const GONE: i32 = 2;
+
+/// A user-visible buffer's witness (module docs): a 1-byte external `ArrayBuffer` made right
+/// after the buffer, that only a strong reference held by the buffer's [`BufferGuard`] keeps
+/// alive. Its finalizer records whether the buffer is still attached at that moment.
+struct Witness {
+    /// Weak reference to the user-visible buffer.
+    buffer: sys::napi_ref,
+    seen: Arc<AtomicI32>,
+    /// The witness `ArrayBuffer`'s one byte (never read: no JS can reach that buffer).
+    byte: u8,
+}
+
+unsafe extern "C" fn witness_finalized(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box<Witness> leaked in `make_witness`; Node-API calls this once.
+    let w = unsafe { Box::from_raw(hint.cast::<Witness>()) };
+    let mut scope = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    let mut detached = true;
+    // SAFETY: a finalizer on the env's thread; none of these calls runs JS; the weak reference
+    // is ours, and deleted here once. A failing call leaves `ab` null or `detached` true: GONE,
+    // which keeps the mapping (the safe answer).
+    unsafe {
+        let scoped = sys::napi_open_handle_scope(env, &mut scope) == sys::Status::napi_ok;
+        if sys::napi_get_reference_value(env, w.buffer, &mut ab) == sys::Status::napi_ok
+            && !ab.is_null()
+        {
+            sys::napi_is_detached_arraybuffer(env, ab, &mut detached);
+        }
+        sys::napi_delete_reference(env, w.buffer);
+        if scoped {
+            sys::napi_close_handle_scope(env, scope);
+        }
+    }
+    w.seen.store(if ab.is_null() || detached { GONE } else { ATTACHED }, Ordering::SeqCst);
+}
+
+/// Makes `buffer`'s witness; returns the strong reference that keeps it alive, or null if the
+/// runtime refused (then the guard falls back on [`env_stopping`]).
+fn make_witness(env: sys::napi_env, buffer: sys::napi_value, seen: &Arc<AtomicI32>) -> sys::napi_ref {
+    let mut weak = ptr::null_mut();
+    // SAFETY: env/buffer come from the current callback; a weak reference (count 0).
+    if unsafe { sys::napi_create_reference(env, buffer, 0, &mut weak) } != sys::Status::napi_ok {
+        return ptr::null_mut();
+    }
+    let w = Box::into_raw(Box::new(Witness { buffer: weak, seen: Arc::clone(seen), byte: 0 }));
+    let mut ab = ptr::null_mut();
+    let mut strong = ptr::null_mut();
+    // SAFETY: the byte lives in the Box until `witness_finalized` frees it, which Node-API
+    // calls once the witness buffer is gone (collected or detached at teardown); no JS ever
+    // holds the witness, so nothing reads or writes that byte.
+    let made = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env,
+            ptr::addr_of_mut!((*w).byte).cast(),
+            1,
+            Some(witness_finalized),
+            w.cast(),
+            &mut ab,
+        )
+    } == sys::Status::napi_ok;
+    // SAFETY: `ab` is a live local of this callback.
+    if made && unsafe { sys::napi_create_reference(env, ab, 1, &mut strong) } == sys::Status::napi_ok {
+        return strong;
+    }
+    // SAFETY: `w` came from Box::into_raw above; if Node-API took it, its finalizer cannot run
+    // before this callback returns (finalizers run from the event loop or at teardown), and
+    // this thread is the only one that touches it.
+    unsafe {
+        if made {
+            // Nothing keeps this witness alive: its verdict, recorded whenever it is collected,
+            // would mean nothing. Point it at a mark nobody reads.
+            (*w).seen = Arc::new(AtomicI32::new(UNSEEN));
+        } else {
+            // Not handed to Node-API: ours again.
+            sys::napi_delete_reference(env, (*w).buffer);
+            drop(Box::from_raw(w));
+        }
+    }
+    ptr::null_mut()
+}
+
 /// The finalize hint of one external `ArrayBuffer` over a region (module docs).
 struct BufferGuard {
     region: Arc<Region>,
-    /// `None`: never handed to users (the atomics view), so never transferred. `Some`: the
-    /// instance's `exit_mark`.
-    exit_mark: Option<Arc<AtomicI32>>,
+    /// `None`: never handed to users (the atomics view), so never transferred. `Some`: what
+    /// the buffer's witness saw.
+    seen: Option<Arc<AtomicI32>>,
+    /// Strong reference to the witness (null: none).
+    witness: sys::napi_ref,
 }
 
 unsafe extern "C" fn release_guard(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box<BufferGuard> leaked in `external_buffer`; called once.
     let guard = unsafe { Box::from_raw(hint.cast::<BufferGuard>()) };
-    let seen_attached_last = guard
-        .exit_mark
-        .as_ref()
-        .is_none_or(|m| m.load(Ordering::SeqCst) == 1);
-    if !seen_attached_last && TEARDOWN_GUARD.load(Ordering::Relaxed) && env_stopping(env) {
+    if !node_like_host() {
+        return; // no agent holds the memory any more: drop the mapping (no Node-API here)
+    }
+    if !guard.witness.is_null() {
+        // The witness may go now (if the environment still runs, it is collected later and
+        // records a verdict nobody reads).
+        // SAFETY: our strong reference, deleted once, on the env's thread.
+        unsafe { sys::napi_delete_reference(env, guard.witness) };
+    }
+    let keep = match guard.seen.as_ref().map(|s| s.load(Ordering::SeqCst)) {
+        None => false,
+        Some(ATTACHED) => false,
+        Some(GONE) => true,
+        // No verdict: collected while its environment runs, or a runtime that finalized the
+        // witness after the buffer (or none made): keep it if the environment is stopping.
+        Some(_) => env_stopping(env),
+    };
+    if keep {
         // The memory may live on in another thread: keep it mapped for good, release the handle.
         guard.region.close(false);
         std::mem::forget(Arc::clone(&guard.region));
@@ -217,12 +385,14 @@ pub fn external_buffer(
     env: sys::napi_env,
     region: &Arc<Region>,
     ptr: *mut u8,
-    exit_mark: Option<Arc<AtomicI32>>,
+    seen: Option<Arc<AtomicI32>>,
     name: &str,
 ) -> Result<Option<sys::napi_value>, JsErr> {
+    let witnessed = seen.is_some();
     let guard = Box::into_raw(Box::new(BufferGuard {
         region: Arc::clone(region),
-        exit_mark,
+        seen,
+        witness: ptr::null_mut(),
     }));
     let mut ab = ptr::null_mut();
     // SAFETY: `ptr` is valid for `region.len()` bytes until the region unmaps, which happens
@@ -232,6 +402,17 @@ pub fn external_buffer(
         create_external_arraybuffer(env, ptr.cast(), region.len(), guard.cast(), &mut ab)
     };
     if status == sys::Status::napi_ok {
+        if witnessed && node_like_host() {
+            // Made right after the buffer, so finalized before it at teardown (module docs).
+            // SAFETY: Node-API owns the guard now but cannot finalize it before this callback
+            // returns; only this thread touches it.
+            unsafe {
+                let seen = (*guard).seen.as_ref().map(Arc::clone);
+                if let Some(seen) = seen {
+                    (*guard).witness = make_witness(env, ab, &seen);
+                }
+            }
+        }
         return Ok(Some(ab));
     }
     if status == sys::Status::napi_no_external_buffers_allowed {
@@ -268,37 +449,4 @@ pub fn detach(env: sys::napi_env, ab: sys::napi_value) -> bool {
     }
     // SAFETY: env/ab come from the current callback; detaching is what `close()` promises.
     unsafe { sys::napi_detach_arraybuffer(env, ab) == sys::Status::napi_ok }
-}
-
-unsafe extern "C" fn release_mark(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the Arc<AtomicI32> leaked in `control_buffer`; called once.
-    drop(unsafe { Arc::from_raw(hint.cast::<AtomicI32>().cast_const()) });
-}
-
-/// A 4-byte external `ArrayBuffer` over `inst.exit_mark`, for the JS class to write 1 into; `None`
-/// when caged (no external buffers exist then, so nothing needs the mark).
-pub fn control_buffer(env: sys::napi_env, inst: &Instance) -> Option<sys::napi_value> {
-    if inst.caged || force_copy() {
-        return None;
-    }
-    let hint = Arc::into_raw(Arc::clone(&inst.exit_mark)).cast_mut();
-    let mut ab = ptr::null_mut();
-    // SAFETY: the AtomicI32 (4 bytes, 4-aligned) lives until `release_mark` drops this Arc,
-    // which Node-API calls once the buffer is gone; JS only stores into it (Atomics).
-    let status = unsafe {
-        sys::napi_create_external_arraybuffer(
-            env,
-            hint.cast(),
-            4,
-            Some(release_mark),
-            hint.cast(),
-            &mut ab,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        // SAFETY: not handed to Node-API.
-        drop(unsafe { Arc::from_raw(hint.cast_const()) });
-        return None;
-    }
-    Some(ab)
 }

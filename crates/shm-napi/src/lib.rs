@@ -124,8 +124,8 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
     let region =
         unsafe { Region::open(segment, length) }.map_err(|e| from_core(e, &name).throw(env))?;
     let region = Arc::new(region);
-    let exit_mark = Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let mark = Some(Arc::clone(&exit_mark));
+    // What the buffer's witness sees at teardown (instance.rs).
+    let mark = Some(Arc::new(std::sync::atomic::AtomicI32::new(0)));
     let zero_copy = match region.js_ptr() {
         Some(p) => {
             instance::external_buffer(env, &region, p.as_ptr(), mark, &name).map_err(|e| {
@@ -157,8 +157,9 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
             caged,
             shared_made: Default::default(),
             closed: Default::default(),
-            exit_mark,
+            held: std::cell::Cell::new(ptr::null_mut()),
         },
+        (!caged).then_some(buffer),
     )?;
     let mut out = ptr::null_mut();
     // SAFETY: env is live; all values are locals of this callback.
@@ -359,13 +360,6 @@ pub(crate) fn shared_buffer(env: sys::napi_env, instance: &Instance) -> Option<s
     }
     instance.shared_made.set(true);
     Some(value)
-}
-
-/// Internal: enables keeping the mapping of a zero-copy buffer finalized while its worker is
-/// torn down (it may have been transferred); the JS class enables it on Node.js and Bun.
-#[napi]
-pub fn set_teardown_guard(on: bool) {
-    instance::set_teardown_guard(on)
 }
 
 /// Registers the hot-path callbacks (raw Node-API functions, see `hot.rs`).
