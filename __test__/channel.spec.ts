@@ -102,25 +102,34 @@ function run(cmd: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): 
   return { child, exit, line }
 }
 
-/** A Node producer process: ops are [kind, length]; 'abort' claims and aborts (sends nothing). */
+/** Producer timeouts in the multi-process tests: a lost wake-up or a stuck claim fails in seconds. */
+const PRODUCER_TIMEOUT = 5000
+
+/**
+ * A Node producer process: ops are [kind, length]; 'abort' claims and aborts (sends nothing).
+ * Prints the count of messages sent and the time (Date.now()) its last message was committed.
+ */
 const NODE_PRODUCER = `
 const { Channel } = require('.')
 const [name, id, ops] = [process.argv[1], Number(process.argv[2]), JSON.parse(process.argv[3])]
+const timeout = ${PRODUCER_TIMEOUT}
 function msg(seq, len) { const b = Buffer.alloc(len); b.writeUInt32LE(id, 0); b.writeUInt32LE(seq, 4); for (let k = 8; k < len; k++) b[k] = (id * 7 + seq * 13 + k) & 255; return b }
 ;(async () => {
   const ch = new Channel(name)
   let seq = 0
+  let last = 0
   for (const [kind, len] of ops) {
-    if (kind === 'abort') { ch.claim(len, { timeout: 30000 }); ch.abort(); continue }
+    if (kind === 'abort') { ch.claim(len, { timeout }); ch.abort(); continue }
     const m = msg(seq++, len)
-    if (kind === 'send') ch.send(m, { timeout: 30000 })
-    else if (kind === 'try') { while (!ch.trySend(m)) await new Promise((r) => setImmediate(r)) }
-    else if (kind === 'async') await ch.sendAsync(m, { timeout: 30000 })
-    else if (kind === 'claim') { ch.claim(len, { timeout: 30000 }).set(m); ch.commit() }
-    else if (kind === 'view') ch.send(new DataView(m.buffer, m.byteOffset, m.byteLength), { timeout: 30000 })
+    if (kind === 'send') ch.send(m, { timeout })
+    else if (kind === 'try') { const until = Date.now() + timeout; while (!ch.trySend(m)) { if (Date.now() > until) throw new Error('trySend: no room within ' + timeout + ' ms'); await new Promise((r) => setImmediate(r)) } }
+    else if (kind === 'async') await ch.sendAsync(m, { timeout })
+    else if (kind === 'claim') { ch.claim(len, { timeout }).set(m); ch.commit() }
+    else if (kind === 'view') ch.send(new DataView(m.buffer, m.byteOffset, m.byteLength), { timeout })
+    last = Date.now()
   }
   ch.close()
-  process.stdout.write(String(seq))
+  process.stdout.write(seq + ' ' + last)
 })().catch((e) => { console.error(e); process.exit(1) })
 `
 
@@ -463,89 +472,133 @@ test.serial('8 producer processes (Node, Python, Rust) into one consumer: nothin
   t.is(ch.tryReceive(), null, 'nothing extra')
 })
 
+/** A model run that has not finished by then fails, with its seed (never an ava timeout). */
+const MODEL_RUN_MS = 30_000
+/**
+ * Upper bound from a producer's last commit to the consumer's receipt of that message. Nominally
+ * microseconds; the consumer's blocking receives time out only after 5 s, so a lost wake-up
+ * (the consumer asleep while the last message waits) exceeds it instead of merely slowing down.
+ */
+const LAST_MESSAGE_MS = 2_000
+/** The time (Date.now()) of a producer's last commit, from its output ("N T" or JSON with "last"). */
+function lastCommit(stdout: string): number | undefined {
+  const m = /^\d+ (\d+)$/.exec(stdout.trim()) ?? /"last_ms": (\d+)/.exec(stdout)
+  return m ? Number(m[1]) : undefined
+}
+
 test.serial('model: random operation sequences from several producer processes and one consumer', async (t) => {
   const kinds = ['send', 'try', 'async', 'claim', 'view', 'abort'] as const
   const producer = fc.record({
     lang: fc.constantFrom('node', 'node', 'python', 'rust'),
     ops: fc.array(fc.tuple(fc.constantFrom(...kinds), fc.integer({ min: 8, max: 240 })), { minLength: 1, maxLength: 150 }),
   })
+  // A failure reports at once (no shrinking: each step would re-run processes), with the seed.
+  const seed = process.env.CHANNEL_MODEL_SEED ? Number(process.env.CHANNEL_MODEL_SEED) : (Math.random() * 2 ** 31) | 0
+  t.log(`fast-check seed ${seed} (reproduce with CHANNEL_MODEL_SEED=${seed})`)
   let runs = 0
-  await fc.assert(
-    fc.asyncProperty(
-      fc.constantFrom(256, 512, 4096),
-      fc.constantFrom('many-to-one', 'one-to-one'),
-      fc.array(producer, { minLength: 1, maxLength: 3 }),
-      fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 20 }),
-      async (capacity, mode, producers, consumerOps) => {
-        runs++
-        if (mode === 'one-to-one') producers = producers.slice(0, 1)
-        const name = uniqueName('ch-model')
-        const ch = Channel.create(name, { capacity, mode: mode as 'many-to-one' })
-        let procs: ReturnType<typeof run>[] = []
-        try {
-          let expected = 0
-          procs = producers.map(({ lang, ops }, i) => {
-            const id = i + 1
-            const sent = ops.filter(([k]) => k !== 'abort')
-            if (lang === 'python' && peers.python) {
-              expected += ops.length
-              return run(PYTHON, [PY_PEER, 'produce', name, String(id), String(ops.length), '8', '240'])
-            }
-            if (lang === 'rust' && peers.rust) {
-              expected += ops.length
-              return run(RUST_PEER, ['produce', name, String(id), String(ops.length), '8', '240'])
-            }
-            expected += sent.length
-            return nodeProducer(name, id, ops)
-          })
-          const checker = new Checker()
-          let received = 0
-          let exited = 0
-          for (const p of procs) void p.exit.then(() => exited++)
-          const scratch = new Uint8Array(capacity)
-          for (let k = 0; received < expected; k++) {
-            const op = consumerOps[k % consumerOps.length]
-            // Short waits: once every producer has exited, a missing message fails at once.
-            try {
-              if (op === 3) {
-                const m = await ch.receiveAsync({ timeout: 250 })
-                if (m === null) throw new Error('ended')
-                checker.add(m)
-              } else if (op === 1) {
-                const n = ch.receiveInto(scratch, { timeout: 250 })!
-                checker.add(scratch.subarray(0, n))
-              } else if (op === 0) checker.add(ch.receive({ timeout: 250 })!)
-            } catch (e) {
-              if ((e as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw e
-              const done = exited === procs.length
-              await new Promise((r) => setTimeout(r, 1))
-              if (done) throw new Error(`every producer has exited; ${expected - received} of ${expected} messages missing`)
-              continue
-            }
-            if (op === 2) {
-              const m = ch.tryReceive()
-              if (m === null) {
-                await new Promise((r) => setImmediate(r))
-                continue
-              }
-              checker.add(m)
-            }
-            received++
+  const property = fc.asyncProperty(
+    fc.constantFrom(256, 512, 4096),
+    fc.constantFrom('many-to-one', 'one-to-one'),
+    fc.array(producer, { minLength: 1, maxLength: 3 }),
+    fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 20 }),
+    async (capacity, mode, producers, consumerOps) => {
+      runs++
+      if (mode === 'one-to-one') producers = producers.slice(0, 1)
+      const name = uniqueName('ch-model')
+      const ch = Channel.create(name, { capacity, mode: mode as 'many-to-one' })
+      let procs: ReturnType<typeof run>[] = []
+      try {
+        let expected = 0
+        procs = producers.map(({ lang, ops }, i) => {
+          const id = i + 1
+          const sent = ops.filter(([k]) => k !== 'abort')
+          if (lang === 'python' && peers.python) {
+            expected += ops.length
+            return run(PYTHON, [PY_PEER, 'produce', name, String(id), String(ops.length), '8', '240'])
           }
-          const exits = await Promise.all(procs.map((p) => p.exit))
-          const failed = exits.filter((e) => e.code !== 0)
-          if (failed.length) throw new Error(`a producer failed: ${failed.map((e) => e.stderr).join('\n')}`)
-          if (checker.errors.length) throw new Error(checker.errors.slice(0, 5).join('\n'))
-          if (ch.tryReceive() !== null) throw new Error('a message beyond the expected ones')
-        } finally {
-          for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
-          ch.close()
-          Channel.unlink(name)
+          if (lang === 'rust' && peers.rust) {
+            expected += ops.length
+            return run(RUST_PEER, ['produce', name, String(id), String(ops.length), '8', '240'])
+          }
+          expected += sent.length
+          return nodeProducer(name, id, ops)
+        })
+        const checker = new Checker()
+        const receivedAt = new Map<number, number>()
+        let received = 0
+        let exited = 0
+        for (const p of procs) void p.exit.then(() => exited++)
+        const take = (m: Uint8Array) => {
+          checker.add(m)
+          if (m.byteLength >= 4) receivedAt.set(Buffer.from(m.buffer, m.byteOffset, 4).readUInt32LE(0), Date.now())
+          received++
         }
-      },
-    ),
-    { numRuns: 8 },
+        const scratch = new Uint8Array(capacity)
+        const started = Date.now()
+        // Drain until every producer has exited, not just until the last message: a producer
+        // whose last operations are aborts may need room that only a pass over its padding frees.
+        for (let k = 0; ; k++) {
+          if (Date.now() - started > MODEL_RUN_MS) {
+            throw new Error(`not done after ${MODEL_RUN_MS} ms: ${received} of ${expected} messages received, ${procs.length - exited} of ${procs.length} producers running`)
+          }
+          if (received >= expected) {
+            const m = ch.tryReceive() // passes padding; anything more is a message too many
+            if (m !== null) take(m)
+            else if (exited === procs.length) break
+            else await new Promise((r) => setTimeout(r, 1))
+            continue
+          }
+          const op = consumerOps[k % consumerOps.length]
+          try {
+            if (op === 3) {
+              const m = await ch.receiveAsync({ timeout: 5000 })
+              if (m === null) throw new Error('ended')
+              take(m)
+            } else if (op === 1) {
+              const n = ch.receiveInto(scratch, { timeout: 5000 })
+              if (n === null) throw new Error('ended')
+              take(scratch.subarray(0, n))
+            } else if (op === 0) {
+              const m = ch.receive({ timeout: 5000 })
+              if (m === null) throw new Error('ended')
+              take(m)
+            } else {
+              const m = ch.tryReceive()
+              if (m === null) await new Promise((r) => setImmediate(r))
+              else take(m)
+            }
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw e
+            const done = exited === procs.length
+            await new Promise((r) => setTimeout(r, 1))
+            if (done) throw new Error(`every producer has exited; ${expected - received} of ${expected} messages missing`)
+          }
+        }
+        const exits = await Promise.all(procs.map((p) => p.exit))
+        const failed = exits.filter((e) => e.code !== 0)
+        if (failed.length) throw new Error(`a producer failed: ${failed.map((e) => e.stderr).join('\n')}`)
+        if (checker.errors.length) throw new Error(checker.errors.slice(0, 5).join('\n'))
+        if (received !== expected) throw new Error(`${received} messages received, ${expected} sent`)
+        exits.forEach((e, i) => {
+          const sentAt = lastCommit(e.stdout)
+          const got = receivedAt.get(i + 1)
+          if (sentAt !== undefined && got !== undefined && got - sentAt > LAST_MESSAGE_MS) {
+            throw new Error(`producer ${i + 1}'s last message arrived ${got - sentAt} ms after its commit (a lost wake-up?)`)
+          }
+        })
+      } finally {
+        for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
+        ch.close()
+        Channel.unlink(name)
+      }
+    },
   )
+  try {
+    await fc.assert(property, { numRuns: 8, seed, endOnFailure: true })
+  } catch (e) {
+    ;(e as Error).message = `CHANNEL_MODEL_SEED=${seed}: ${(e as Error).message}`
+    throw e
+  }
   t.is(runs, 8)
 })
 

@@ -318,7 +318,7 @@ def main(argv):
             x = (x * 1103515245 + 12345) & 0x7FFFFFFF
             ch.send(test_message(pid_id, seq, lo + x % (hi - lo + 1)))
         ch.close()
-        print(json.dumps({'sent': count}))
+        print(json.dumps({'sent': count, 'last_ms': int(time.time() * 1000)}))
     elif cmd == 'consume':
         count = int(argv[2])
         ch = Channel(name)

@@ -55,7 +55,10 @@ fn run(args: &[String]) -> Result<(), Error> {
                 test_message(id, seq, lo + x as usize % (hi - lo + 1), &mut msg);
                 ch.send(&msg, minute)?;
             }
-            println!("{{\"sent\": {count}}}");
+            let last_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            println!("{{\"sent\": {count}, \"last_ms\": {last_ms}}}");
         }
         "consume" => {
             let count = num(args, 2);
