@@ -46,6 +46,13 @@ mod futex;
 #[path = "futex_poll.rs"]
 mod futex;
 
+#[cfg(unix)]
+#[path = "liveness_unix.rs"]
+pub mod liveness;
+#[cfg(not(unix))]
+#[path = "liveness_other.rs"]
+pub mod liveness;
+
 mod region;
 
 pub use region::{Region, RegionError, WAIT_SLICE};
