@@ -265,13 +265,15 @@ test.serial('attaching to a torn or foreign layout throws ERR_SHM_CHANNEL_LAYOUT
   const cases: [string, (m: SharedMemory) => void, number?][] = [
     ['zero magic (never initialised)', () => {}],
     ['foreign magic', (m) => m.atomicStore(0, 0x12345678)],
-    ['unknown version', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 2), m.atomicStore(8, 256), m.atomicStore(16, 1000))],
-    ['capacity not a power of two', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 384), m.atomicStore(16, 1000))],
-    ['segment smaller than the header says', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 512), m.atomicStore(16, 1000))],
-    ['unknown mode', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 256), m.atomicStore(12, 2), m.atomicStore(16, 1000))],
-    ['torn indices (tail − head > capacity)', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 256), m.atomicStore(16, 1000), m.atomicStore(128, 264))],
-    ['indices not a multiple of 8', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 256), m.atomicStore(16, 1000), m.atomicStore(128, 4))],
+    ['unknown version', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 3), m.atomicStore(8, 256), m.atomicStore(16, 1000))],
+    ['capacity not a power of two', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 2), m.atomicStore(8, 384), m.atomicStore(16, 1000))],
+    ['segment smaller than the header says', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 2), m.atomicStore(8, 512), m.atomicStore(16, 1000))],
+    ['unknown mode', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 2), m.atomicStore(8, 256), m.atomicStore(12, 2), m.atomicStore(16, 1000))],
+    ['torn indices (tail − head > capacity)', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 2), m.atomicStore(8, 256), m.atomicStore(16, 1000), m.atomicStore(128, 264))],
+    ['indices not a multiple of 8', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 2), m.atomicStore(8, 256), m.atomicStore(16, 1000), m.atomicStore(128, 4))],
+    ['a layout version 1 channel', (m) => (m.atomicStore(0, 0x434d534e), m.atomicStore(4, 1), m.atomicStore(8, 256), m.atomicStore(16, 1000))],
   ]
+  const messages: string[] = []
   for (const [what, set] of cases) {
     const name = uniqueName('ch-layout')
     const mem = SharedMemory.create(name, 1024 + 256)
@@ -279,15 +281,17 @@ test.serial('attaching to a torn or foreign layout throws ERR_SHM_CHANNEL_LAYOUT
       set(mem)
       const e = t.throws(() => new Channel(name), undefined, what) as NodeJS.ErrnoException
       t.is(e?.code, 'ERR_SHM_CHANNEL_LAYOUT', what)
+      messages.push(e?.message)
     } finally {
       mem.close()
       SharedMemory.unlink(name)
     }
   }
+  t.regex(messages.at(-1)!, /layout version 1 channel.*version 2 only/, 'a v1 segment is refused naming its version')
   // The boundary: the same header with valid values attaches.
   const name = uniqueName('ch-layout-ok')
   const mem = SharedMemory.create(name, 1024 + 256)
-  for (const [o, v] of [[4, 1], [8, 256], [16, 1000], [128, 256], [0, 0x434d534e]]) mem.atomicStore(o, v)
+  for (const [o, v] of [[4, 2], [8, 256], [16, 1000], [128, 256], [0, 0x434d534e]]) mem.atomicStore(o, v)
   const ch = new Channel(name)
   t.is(ch.capacity, 256)
   t.false(ch.trySend('x'), 'tail − head = capacity: full')
