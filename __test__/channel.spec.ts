@@ -379,6 +379,205 @@ test.serial('sendAsync waits for room without blocking the event loop; receiveAs
   await t.throwsAsync(ch.receiveAsync({ timeout: 20 }), { code: 'ETIMEDOUT' })
 })
 
+test.serial('one-to-one: a message of exactly maxMessageLength fits an empty ring, also after the wrap', (t) => {
+  const [ch] = fresh(t, 'o2o-max', 256, { mode: 'one-to-one' })
+  const max = Buffer.alloc(ch.maxMessageLength, 0x5a)
+  t.true(ch.trySend(max), 'index 0, empty ring: the record takes the whole ring')
+  t.deepEqual(Buffer.from(ch.receive()!), max)
+  ch.send('x') // tail at 16
+  t.deepEqual(Buffer.from(ch.receive()!), Buffer.from('x'))
+  t.false(ch.trySend(max), 'padding to the end is published first; the consumer has not passed it')
+  t.is(ch.tryReceive(), null, 'padding only')
+  t.true(ch.trySend(max))
+  t.deepEqual(Buffer.from(ch.receive()!), max)
+})
+
+test.serial('end() races: a claim made before the end is delivered, a send after it is refused, on both modes', async (t) => {
+  for (const mode of ['one-to-one', 'many-to-one'] as const) {
+    const [ch, name] = fresh(t, `end-race-${mode}`, 1024, { mode })
+    const producer = new Channel(name)
+    t.teardown(() => producer.close())
+    producer.claim(5).set(Buffer.from('first'))
+    ch.end() // the consumer ends the channel while the claim is pending …
+    const got = ch.receiveAsync({ timeout: 5000 }) // … and drains: it must wait for the claim
+    await new Promise((r) => setTimeout(r, 20))
+    producer.commit()
+    t.is(Buffer.from((await got)!).toString(), 'first', `${mode}: a claim published before the end is delivered`)
+    t.is(ch.receive({ timeout: 1000 }), null)
+    t.is((t.throws(() => producer.send('late')) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_ENDED')
+    t.is(ch.tryReceive(), null)
+  }
+})
+
+test.serial('two receiveAsync pending on one handle each get a different message', async (t) => {
+  const [ch, name] = fresh(t, 'two-async', 1024)
+  const producer = new Channel(name)
+  t.teardown(() => producer.close())
+  for (let round = 0; round < 20; round++) {
+    const a = ch.receiveAsync({ timeout: 5000 })
+    const b = ch.receiveAsync({ timeout: 5000 })
+    await new Promise((r) => setTimeout(r, 5))
+    producer.send(`m${round}a`)
+    producer.send(`m${round}b`)
+    const got = (await Promise.all([a, b])).map((m) => Buffer.from(m!).toString())
+    t.deepEqual(got.sort(), [`m${round}a`, `m${round}b`], `round ${round}`)
+    t.is(ch.tryReceive(), null)
+  }
+})
+
+test.serial('a second consumer handle in the same process is refused, and closing it leaves the first one registered', (t) => {
+  const [ch, name] = fresh(t, 'two-consumers', 1024)
+  ch.send('m1')
+  ch.send('m2')
+  t.is(Buffer.from(ch.receive()!).toString(), 'm1') // ch is the consumer
+  const second = new Channel(name)
+  const e = t.throws(() => second.tryReceive()) as NodeJS.ErrnoException
+  t.is(e.code, 'ERR_SHM_CHANNEL_BUSY')
+  t.regex(e.message, /already has a live consumer/)
+  second.close()
+  t.is(Buffer.from(ch.receive({ timeout: 1000 })!).toString(), 'm2', 'the first consumer keeps its registration and its head')
+  ch.send('m3')
+  const third = new Channel(name)
+  t.is((t.throws(() => third.receive({ timeout: 0 })) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_BUSY')
+  ch.close()
+  t.is(Buffer.from(third.receive({ timeout: 1000 })!).toString(), 'm3', 'once the first closes, another handle takes over')
+  third.close()
+})
+
+test.serial('sendAsync takes the length once there is room: a resizable source that grew, a detached one', async (t) => {
+  const [ch, name] = fresh(t, 'async-source', 256)
+  const producer = new Channel(name)
+  t.teardown(() => producer.close())
+  const fill = () => {
+    while (producer.trySend(Buffer.alloc(48, 1)));
+  }
+  fill()
+  const rab = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(8, { maxByteLength: 64 })
+  const tracking = new Uint8Array(rab) // length-tracking
+  const sent = producer.sendAsync(tracking, { timeout: 5000 })
+  rab.resize(40)
+  tracking.fill(7)
+  while (ch.tryReceive() !== null);
+  await sent
+  producer.send('next')
+  const m = ch.receive({ timeout: 1000 })!
+  t.deepEqual(Buffer.from(m), Buffer.alloc(40, 7), 'the bytes and length as they were when there was room')
+  t.is(Buffer.from(ch.receive({ timeout: 1000 })!).toString(), 'next', 'the next record is intact')
+
+  fill()
+  const ab = new ArrayBuffer(16)
+  const detachedSend = producer.sendAsync(new Uint8Array(ab), { timeout: 5000 })
+  structuredClone(ab, { transfer: [ab] })
+  while (ch.tryReceive() !== null);
+  const e = await t.throwsAsync(detachedSend)
+  t.is((e as NodeJS.ErrnoException).code, 'ERR_INVALID_STATE')
+  producer.send('after', { timeout: 1000 })
+  t.is(Buffer.from(ch.receive({ timeout: 1000 })!).toString(), 'after', 'no claim left pending: the channel goes on')
+})
+
+test.serial('garbage from a peer: bounded work, no allocation beyond capacity, ERR_SHM_CHANNEL_LAYOUT', (t) => {
+  const layout = (f: () => unknown, what: string) => {
+    const t0 = performance.now()
+    const e = t.throws(f, undefined, what) as NodeJS.ErrnoException
+    t.is(e?.code, 'ERR_SHM_CHANNEL_LAYOUT', `${what}: ${e?.message}`)
+    t.true(performance.now() - t0 < 1000, `${what}: returned after bounded work`)
+  }
+  const cases: [string, (m: SharedMemory) => void][] = [
+    ['padding of length 0xFFFFFFF8 (wraps an int32 size)', (m) => (m.atomicStore(1024 + 4, 0xfffffff8 | 0), m.atomicStore(1024, 2), m.atomicStore(128, 16))],
+    ['padding of length 0xFFFFFFF1', (m) => (m.atomicStore(1024 + 4, 0xfffffff1 | 0), m.atomicStore(1024, 2), m.atomicStore(128, 16))],
+    ['a message of length 2^31', (m) => (m.atomicStore(1024 + 4, 0x80000000 | 0), m.atomicStore(1024, 1), m.atomicStore(128, 16))],
+    ['a message longer than the span to tail', (m) => (m.atomicStore(1024 + 4, 100), m.atomicStore(1024, 1), m.atomicStore(128, 16))],
+    ['tail − head = 2^32 − 8', (m) => m.atomicStore(128, -8)],
+    ['tail − head not a multiple of 8', (m) => m.atomicStore(128, 12)],
+  ]
+  for (const [what, set] of cases) {
+    for (const call of ['tryReceive', 'receive', 'receiveInto'] as const) {
+      const name = uniqueName('ch-garbage')
+      const ch = Channel.create(name, { capacity: 256 })
+      const mem = new SharedMemory(name)
+      try {
+        set(mem)
+        if (call === 'tryReceive') layout(() => ch.tryReceive(), `${what} (${call})`)
+        else if (call === 'receive') layout(() => ch.receive({ timeout: 200 }), `${what} (${call})`)
+        else layout(() => ch.receiveInto(new Uint8Array(8), { timeout: 200 }), `${what} (${call})`)
+      } finally {
+        mem.close()
+        ch.close()
+        Channel.unlink(name)
+      }
+    }
+  }
+  // Producers read head: garbage there is a layout error too, not a wrapped free space.
+  {
+    const [ch, name] = fresh(t, 'garbage-head', 256)
+    const mem = new SharedMemory(name)
+    mem.atomicStore(256, 0x40000000)
+    layout(() => ch.trySend('x'), 'head far from tail (trySend)')
+    layout(() => ch.send('x', { timeout: 200 }), 'head far from tail (send)')
+    mem.close()
+  }
+  // 8-byte padding records filling a big ring: each try* call passes a bounded number of them.
+  {
+    const [ch, name] = fresh(t, 'garbage-pads', 1 << 20)
+    const mem = new SharedMemory(name)
+    for (let i = 0; i < 1 << 20; i += 8) (mem.atomicStore(1024 + i + 4, 0), mem.atomicStore(1024 + i, 2))
+    mem.atomicStore(128, 1 << 20)
+    let calls = 0
+    while (mem.atomicLoad(256) !== 1 << 20 && calls < 1000) {
+      t.is(ch.tryReceive(), null)
+      calls++
+    }
+    t.is(calls, (1 << 20) / 8 / 4096, 'exactly 4096 padding records per call')
+    ch.send('through')
+    t.is(Buffer.from(ch.receive({ timeout: 1000 })!).toString(), 'through')
+    mem.close()
+  }
+})
+
+test.serial('garbage in producerLock: a dead or invalid holder is taken over, a live one bounds trySend and send({ timeout })', (t) => {
+  const [ch, name] = fresh(t, 'garbage-lock', 1024)
+  const mem = new SharedMemory(name)
+  for (const junk of [-1, 0x7fffffff, 1, -0x80000000]) {
+    mem.atomicStore(132, junk)
+    t.true(ch.trySend(`after ${junk}`), `producerLock = ${junk} (no live participant): taken over`)
+    t.is(Buffer.from(ch.receive()!).toString(), `after ${junk}`)
+  }
+  // A live participant's token in the lock (as if it stopped inside the claim step).
+  const holder = new Channel(name)
+  holder.send('h') // holder now has a token; its lock file is locked
+  t.is(Buffer.from(ch.receive()!).toString(), 'h')
+  const token = (() => {
+    // The token is visible in the record state of a pending claim.
+    holder.claim(1)
+    const at = (mem.atomicLoad(128) - 16) & 1023
+    const s = mem.atomicLoad(1024 + at)
+    holder.abort()
+    return -s
+  })()
+  t.true(token > 0)
+  mem.atomicStore(132, token)
+  let t0 = performance.now()
+  t.false(ch.trySend('x'), 'trySend gives up on a lock held by a live participant')
+  t.true(performance.now() - t0 < 1000, 'after bounded time')
+  t0 = performance.now()
+  t.is((t.throws(() => ch.send('x', { timeout: 150 })) as NodeJS.ErrnoException).code, 'ETIMEDOUT')
+  t.true(performance.now() - t0 < 1500, 'send returns by its timeout')
+  holder.close()
+  t.true(ch.trySend('y'), 'its holder closed (lock file gone): taken over')
+  mem.close()
+})
+
+test.serial('state −2^31 at head (a claim by no possible participant) is recovered, not a crash', (t) => {
+  const [ch, name] = fresh(t, 'garbage-state', 1024, { recoveryMs: 20 })
+  const mem = new SharedMemory(name)
+  mem.atomicStore(1024 + 4, 8)
+  mem.atomicStore(1024, -0x80000000)
+  mem.atomicStore(128, 16)
+  mem.close()
+  ch.send('next')
+  t.is(Buffer.from(ch.receive({ timeout: 2000 })!).toString(), 'next')
+})
+
 // ---- several processes ------------------------------------------------------------------------
 
 test.serial('a second live consumer, or a second one-to-one producer, is refused with ERR_SHM_CHANNEL_BUSY; a dead one is taken over', async (t) => {

@@ -93,6 +93,20 @@ function fixed(buffer: ArrayBufferLike, offset: number, length: number): Uint8Ar
   return new Uint8Array(buffer, offset, length)
 }
 
+/** A detached source is an error, not an empty message (`detached` is Node 22+; a view of it throws before). */
+function checkAttached(buffer: ArrayBufferLike): void {
+  const b = buffer as ArrayBufferLike & { detached?: boolean }
+  let detached = b.detached === true
+  if (b.detached === undefined) {
+    try {
+      new Uint8Array(buffer, 0, 0)
+    } catch {
+      detached = true
+    }
+  }
+  if (detached) throw coded(new TypeError('The data\'s ArrayBuffer is detached (transferred): there is nothing to send'), 'ERR_INVALID_STATE')
+}
+
 /**
  * Bytes of `data` as a Uint8Array of a fixed length (no copy), or the string to encode. Taken
  * right before the claim, in the same synchronous step as the copy.
@@ -101,10 +115,12 @@ function bytesOf(data: unknown): Uint8Array | string {
   if (typeof data === 'string') return data
   if (ArrayBuffer.isView(data)) {
     const b = data.buffer as ArrayBuffer & { resizable?: boolean; growable?: boolean }
+    if (data.byteLength === 0) checkAttached(b)
     if (data instanceof Uint8Array && !b.resizable && !b.growable) return data
     return fixed(data.buffer, data.byteOffset, data.byteLength)
   }
   if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && data instanceof SharedArrayBuffer)) {
+    if (data.byteLength === 0) checkAttached(data)
     return fixed(data, 0, data.byteLength)
   }
   throw invalidType('data', 'of type string or an instance of Buffer, TypedArray, DataView, ArrayBuffer or SharedArrayBuffer', data)
