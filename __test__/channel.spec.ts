@@ -63,6 +63,8 @@ function testMessage(id: number, seq: number, len: number): Buffer {
 /** Checks messages: exact content, and per producer the sequence 0, 1, 2 … (no loss, no duplicate, in order). */
 class Checker {
   next = new Map<number, number>()
+  /** Per producer: when (Date.now()) its latest message arrived. */
+  at = new Map<number, number>()
   errors: string[] = []
   add(m: Uint8Array): void {
     const b = Buffer.from(m.buffer, m.byteOffset, m.byteLength)
@@ -76,6 +78,7 @@ class Checker {
     if (seq !== want) this.errors.push(`producer ${id}: got seq ${seq}, expected ${want}`)
     if (!b.equals(testMessage(id, seq, b.length))) this.errors.push(`producer ${id} seq ${seq}: corrupt payload`)
     this.next.set(id, seq + 1)
+    this.at.set(id, Date.now())
   }
 }
 
@@ -658,6 +661,93 @@ test.serial('a live producer\'s uncommitted record is never skipped, however old
   t.is((await claimer.exit).code, 0)
 })
 
+/** A Node process that opens the channel, waits `delay` ms, runs `action` (JS with `ch`), prints 'done', then lingers `linger` ms. */
+function later(name: string, delay: number, action: string, linger = 0) {
+  return run(process.execPath, ['-e', `
+    const { Channel } = require('.')
+    const ch = new Channel(process.argv[1])
+    console.log('open')
+    setTimeout(() => { ${action}; console.log('done'); setTimeout(() => ch.close(), ${linger}) }, ${delay})
+  `, '--', name])
+}
+
+test.serial('a consumer asleep in receive() is woken by the padding a producer publishes at the wrap', async (t) => {
+  const [ch, name] = fresh(t, 'wrap-wake', 256)
+  ch.send(Buffer.alloc(192)) // 200-byte record: tail at 200
+  t.is(ch.receive()!.length, 192) // head at 200
+  // 200 bytes need a 208-byte record: after the 56 bytes of padding at 200…256 only 200 are
+  // free, so the producer waits until the consumer has passed the padding.
+  const p = later(name, 200, `ch.send(Buffer.alloc(200, 9), { timeout: 5000 })`)
+  await p.line('open')
+  const t0 = Date.now()
+  const m = ch.receive({ timeout: 3000 })
+  t.is(m?.length, 200)
+  t.true(Date.now() - t0 < 2000, `arrived ${Date.now() - t0} ms after the consumer went to sleep (a lost wake-up waits for the timeout)`)
+  t.is((await p.exit).code, 0)
+})
+
+test.serial('end() from another process wakes a consumer asleep in receive(): null at once', async (t) => {
+  const [ch, name] = fresh(t, 'end-wake', 1024)
+  ch.tryReceive() // register as the consumer
+  const p = later(name, 200, 'ch.end()', 2500)
+  await p.line('open')
+  const t0 = Date.now()
+  t.is(ch.receive({ timeout: 3000 }), null)
+  t.true(Date.now() - t0 < 1500, `null ${Date.now() - t0} ms after sleeping (the ending peer stays open 2.5 s more)`)
+  await p.exit
+})
+
+test.serial('a negative consumerSleepers written by a peer costs latency, never a hang', async (t) => {
+  const [ch, name] = fresh(t, 'neg-sleepers', 1024)
+  ch.tryReceive()
+  const mem = new SharedMemory(name)
+  mem.atomicStore(388, -5) // producers now see no sleeper and never wake the consumer
+  const p = later(name, 200, `ch.send('woke')`)
+  await p.line('open')
+  const t0 = Date.now()
+  t.is(Buffer.from(ch.receive({ timeout: 3000 })!).toString(), 'woke')
+  t.true(Date.now() - t0 < 2000, `received after ${Date.now() - t0} ms`)
+  mem.close()
+  await p.exit
+})
+
+test.serial('Python and Rust peers: garbage lengths and indices are a layout error, not a hang', async (t) => {
+  for (const [lang, ok, cmd, args] of [
+    ['python', peers.python, PYTHON, [PY_PEER, 'consume']],
+    ['rust', peers.rust, RUST_PEER, ['consume']],
+  ] as const) {
+    if (!ok) continue
+    for (const [what, set] of [
+      ['padding of length −8', (m: SharedMemory) => (m.atomicStore(1024 + 4, -8), m.atomicStore(1024, 2), m.atomicStore(128, 16))],
+      ['a message of length 2^31', (m: SharedMemory) => (m.atomicStore(1024 + 4, -0x80000000), m.atomicStore(1024, 1), m.atomicStore(128, 16))],
+      ['tail − head = 2^32 − 8', (m: SharedMemory) => (m.atomicStore(1024, 1), m.atomicStore(128, -8))],
+    ] as const) {
+      const name = uniqueName(`ch-garbage-${lang}`)
+      const ch = Channel.create(name, { capacity: 256 })
+      const mem = new SharedMemory(name)
+      try {
+        ch.send(testMessage(1, 0, 16)) // received first: the peer is asleep when the garbage comes
+        const c = run(cmd, [...args, name, '2'])
+        await new Promise((r) => setTimeout(r, 300))
+        set(mem)
+        mem.atomicAdd(384, 1) // and wake it, as a commit would
+        mem.notify(384)
+        const timer = setTimeout(() => c.child.kill('SIGKILL'), 10_000)
+        const e = await c.exit
+        clearTimeout(timer)
+        t.is(e.signal, null, `${lang}, ${what}: exited by itself`)
+        t.not(e.code, 0, `${lang}, ${what}`)
+        t.regex(e.stderr, /LAYOUT|not a usable/, `${lang}, ${what}: ${e.stderr.slice(-300)}`)
+      } finally {
+        mem.close()
+        ch.close()
+        Channel.unlink(name)
+      }
+    }
+  }
+  t.pass()
+})
+
 test.serial('8 producer processes (Node, Python, Rust) into one consumer: nothing lost, duplicated or reordered', async (t) => {
   const [ch, name] = fresh(t, 'stress', 4096)
   const per = 3000
@@ -667,9 +757,15 @@ test.serial('8 producer processes (Node, Python, Rust) into one consumer: nothin
     peers.rust ? run(RUST_PEER, ['produce', name, '8', String(per), '8', '200']) : nodeProducer(name, 8, Array.from({ length: per }, (_, i) => ['send', 8 + (i % 50)] as [string, number])),
   ]
   const checker = new Checker()
-  consume(ch, 8 * per, checker, (i) => i % 3)
+  // The last messages with a blocking receive: a lost wake-up then shows as latency.
+  consume(ch, 8 * per, checker, (i) => (i >= 8 * per - 16 ? 0 : i % 3))
   const exits = await Promise.all([...procs, ...foreign].map((p) => p.exit))
   for (const e of exits) t.is(e.code, 0, e.stderr)
+  exits.forEach((e, k) => {
+    const sentAt = lastCommit(e.stdout)
+    const got = checker.at.get(k + 1)
+    t.true(sentAt !== undefined && got !== undefined && got - sentAt <= LAST_MESSAGE_MS, `producer ${k + 1}: last message ${got! - sentAt!} ms after its commit`)
+  })
   t.deepEqual(checker.errors, [])
   t.deepEqual([...checker.next.entries()].sort((a, b) => a[0] - b[0]), [1, 2, 3, 4, 5, 6, 7, 8].map((id) => [id, per]))
   t.is(ch.tryReceive(), null, 'nothing extra')

@@ -437,6 +437,9 @@ def main(argv):
         seqs, bad = {}, 0
         for _ in range(count):
             m = ch.receive(timeout=60)
+            if len(m) < 8:
+                bad += 1
+                continue
             pid_id, seq = struct.unpack_from('<II', m)
             if m != test_message(pid_id, seq, len(m)) or seqs.get(pid_id, -1) + 1 != seq:
                 bad += 1

@@ -70,6 +70,10 @@ fn run(args: &[String]) -> Result<(), Error> {
                 if !ch.receive(&mut m, minute)? {
                     break;
                 }
+                if m.len() < 8 {
+                    bad += 1;
+                    continue;
+                }
                 let id = u32::from_le_bytes(m[0..4].try_into().unwrap());
                 let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
                 test_message(id, seq, m.len(), &mut want);
