@@ -426,6 +426,12 @@ test.serial('two receiveAsync pending on one handle each get a different message
     t.deepEqual(got.sort(), [`m${round}a`, `m${round}b`], `round ${round}`)
     t.is(ch.tryReceive(), null)
   }
+  // Messages already queued when both calls start in the same tick.
+  producer.send('q1')
+  producer.send('q2')
+  const both = await Promise.all([ch.receiveAsync({ timeout: 5000 }), ch.receiveAsync({ timeout: 5000 })])
+  t.deepEqual(both.map((m) => Buffer.from(m!).toString()), ['q1', 'q2'])
+  t.is(ch.tryReceive(), null)
 })
 
 test.serial('a second consumer handle in the same process is refused, and closing it leaves the first one registered', (t) => {
@@ -746,6 +752,42 @@ test.serial('Python and Rust peers: garbage lengths and indices are a layout err
     }
   }
   t.pass()
+})
+
+test.serial('end() while a producer process sends flat out: every send that returned is received, none after null', async (t) => {
+  let hits = 0
+  for (let round = 0; round < 24; round++) {
+    const mode = round % 2 ? 'one-to-one' : 'many-to-one'
+    const name = uniqueName('ch-end-flat')
+    const ch = Channel.create(name, { capacity: 4096, mode })
+    try {
+      const p = run(process.execPath, ['-e', `
+        const { Channel } = require('.')
+        const ch = new Channel(process.argv[1])
+        const m = Buffer.alloc(8)
+        let sent = 0
+        console.log('go')
+        try { for (;;) if (ch.trySend(m)) sent++ } catch (e) { if (e.code !== 'ERR_SHM_CHANNEL_ENDED') throw e }
+        process.stdout.write('sent ' + sent)
+      `, '--', name])
+      let received = 0
+      await p.line('go')
+      const until = performance.now() + 5 + (round % 6) * 3
+      while (performance.now() < until) if (ch.tryReceive() !== null) received++
+      ch.end()
+      while (ch.receive({ timeout: 5000 }) !== null) received++
+      const e = await p.exit
+      t.is(e.code, 0, e.stderr)
+      const sent = Number(/sent (\d+)/.exec(e.stdout)?.[1])
+      if (sent !== received) hits++
+      t.is(received, sent, `round ${round} (${mode})`)
+      t.is(ch.receive({ timeout: 0 }), null)
+    } finally {
+      ch.close()
+      Channel.unlink(name)
+    }
+  }
+  t.is(hits, 0)
 })
 
 test.serial('8 producer processes (Node, Python, Rust) into one consumer: nothing lost, duplicated or reordered', async (t) => {
