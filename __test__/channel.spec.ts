@@ -790,6 +790,62 @@ test.serial('end() while a producer process sends flat out: every send that retu
   t.is(hits, 0)
 })
 
+/** Whether producers can run in their own PID namespace here (root, util-linux unshare). */
+function canUnshare(): boolean {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return false
+  const r = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true'], { stdio: 'ignore' })
+  return !r.error && r.status === 0
+}
+
+/** The host PID of the one child of `pid` (the process `unshare --fork` started). */
+async function childOf(pid: number): Promise<number> {
+  for (let k = 0; k < 100; k++) {
+    const r = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+    const found = Number(r.stdout.trim().split('\n')[0])
+    if (found > 0) return found
+    await new Promise((res) => setTimeout(res, 20))
+  }
+  throw new Error(`no child of ${pid}`)
+}
+
+test.serial('producers in other PID namespaces (containers sharing /dev/shm): a live or stopped one is waited for, a killed one is recovered', async (t) => {
+  if (!canUnshare()) {
+    if (!skip('channel container test', 'root and unshare --pid', 'docs/channel.md §6')) t.fail('CI=true: the container test must run')
+    else t.pass()
+    return
+  }
+  const [ch, name] = fresh(t, 'pidns', 1024, { recoveryMs: 50 })
+  const inNamespace = (script: string) => run('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, '-e', script, '--', name], 'pipe')
+  // Every producer below is PID 1 in its own namespace: PIDs would say nothing here.
+  const a = inNamespace(CLAIMER + `;console.log('pid ' + process.pid)`)
+  await a.line('claimed')
+  await a.line('pid 1')
+  const aHost = await childOf(a.child.pid!)
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'before')
+  ch.send('after')
+  t.is((t.throws(() => ch.receive({ timeout: 300 })) as NodeJS.ErrnoException).code, 'ETIMEDOUT', 'a live claim is never skipped')
+  process.kill(aHost, 'SIGSTOP')
+  t.is((t.throws(() => ch.receive({ timeout: 300 })) as NodeJS.ErrnoException).code, 'ETIMEDOUT', 'a stopped producer blocks, never corrupts')
+  // A second producer in another namespace, also PID 1, takes the claim lock meanwhile.
+  const b = inNamespace(`const { Channel } = require('.'); const ch = new Channel(process.argv[1]); ch.send('from b', { timeout: 5000 }); console.log('sent ' + process.pid)`)
+  t.is((await b.exit).code, 0)
+  process.kill(aHost, 'SIGCONT')
+  a.child.stdin!.write('go\n')
+  await a.line('committed')
+  t.deepEqual(Buffer.from(ch.receive({ timeout: 5000 })!), Buffer.alloc(100, 1))
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'after')
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'from b')
+  // Killed mid-claim: its lock file is unlocked, so the consumer skips it after recoveryMs.
+  const c = inNamespace(CLAIMER)
+  await c.line('claimed')
+  process.kill(await childOf(c.child.pid!), 'SIGKILL')
+  await c.exit
+  ch.send('after kill')
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'before')
+  t.is(Buffer.from(ch.receive({ timeout: 5000 })!).toString(), 'after kill', 'the dead claim is skipped')
+  t.is(ch.tryReceive(), null)
+})
+
 test.serial('8 producer processes (Node, Python, Rust) into one consumer: nothing lost, duplicated or reordered', async (t) => {
   const [ch, name] = fresh(t, 'stress', 4096)
   const per = 3000
