@@ -19,6 +19,8 @@ CLI (used by the tests, the bench and the demo):
     channel.py consume NAME COUNT              checks test messages, prints a JSON summary
     channel.py flood NAME COUNT SIZE           COUNT messages of SIZE bytes, as fast as it can
     channel.py demo NAME                       the demo producer (examples/channel-demo.js)
+    channel.py churn NAME SECONDS              every call, 0.2 s timeouts, for SECONDS (the
+                                               hostile-peer fuzzer); exit 3 on a bad error
 """
 import ctypes
 import fcntl
@@ -418,6 +420,40 @@ def test_message(pid_id, seq, n):
     return struct.pack('<II', pid_id, seq) + body
 
 
+def churn(name, seconds):
+    """Every entry point in turn while another process writes garbage: each returns by its timeout
+    (or after bounded work) with a message of at most capacity - 8 bytes or a ChannelError."""
+    ch = Channel(name)
+    print('ready', flush=True)
+    until, calls, worst, errors = time.monotonic() + seconds, 0, 0.0, {}
+    data = bytes(min(40, ch.cap - 8))
+    rng = random.Random(1)
+    while time.monotonic() < until:
+        op = rng.randrange(4)
+        t0 = time.monotonic()
+        try:
+            m = None
+            if op == 0:
+                ch.try_send(data)
+            elif op == 1:
+                ch.send(data, timeout=0.2)
+            elif op == 2:
+                m = ch.try_receive()
+            else:
+                m = ch.receive(timeout=0.2)
+            if m is not None and len(m) > ch.cap - 8:
+                print(f'message of {len(m)} bytes', file=sys.stderr)
+                sys.exit(3)
+        except ChannelError as e:
+            errors[e.code] = errors.get(e.code, 0) + 1
+        except Exception as e:  # anything else is a bug
+            print(f'unexpected {type(e).__name__}: {e}', file=sys.stderr)
+            sys.exit(3)
+        worst = max(worst, time.monotonic() - t0 - (0.2 if op % 2 else 0))
+        calls += 1
+    print(json.dumps({'calls': calls, 'worstOverMs': int(worst * 1000), 'errors': errors}))
+
+
 def main(argv):
     cmd, name = argv[0], argv[1]
     if cmd == 'create':
@@ -460,6 +496,8 @@ def main(argv):
             time.sleep(0.05)
         ch.end()
         ch.close()
+    elif cmd == 'churn':
+        churn(name, float(argv[2]))
     else:
         raise SystemExit(__doc__)
 
