@@ -435,7 +435,11 @@ impl Channel {
         }
     }
 
-    fn try_send_until(&mut self, data: &[u8], lock_deadline: Option<Instant>) -> Result<bool, Error> {
+    fn try_send_until(
+        &mut self,
+        data: &[u8],
+        lock_deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
         let n = data.len();
         if n > self.cap - 8 {
             return Err(Error::TooLarge(n));
@@ -481,7 +485,9 @@ impl Channel {
             let before = self.add(PRODUCER_SLEEPERS, 1);
             let r = if self.ld(HEAD) == h && self.ld(ENDED_O) == 0 {
                 let period = if before < 0 { GARBAGE_RECHECK } else { RECHECK };
-                self.region.wait(SPACE_SEQ, v, Some(left.min(period))).map(|_| ())
+                self.region
+                    .wait(SPACE_SEQ, v, Some(left.min(period)))
+                    .map(|_| ())
             } else {
                 Ok(())
             };
@@ -613,9 +619,12 @@ impl Channel {
             if before < 0 {
                 left = left.min(GARBAGE_RECHECK);
             }
-            let still = matches!(self.next(), Ok(Next::Empty | Next::Blocked)) && self.ld(ENDED_O) == 0;
+            let still =
+                matches!(self.next(), Ok(Next::Empty | Next::Blocked)) && self.ld(ENDED_O) == 0;
             let r = if still {
-                self.region.wait(DATA_SEQ, v, Some(left.min(RECHECK))).map(|_| ())
+                self.region
+                    .wait(DATA_SEQ, v, Some(left.min(RECHECK)))
+                    .map(|_| ())
             } else {
                 Ok(())
             };

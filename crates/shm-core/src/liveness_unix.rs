@@ -31,7 +31,10 @@ pub fn lock_path(name: &str, token: i32) -> PathBuf {
 fn check_name(name: &str) -> Result<(), Error> {
     let n = name.trim_start_matches('/');
     if n.is_empty() || n.contains('/') || n.contains('\0') || n == "." || n == ".." {
-        return Err(Error::os("open", std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+        return Err(Error::os(
+            "open",
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        ));
     }
     Ok(())
 }
@@ -119,7 +122,11 @@ pub fn participant_alive(name: &str, token: i64) -> bool {
         return false;
     }
     let path = lock_path(name, token as i32);
-    let fd = match open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
+    let fd = match open(
+        &path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return false,
         Err(_) => return true,
@@ -147,10 +154,16 @@ pub fn remove_stale_locks(name: &str) -> usize {
             continue;
         }
         let path = entry.path();
-        let Ok(fd) = open(&path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) else {
+        let Ok(fd) = open(
+            &path,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) else {
             continue;
         };
-        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() && std::fs::remove_file(&path).is_ok() {
+        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+            && std::fs::remove_file(&path).is_ok()
+        {
             removed += 1;
         }
     }
@@ -189,11 +202,17 @@ mod tests {
         }
         let stale = lock_path(&n, 12345);
         std::fs::write(&stale, b"").unwrap();
-        assert!(!participant_alive(&n, 12345), "an unlocked file is a dead participant's");
+        assert!(
+            !participant_alive(&n, 12345),
+            "an unlocked file is a dead participant's"
+        );
         let live = ParticipantLock::acquire(&n).unwrap();
         assert_eq!(remove_stale_locks(&n), 1);
         assert!(!stale.exists());
-        assert!(participant_alive(&n, live.token() as i64), "a live lock file is kept");
+        assert!(
+            participant_alive(&n, live.token() as i64),
+            "a live lock file is kept"
+        );
         assert!(!participant_alive("bad/name", 1));
     }
 }

@@ -164,7 +164,10 @@ fn churn(name: &str, seconds: u64) -> Result<(), Error> {
             *errors.entry(kind).or_default() += 1;
         }
     }
-    let errors: Vec<String> = errors.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+    let errors: Vec<String> = errors
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect();
     println!(
         "{{\"calls\": {calls}, \"worstOverMs\": {}, \"errors\": {{{}}}}}",
         worst.as_millis(),
