@@ -453,6 +453,21 @@ test.serial('a second consumer handle in the same process is refused, and closin
   third.close()
 })
 
+test.serial('a consumer in a worker thread: the main thread is refused while it lives, and takes over once it is terminated', async (t) => {
+  const [ch, name] = fresh(t, 'worker-consumer', 1024)
+  const { Worker } = await import('node:worker_threads')
+  const w = new Worker(
+    `const { Channel } = require(${JSON.stringify(ROOT)}); const { parentPort, workerData } = require('node:worker_threads')
+     const ch = new Channel(workerData); ch.tryReceive(); parentPort.postMessage('consumer'); setInterval(() => {}, 1000)`,
+    { eval: true, workerData: name },
+  )
+  await new Promise((r) => w.once('message', r))
+  t.is((t.throws(() => ch.tryReceive()) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_BUSY')
+  await w.terminate() // without close(): the worker's lock file goes with its environment
+  ch.send('mine now')
+  t.is(Buffer.from(ch.receive({ timeout: 2000 })!).toString(), 'mine now')
+})
+
 test.serial('sendAsync takes the length once there is room: a resizable source that grew, a detached one', async (t) => {
   const [ch, name] = fresh(t, 'async-source', 256)
   const producer = new Channel(name)
