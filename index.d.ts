@@ -10,6 +10,20 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * Internal (the channel's liveness, docs/channel.md §6): this handle's participant token, proved
+ * by an exclusive `flock` on the lock file `<name>.p<token>` beside the segment (see
+ * `shm_core::liveness`). Released by `release()`, by the garbage collector, or by process death.
+ */
+export declare class ParticipantLock {
+  /** Creates and locks a lock file for a fresh token of segment `name`. */
+  static acquire(name: string): ParticipantLock
+  /** The token (`1 … 2^31 − 1`). */
+  get token(): number
+  /** Removes the lock file and unlocks it; a second call does nothing. */
+  release(): void
+}
+
+/**
  * Internal: creates a segment for `SharedMemory.create(name, length, options)`; returns
  * `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
  */
@@ -20,6 +34,12 @@ export declare function createSegment(name: unknown, length: unknown, options: u
  * returns `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
  */
 export declare function openSegment(name: unknown, length: unknown, access: unknown): [object, ArrayBuffer, boolean]
+
+/** Internal: whether participant `token` of segment `name` is alive (its lock file is locked). */
+export declare function participantAlive(name: string, token: number): boolean
+
+/** Internal: removes the lock files of `name`'s dead participants; returns how many. */
+export declare function removeStaleParticipants(name: string): number
 
 /** Internal: `SharedMemory.unlink(name)`. */
 export declare function unlinkSegment(name: unknown): boolean

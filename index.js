@@ -835,6 +835,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.ParticipantLock = nativeBinding.ParticipantLock
 module.exports.createSegment = nativeBinding.createSegment
 module.exports.openSegment = nativeBinding.openSegment
+module.exports.participantAlive = nativeBinding.participantAlive
+module.exports.removeStaleParticipants = nativeBinding.removeStaleParticipants
 module.exports.unlinkSegment = nativeBinding.unlinkSegment

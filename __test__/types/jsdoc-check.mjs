@@ -9,12 +9,13 @@ import { fileURLToPath } from 'node:url'
 import ts from 'typescript'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-// The public declarations: dist/*.d.ts (compiled from src/) but the internal native.d.ts and
-// errors.d.ts; or the files named on the command line.
+// The public declarations: dist/*.d.ts (compiled from src/) but the internal native.d.ts,
+// errors.d.ts and channel-*.d.ts (the channel's layout/protocol/words modules, not exported from
+// index); or the files named on the command line.
 const DIST = path.join(ROOT, 'dist')
 const files = process.argv.length > 2
   ? process.argv.slice(2).map((f) => path.resolve(f))
-  : fs.readdirSync(DIST).filter((f) => f.endsWith('.d.ts') && !['native.d.ts', 'errors.d.ts'].includes(f)).map((f) => path.join(DIST, f))
+  : fs.readdirSync(DIST).filter((f) => f.endsWith('.d.ts') && !['native.d.ts', 'errors.d.ts'].includes(f) && !f.startsWith('channel-')).map((f) => path.join(DIST, f))
 let sf
 
 const missing = []

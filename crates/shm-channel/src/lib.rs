@@ -1,6 +1,6 @@
 //! The Rust peer of node-shared-mem's message channel: one named shared-memory segment holding a
 //! header and a ring of length-prefixed records, any number of producers (or exactly one) and one
-//! consumer, futex wake-ups only when a side must sleep. `docs/channel.md` (layout version 1) is
+//! consumer, futex wake-ups only when a side must sleep. `docs/channel.md` (layout version 2) is
 //! the contract; every step below cites its section.
 //!
 //! ```no_run
@@ -25,7 +25,7 @@ use shm_core::{Access, CreateOptions, Region, RegionError, Segment};
 pub mod layout {
     #![allow(missing_docs)]
     pub const MAGIC: i32 = 0x434D_534E;
-    pub const VERSION: i32 = 1;
+    pub const VERSION: i32 = 2;
     pub const HEADER: usize = 1024;
     pub const MAGIC_O: usize = 0;
     pub const VERSION_O: usize = 4;
@@ -63,9 +63,9 @@ pub enum Error {
     Core(shm_core::Error),
     /// A wait or notify failed.
     Region(RegionError),
-    /// The segment is not a version-1 channel, or its header or a record is torn.
+    /// The segment is not a version-2 channel, or its header, an index or a record is garbage.
     Layout(String),
-    /// Another live process is the consumer (or the one-to-one producer).
+    /// Another live participant (token) is the consumer (or the one-to-one producer).
     Busy(i32),
     /// The channel has ended (docs/channel.md §5).
     Ended,
@@ -81,7 +81,7 @@ impl fmt::Display for Error {
             Error::Core(e) => e.fmt(f),
             Error::Region(e) => e.fmt(f),
             Error::Layout(why) => write!(f, "not a usable channel: {why}"),
-            Error::Busy(pid) => write!(f, "process {pid} already holds that role"),
+            Error::Busy(token) => write!(f, "participant {token} (alive) already holds that role"),
             Error::Ended => f.write_str("the channel has ended"),
             Error::TimedOut => f.write_str("timed out"),
             Error::TooLarge(n) => write!(f, "a message of {n} bytes does not fit the channel"),
@@ -103,53 +103,47 @@ impl From<RegionError> for Error {
     }
 }
 
-/// Bytes a record with `length` payload bytes occupies (docs/channel.md §2).
+/// Bytes a record with `length` payload bytes occupies (docs/channel.md §2); `length ≤ 2³⁰`.
 pub fn record_size(length: usize) -> usize {
     (8 + length + 7) & !7
 }
 
-/// docs/channel.md §6: `kill(pid, 0)` fails with ESRCH, or /proc shows a zombie → dead.
-#[cfg(unix)]
-pub fn process_alive(pid: i32) -> bool {
-    let Some(p) = rustix::process::Pid::from_raw(pid) else {
-        return false;
-    };
-    if let Err(rustix::io::Errno::SRCH) = rustix::process::test_kill_process(p) {
-        return false;
-    }
-    if cfg!(target_os = "linux") {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => {
-                let state = stat
-                    .rfind(')')
-                    .and_then(|i| stat.as_bytes().get(i + 2).copied());
-                return !matches!(state, Some(b'Z') | Some(b'X'));
-            }
-            Err(_) => return false,
-        }
-    }
-    true
+/// Whether participant `token` (any word read from the segment) of channel `name` is alive
+/// (docs/channel.md §6): its lock file beside the segment is locked. Never panics.
+pub fn participant_alive(name: &str, token: i64) -> bool {
+    shm_core::liveness::participant_alive(name, token)
 }
 
-/// Without a portable liveness check every process counts as alive (no recovery).
-#[cfg(not(unix))]
-pub fn process_alive(_pid: i32) -> bool {
-    true
-}
+/// Padding records one call passes before it reports "nothing yet" (bounded work per call).
+const PADDING_BUDGET: usize = 4096;
+/// Longest single futex wait of a side that relies on a peer's wake-up (§4).
+const RECHECK: Duration = Duration::from_secs(5);
+/// The re-check period once a sleeper count was found negative (peers then never wake us).
+const GARBAGE_RECHECK: Duration = Duration::from_millis(10);
+/// How long `try_send` may wait for the claim lock.
+const TRY_LOCK: Duration = Duration::from_millis(50);
 
-fn my_pid() -> i32 {
-    std::process::id() as i32
+/// What `next` found.
+enum Next {
+    Message(usize, usize),
+    Empty,
+    Blocked,
+    More,
 }
 
 /// A handle on a channel: producer, consumer or both (the first send/receive takes the role).
 pub struct Channel {
     region: Region,
+    name: String,
     cap: usize,
     one_to_one: bool,
     recovery: Duration,
-    pid: i32,
+    lock: Option<shm_core::liveness::ParticipantLock>,
     producing: bool,
     consuming: bool,
+    /// One-to-one producer: its private tail. Consumer: its private head.
+    tail: u32,
+    head: u32,
     stuck: Option<(u32, i32, Instant)>,
     /// The `head` the last full `try_send` saw: `send` sleeps only while it is unchanged.
     head_seen: i32,
@@ -163,7 +157,10 @@ impl Channel {
         mode: Mode,
         recovery_ms: u32,
     ) -> Result<Channel, Error> {
-        if !capacity.is_power_of_two() || !(256..=1 << 30).contains(&capacity) || recovery_ms == 0 {
+        if !capacity.is_power_of_two()
+            || !(256..=1 << 30).contains(&capacity)
+            || !(1..=i32::MAX as u32).contains(&recovery_ms)
+        {
             return Err(Error::Layout(format!(
                 "capacity {capacity} / recoveryMs {recovery_ms} out of range"
             )));
@@ -178,7 +175,8 @@ impl Channel {
         w(MODE_O, (mode == Mode::OneToOne) as i32)?;
         w(RECOVERY_O, recovery_ms as i32)?;
         w(MAGIC_O, MAGIC)?;
-        Self::attach(region)
+        region.notify(MAGIC_O, u32::MAX)?;
+        Self::attach(region, name)
     }
 
     /// Attaches to an existing channel, checking its header (docs/channel.md §1).
@@ -186,10 +184,10 @@ impl Channel {
         let segment = Segment::open(name, Access::ReadWrite)?;
         // SAFETY: peers following docs/channel.md never truncate a channel's segment.
         let region = unsafe { Region::open(segment, None)? };
-        Self::attach(region)
+        Self::attach(region, name)
     }
 
-    fn attach(region: Region) -> Result<Channel, Error> {
+    fn attach(region: Region, name: &str) -> Result<Channel, Error> {
         if region.len() < HEADER {
             return Err(Error::Layout(format!(
                 "the segment has {} bytes",
@@ -201,8 +199,13 @@ impl Channel {
             std::thread::sleep(Duration::from_millis(2));
         }
         let (magic, version) = (region.load(MAGIC_O)?, region.load(VERSION_O)?);
-        if magic != MAGIC || version != VERSION {
-            return Err(Error::Layout(format!("magic {magic:#x} version {version}")));
+        if magic != MAGIC {
+            return Err(Error::Layout(format!("magic {magic:#x}")));
+        }
+        if version != VERSION {
+            return Err(Error::Layout(format!(
+                "layout version {version}; this peer speaks version {VERSION} only"
+            )));
         }
         let cap = region.load(CAPACITY_O)? as u32 as usize;
         let mode = region.load(MODE_O)?;
@@ -222,12 +225,15 @@ impl Channel {
         }
         Ok(Channel {
             region,
+            name: name.trim_start_matches('/').to_owned(),
             cap,
             one_to_one: mode == 1,
             recovery: Duration::from_millis(recovery as u64),
-            pid: my_pid(),
+            lock: None,
             producing: false,
             consuming: false,
+            tail: 0,
+            head: 0,
             stuck: None,
             head_seen: 0,
         })
@@ -236,6 +242,19 @@ impl Channel {
     /// The largest message, `capacity - 8` bytes.
     pub fn max_message(&self) -> usize {
         self.cap - 8
+    }
+
+    /// This handle's participant token (§6), with its lock file taken on first use.
+    fn token(&mut self) -> Result<i32, Error> {
+        if self.lock.is_none() {
+            self.lock = Some(shm_core::liveness::ParticipantLock::acquire(&self.name)?);
+        }
+        Ok(self.lock.as_ref().map_or(0, |l| l.token()))
+    }
+
+    fn alive(&self, token: i32) -> bool {
+        self.lock.as_ref().map(|l| l.token()) == Some(token)
+            || participant_alive(&self.name, token as i64)
     }
 
     fn word(&self, off: usize) -> &AtomicI32 {
@@ -269,46 +288,66 @@ impl Channel {
         Ok(())
     }
 
-    fn sleep(
-        &self,
-        seq: usize,
-        sleepers: usize,
-        blocked: impl Fn() -> bool,
-        t: Duration,
-    ) -> Result<(), Error> {
-        let v = self.ld(seq);
-        self.add(sleepers, 1);
-        let r = if blocked() {
-            self.region.wait(seq, v, Some(t)).map(|_| ())
-        } else {
-            Ok(())
-        };
-        self.add(sleepers, -1);
-        Ok(r?)
+    /// `tail − head` (unsigned), checked: garbage is `Error::Layout` (§1).
+    fn used(&self, tail: u32, head: u32) -> Result<usize, Error> {
+        let used = tail.wrapping_sub(head) as usize;
+        if used > self.cap || !used.is_multiple_of(8) {
+            return Err(Error::Layout(format!(
+                "tail {tail} - head {head} is {used}, not a multiple of 8 within {}",
+                self.cap
+            )));
+        }
+        Ok(used)
     }
 
-    /// Takes `word` (`producerLock` or `consumerPid`), or takes it over from a dead pid (§6).
-    fn take(&self, word: usize, exclusive_role: bool) -> Result<(), Error> {
+    /// Takes a role word (`producerLock` one-to-one, or `consumer`), or takes it over from a
+    /// dead participant (§6); a live holder is `Error::Busy`.
+    fn register(&mut self, word: usize) -> Result<(), Error> {
+        let me = self.token()?;
         loop {
-            let holder = self.cas(word, 0, self.pid);
-            if holder == 0 {
+            let holder = self.cas(word, 0, me);
+            if holder == 0 || holder == me {
                 return Ok(());
             }
-            if holder > 0 && holder != self.pid && !process_alive(holder) {
-                if self.cas(word, holder, self.pid) == holder {
-                    return Ok(());
+            if self.alive(holder) {
+                return Err(Error::Busy(holder));
+            }
+            if self.cas(word, holder, me) == holder {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The many-to-one claim lock (§3.1), taken over from a dead holder; `false` at `deadline`.
+    fn lock_claim(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let me = self.token()?;
+        let mut spins = 0;
+        loop {
+            let holder = self.cas(LOCK, 0, me);
+            if holder == 0 || holder == me {
+                return Ok(true);
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+                continue;
+            }
+            if !self.alive(holder) {
+                if self.cas(LOCK, holder, me) == holder {
+                    return Ok(true);
                 }
                 continue;
             }
-            if exclusive_role {
-                return Err(Error::Busy(holder));
+            let mut t = Duration::from_millis(10);
+            if let Some(d) = deadline {
+                match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => t = t.min(left),
+                    _ => return Ok(false),
+                }
             }
-            std::hint::spin_loop();
             self.add(LOCK_SLEEPERS, 1);
             if self.ld(LOCK) == holder {
-                let _ = self
-                    .region
-                    .wait(LOCK, holder, Some(Duration::from_millis(10)));
+                let _ = self.region.wait(LOCK, holder, Some(t));
             }
             self.add(LOCK_SLEEPERS, -1);
         }
@@ -331,8 +370,9 @@ impl Channel {
     }
 
     fn copy_in(&self, index: usize, data: &[u8]) {
-        // SAFETY: the record at `index` is claimed by this process (§3), so no other process
-        // writes these `data.len()` bytes, which lie inside the ring (record_size ≤ cap - index).
+        // SAFETY: the record at `index` is claimed by this handle (§3), so no other peer following
+        // the protocol writes these `data.len()` bytes, which lie inside the ring
+        // (record_size ≤ cap - index).
         unsafe {
             std::ptr::copy_nonoverlapping(
                 data.as_ptr(),
@@ -342,8 +382,64 @@ impl Channel {
         }
     }
 
-    /// Sends `data` if there is room now (§3); `Ok(false)` when the channel is full.
-    pub fn try_send(&mut self, data: &[u8]) -> Result<bool, Error> {
+    /// Claim (§3 steps 1–3): the ring index of a record published as claimed, or `None` when
+    /// full (or the lock was not free by `deadline`).
+    fn claim(&mut self, n: usize, deadline: Option<Instant>) -> Result<Option<usize>, Error> {
+        let size = record_size(n);
+        let me = self.token()?;
+        if self.one_to_one && !self.producing {
+            self.register(LOCK)?;
+            self.producing = true;
+            self.tail = self.ld(TAIL) as u32;
+            self.head_seen = self.ld(HEAD);
+        }
+        if !self.one_to_one && !self.lock_claim(deadline)? {
+            return Ok(None);
+        }
+        let r = self.claim_locked(n, size, me);
+        if !self.one_to_one {
+            self.unlock()?;
+        }
+        r
+    }
+
+    fn claim_locked(&mut self, n: usize, size: usize, me: i32) -> Result<Option<usize>, Error> {
+        loop {
+            let t = if self.one_to_one {
+                self.tail
+            } else {
+                self.ld(TAIL) as u32
+            };
+            let h = self.ld(HEAD) as u32;
+            self.head_seen = h as i32;
+            let used = self.used(t, h)?;
+            let i = t as usize & (self.cap - 1);
+            let to_end = self.cap - i;
+            if size.min(to_end) > self.cap - used {
+                return Ok(None);
+            }
+            let at = HEADER + i;
+            if size > to_end {
+                self.st(at + 4, (to_end - 8) as i32);
+                self.st(at, PADDING);
+                self.tail = t.wrapping_add(to_end as u32);
+                self.st(TAIL, self.tail as i32);
+                self.wake_consumer()?;
+                continue;
+            }
+            self.st(at + 4, n as i32);
+            self.st(at, -me);
+            self.tail = t.wrapping_add(size as u32);
+            self.st(TAIL, self.tail as i32);
+            return Ok(Some(i));
+        }
+    }
+
+    fn try_send_until(
+        &mut self,
+        data: &[u8],
+        lock_deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
         let n = data.len();
         if n > self.cap - 8 {
             return Err(Error::TooLarge(n));
@@ -351,72 +447,52 @@ impl Channel {
         if self.ld(ENDED_O) != 0 {
             return Err(Error::Ended);
         }
-        if self.one_to_one && !self.producing {
-            self.take(LOCK, true)?;
-            self.producing = true;
-        }
-        let size = record_size(n);
-        loop {
-            if !self.one_to_one {
-                self.take(LOCK, false)?;
-            }
-            let (t, h) = (self.ld(TAIL) as u32, self.ld(HEAD) as u32);
-            self.head_seen = h as i32;
-            let i = t as usize & (self.cap - 1);
-            let to_end = self.cap - i;
-            let free = self.cap - t.wrapping_sub(h) as usize;
-            if size.min(to_end) > free {
-                if !self.one_to_one {
-                    self.unlock()?;
-                }
-                return Ok(false);
-            }
-            let at = HEADER + i;
-            if size > to_end {
-                self.st(at + 4, (to_end - 8) as i32);
-                self.st(at, PADDING);
-                self.st(TAIL, t.wrapping_add(to_end as u32) as i32);
-                if !self.one_to_one {
-                    self.unlock()?;
-                }
-                self.wake_consumer()?;
-                continue;
-            }
-            self.st(at + 4, n as i32);
-            if self.one_to_one {
-                self.copy_in(i, data);
-                self.st(at, MESSAGE);
-                self.st(TAIL, t.wrapping_add(size as u32) as i32);
-            } else {
-                self.st(at, -self.pid);
-                self.st(TAIL, t.wrapping_add(size as u32) as i32);
-                self.unlock()?;
-                self.copy_in(i, data);
-                self.st(at, MESSAGE);
-            }
+        let Some(i) = self.claim(n, lock_deadline)? else {
+            return Ok(false);
+        };
+        let at = HEADER + i;
+        if self.ld(ENDED_O) != 0 {
+            // Claimed after the end (§5): abort, so that the send is refused, not lost.
+            self.st(at + 4, (record_size(n) - 8) as i32);
+            self.st(at, PADDING);
             self.wake_consumer()?;
-            return Ok(true);
+            return Err(Error::Ended);
         }
+        self.copy_in(i, data);
+        self.st(at, MESSAGE);
+        self.wake_consumer()?;
+        Ok(true)
+    }
+
+    /// Sends `data` if there is room now (§3); `Ok(false)` when the channel is full.
+    pub fn try_send(&mut self, data: &[u8]) -> Result<bool, Error> {
+        self.try_send_until(data, Some(Instant::now() + TRY_LOCK))
     }
 
     /// Sends `data`, sleeping while the channel is full, up to `timeout` (`None`: forever).
     pub fn send(&mut self, data: &[u8], timeout: Option<Duration>) -> Result<(), Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        while !self.try_send(data)? {
+        while !self.try_send_until(data, deadline)? {
             let left = match deadline {
                 Some(d) => d
                     .checked_duration_since(Instant::now())
                     .filter(|l| !l.is_zero())
                     .ok_or(Error::TimedOut)?,
-                None => Duration::from_secs(1),
+                None => RECHECK,
             };
             let h = self.head_seen;
-            self.sleep(
-                SPACE_SEQ,
-                PRODUCER_SLEEPERS,
-                || self.ld(HEAD) == h && self.ld(ENDED_O) == 0,
-                left,
-            )?;
+            let v = self.ld(SPACE_SEQ);
+            let before = self.add(PRODUCER_SLEEPERS, 1);
+            let r = if self.ld(HEAD) == h && self.ld(ENDED_O) == 0 {
+                let period = if before < 0 { GARBAGE_RECHECK } else { RECHECK };
+                self.region
+                    .wait(SPACE_SEQ, v, Some(left.min(period)))
+                    .map(|_| ())
+            } else {
+                Ok(())
+            };
+            self.add(PRODUCER_SLEEPERS, -1);
+            r?;
         }
         Ok(())
     }
@@ -431,27 +507,31 @@ impl Channel {
         Ok(())
     }
 
-    /// The next ready message `(index, length)`, or `Err(blocked)` (§4, §6).
-    fn next(&mut self) -> Result<Result<(usize, usize), bool>, Error> {
+    /// The next ready message (§4, §6), with every length validated (§2).
+    fn next(&mut self) -> Result<Next, Error> {
         if !self.consuming {
-            self.take(CONSUMER, true)?;
+            self.register(CONSUMER)?;
             self.consuming = true;
+            self.head = self.ld(HEAD) as u32;
         }
-        loop {
-            let h = self.ld(HEAD) as u32;
-            if h == self.ld(TAIL) as u32 {
-                return Ok(Err(false));
+        for _ in 0..PADDING_BUDGET {
+            let h = self.head;
+            let t = self.ld(TAIL) as u32;
+            if h == t {
+                return Ok(Next::Empty);
             }
+            let used = self.used(t, h)?;
             let i = h as usize & (self.cap - 1);
-            let (s, n) = (self.ld(HEADER + i), self.ld(HEADER + i + 4) as u32 as usize);
+            let s = self.ld(HEADER + i);
             if s == MESSAGE || s == PADDING {
-                if record_size(n) > self.cap - i {
+                let n = self.ld(HEADER + i + 4) as u32 as usize;
+                if n > self.cap - i - 8 || record_size(n) > used {
                     return Err(Error::Layout(format!("record at {h} has length {n}")));
                 }
                 if s == MESSAGE {
-                    return Ok(Ok((i, n)));
+                    return Ok(Next::Message(i, n));
                 }
-                self.release(h, n)?;
+                self.release(record_size(n))?;
                 continue;
             }
             if s >= 0 {
@@ -460,21 +540,23 @@ impl Channel {
             let now = Instant::now();
             match self.stuck {
                 Some((at, st, since)) if at == h && st == s => {
-                    if now - since < self.recovery || process_alive(-s) {
-                        return Ok(Err(true));
+                    if now - since < self.recovery || self.alive(s.wrapping_neg()) {
+                        return Ok(Next::Blocked);
                     }
                     self.cas(HEADER + i, s, PADDING); // the producer died between claim and commit
                 }
                 _ => {
                     self.stuck = Some((h, s, now));
-                    return Ok(Err(true));
+                    return Ok(Next::Blocked);
                 }
             }
         }
+        Ok(Next::More)
     }
 
-    fn release(&self, h: u32, n: usize) -> Result<(), Error> {
-        self.st(HEAD, h.wrapping_add(record_size(n) as u32) as i32);
+    fn release(&mut self, size: usize) -> Result<(), Error> {
+        self.head = self.head.wrapping_add(size as u32);
+        self.st(HEAD, self.head as i32);
         if self.ld(PRODUCER_SLEEPERS) > 0 {
             self.add(SPACE_SEQ, 1);
             self.wake(SPACE_SEQ, u32::MAX)?;
@@ -482,11 +564,12 @@ impl Channel {
         Ok(())
     }
 
-    fn take_message(&mut self, (i, n): (usize, usize), out: &mut Vec<u8>) -> Result<(), Error> {
+    fn take_message(&mut self, i: usize, n: usize, out: &mut Vec<u8>) -> Result<(), Error> {
         out.clear();
         out.reserve(n);
         // SAFETY: the committed record's `n` bytes lie inside the ring (checked in `next`) and no
-        // producer writes them until `release` moves `head` past them; `out` has room for `n`.
+        // producer following the protocol writes them until `release` moves `head` past them;
+        // `out` has room for `n`.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.region.as_ptr().as_ptr().add(HEADER + i + 8),
@@ -495,14 +578,14 @@ impl Channel {
             );
             out.set_len(n);
         }
-        self.release(self.ld(HEAD) as u32, n)
+        self.release(record_size(n))
     }
 
-    /// Receives the next message into `out` if one is ready now.
+    /// Receives the next message into `out` if one is ready now (bounded work).
     pub fn try_receive(&mut self, out: &mut Vec<u8>) -> Result<bool, Error> {
         match self.next()? {
-            Ok(m) => self.take_message(m, out).map(|_| true),
-            Err(_) => Ok(false),
+            Next::Message(i, n) => self.take_message(i, n, out).map(|_| true),
+            _ => Ok(false),
         }
     }
 
@@ -512,10 +595,13 @@ impl Channel {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let blocked = match self.next()? {
-                Ok(m) => return self.take_message(m, out).map(|_| true),
-                Err(blocked) => blocked,
+                Next::Message(i, n) => return self.take_message(i, n, out).map(|_| true),
+                Next::More => continue,
+                Next::Blocked => true,
+                Next::Empty => false,
             };
-            if !blocked && self.ld(ENDED_O) != 0 && matches!(self.next()?, Err(false)) {
+            // §5: `ended` first, then `tail` again (a claim made before the end is waited for).
+            if !blocked && self.ld(ENDED_O) != 0 && matches!(self.next()?, Next::Empty) {
                 return Ok(false);
             }
             let mut left = match deadline {
@@ -523,16 +609,22 @@ impl Channel {
                     .checked_duration_since(Instant::now())
                     .filter(|l| !l.is_zero())
                     .ok_or(Error::TimedOut)?,
-                None => Duration::from_secs(1),
+                None => RECHECK,
             };
             if blocked {
                 left = left.min(self.recovery);
             }
             let v = self.ld(DATA_SEQ);
-            self.add(CONSUMER_SLEEPERS, 1);
-            let still = matches!(self.next(), Ok(Err(_))) && self.ld(ENDED_O) == 0;
+            let before = self.add(CONSUMER_SLEEPERS, 1);
+            if before < 0 {
+                left = left.min(GARBAGE_RECHECK);
+            }
+            let still =
+                matches!(self.next(), Ok(Next::Empty | Next::Blocked)) && self.ld(ENDED_O) == 0;
             let r = if still {
-                self.region.wait(DATA_SEQ, v, Some(left)).map(|_| ())
+                self.region
+                    .wait(DATA_SEQ, v, Some(left.min(RECHECK)))
+                    .map(|_| ())
             } else {
                 Ok(())
             };
@@ -544,12 +636,15 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if self.consuming {
-            self.cas(CONSUMER, self.pid, 0);
+        if let Some(token) = self.lock.as_ref().map(|l| l.token()) {
+            if self.consuming {
+                self.cas(CONSUMER, token, 0);
+            }
+            if self.producing {
+                self.cas(LOCK, token, 0);
+            }
         }
-        if self.producing {
-            self.cas(LOCK, self.pid, 0);
-        }
+        // Then the lock file goes (the field's own Drop).
     }
 }
 

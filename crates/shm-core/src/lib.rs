@@ -52,6 +52,14 @@ mod futex;
 mod futex;
 
 mod names;
+
+#[cfg(unix)]
+#[path = "liveness_unix.rs"]
+pub mod liveness;
+#[cfg(not(unix))]
+#[path = "liveness_other.rs"]
+pub mod liveness;
+
 mod region;
 
 pub use names::{shm_names, NameOs, ShmNames};

@@ -367,3 +367,47 @@ pub(crate) fn shared_buffer(env: sys::napi_env, instance: &Instance) -> Option<s
 pub fn register_hot(exports: Object, env: Env) -> Result<()> {
     hot::register(env.raw(), exports.raw())
 }
+
+/// Internal (the channel's liveness, docs/channel.md §6): this handle's participant token, proved
+/// by an exclusive `flock` on the lock file `<name>.p<token>` beside the segment (see
+/// `shm_core::liveness`). Released by `release()`, by the garbage collector, or by process death.
+#[napi]
+pub struct ParticipantLock {
+    inner: shm_core::liveness::ParticipantLock,
+}
+
+#[napi]
+impl ParticipantLock {
+    /// Creates and locks a lock file for a fresh token of segment `name`.
+    #[napi(factory)]
+    pub fn acquire(env: Env, name: String) -> Result<ParticipantLock> {
+        match shm_core::liveness::ParticipantLock::acquire(&name) {
+            Ok(inner) => Ok(ParticipantLock { inner }),
+            Err(err) => throw(env.raw(), from_core(err, &name)),
+        }
+    }
+
+    /// The token (`1 … 2^31 − 1`).
+    #[napi(getter)]
+    pub fn token(&self) -> i32 {
+        self.inner.token()
+    }
+
+    /// Removes the lock file and unlocks it; a second call does nothing.
+    #[napi]
+    pub fn release(&mut self) {
+        self.inner.release()
+    }
+}
+
+/// Internal: whether participant `token` of segment `name` is alive (its lock file is locked).
+#[napi]
+pub fn participant_alive(name: String, token: f64) -> bool {
+    token.fract() == 0.0 && shm_core::liveness::participant_alive(&name, token as i64)
+}
+
+/// Internal: removes the lock files of `name`'s dead participants; returns how many.
+#[napi]
+pub fn remove_stale_participants(name: String) -> u32 {
+    shm_core::liveness::remove_stale_locks(&name) as u32
+}

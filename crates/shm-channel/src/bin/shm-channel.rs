@@ -4,6 +4,9 @@
 //!   shm-channel consume NAME COUNT               checks test messages, prints a JSON summary
 //!   shm-channel flood NAME COUNT SIZE            COUNT messages of SIZE bytes, as fast as it can
 //!   shm-channel drain NAME COUNT                 receives COUNT messages, prints the seconds taken
+//!   shm-channel churn NAME SECONDS               every call, 200 ms timeouts, for SECONDS (the
+//!                                                hostile-peer fuzzer): prints call counts and the
+//!                                                worst overrun of a timeout; exit 3 on a bad error
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -55,7 +58,10 @@ fn run(args: &[String]) -> Result<(), Error> {
                 test_message(id, seq, lo + x as usize % (hi - lo + 1), &mut msg);
                 ch.send(&msg, minute)?;
             }
-            println!("{{\"sent\": {count}}}");
+            let last_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            println!("{{\"sent\": {count}, \"last_ms\": {last_ms}}}");
         }
         "consume" => {
             let count = num(args, 2);
@@ -66,6 +72,10 @@ fn run(args: &[String]) -> Result<(), Error> {
             for _ in 0..count {
                 if !ch.receive(&mut m, minute)? {
                     break;
+                }
+                if m.len() < 8 {
+                    bad += 1;
+                    continue;
                 }
                 let id = u32::from_le_bytes(m[0..4].try_into().unwrap());
                 let seq = u32::from_le_bytes(m[4..8].try_into().unwrap());
@@ -101,10 +111,67 @@ fn run(args: &[String]) -> Result<(), Error> {
             }
             println!("{}", t0.elapsed().as_secs_f64());
         }
+        "churn" => churn(name, num(args, 2) as u64)?,
         _ => {
-            eprintln!("usage: shm-channel create|produce|consume|flood|drain NAME … (see src/bin/shm-channel.rs)");
+            eprintln!("usage: shm-channel create|produce|consume|flood|drain|churn NAME … (see src/bin/shm-channel.rs)");
             std::process::exit(2);
         }
     }
+    Ok(())
+}
+
+/// Calls every entry point in turn while another process writes garbage into the segment: each
+/// must return (by its timeout, or after bounded work) with a message of at most
+/// `capacity - 8` bytes or one of the protocol's errors.
+fn churn(name: &str, seconds: u64) -> Result<(), Error> {
+    let mut ch = Channel::open(name)?;
+    println!("ready");
+    let max = ch.max_message();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let timeout = Duration::from_millis(200);
+    let (mut calls, mut errors, mut worst) = (0u64, BTreeMap::<&str, u64>::new(), Duration::ZERO);
+    let (mut m, data) = (Vec::new(), vec![7u8; 40.min(max)]);
+    let mut k = 0u32;
+    while Instant::now() < until {
+        k = k.wrapping_mul(1103515245).wrapping_add(12345);
+        let op = (k >> 16) % 4;
+        let t0 = Instant::now();
+        let r = match op {
+            0 => ch.try_send(&data).map(|_| ()),
+            1 => ch.send(&data, Some(timeout)),
+            2 => ch.try_receive(&mut m).map(|_| ()),
+            _ => ch.receive(&mut m, Some(timeout)).map(|_| ()),
+        };
+        let took = t0.elapsed();
+        let budget = if op % 2 == 1 { timeout } else { Duration::ZERO };
+        worst = worst.max(took.saturating_sub(budget));
+        calls += 1;
+        if m.len() > max {
+            eprintln!("shm-channel churn: a message of {} bytes > {max}", m.len());
+            std::process::exit(3);
+        }
+        if let Err(e) = r {
+            let kind = match e {
+                Error::Layout(_) => "layout",
+                Error::TimedOut => "timeout",
+                Error::Busy(_) => "busy",
+                Error::Ended => "ended",
+                other => {
+                    eprintln!("shm-channel churn: unexpected error {other}");
+                    std::process::exit(3);
+                }
+            };
+            *errors.entry(kind).or_default() += 1;
+        }
+    }
+    let errors: Vec<String> = errors
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect();
+    println!(
+        "{{\"calls\": {calls}, \"worstOverMs\": {}, \"errors\": {{{}}}}}",
+        worst.as_millis(),
+        errors.join(", ")
+    );
     Ok(())
 }

@@ -1,0 +1,218 @@
+//! Participant liveness without PIDs (Unix): a participant of a cross-process protocol (the
+//! message channel, docs/channel.md §6) holds an exclusive `flock` on its own lock file
+//! `<dir>/<name>.p<token>` for as long as it lives. The kernel drops the lock when the last
+//! descriptor of that open file closes, i.e. when the process dies however it dies, and `flock`
+//! works on the file, not on a PID: it answers the same in every PID namespace that shares the
+//! directory (containers sharing `/dev/shm`), is immune to PID reuse, and a stopped (`SIGSTOP`)
+//! holder still holds it. Linux: `<dir>` is `/dev/shm`, beside the segment; other Unixes have no
+//! shm directory, so the system temporary directory (`$TMPDIR`) is used.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use rustix::fs::{flock, open, FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::Error;
+
+fn lock_dir() -> PathBuf {
+    if cfg!(target_os = "linux") {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// The lock file of participant `token` of the segment `name` (leading `/` ignored).
+pub fn lock_path(name: &str, token: i32) -> PathBuf {
+    lock_dir().join(format!("{}.p{token}", name.trim_start_matches('/')))
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    let n = name.trim_start_matches('/');
+    if n.is_empty() || n.contains('/') || n.contains('\0') || n == "." || n == ".." {
+        return Err(Error::os(
+            "open",
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        ));
+    }
+    Ok(())
+}
+
+/// A token in `1 ..= i32::MAX`, from the per-process random seed of std's `RandomState`.
+fn random_token(attempt: u32) -> i32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u32(attempt);
+    if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(d.as_nanos());
+    }
+    ((h.finish() >> 33) as i32).max(1)
+}
+
+/// This process's proof of life as one participant: an exclusive `flock` on a fresh lock file.
+/// Dropping it (or the process dying) releases it; [`participant_alive`] then answers `false`.
+#[derive(Debug)]
+pub struct ParticipantLock {
+    token: i32,
+    path: PathBuf,
+    fd: Option<OwnedFd>,
+}
+
+impl ParticipantLock {
+    /// Creates and locks a lock file under a fresh random token (`O_CREAT | O_EXCL`, so two
+    /// participants never share a token). The file is created before the token is published.
+    pub fn acquire(name: &str) -> Result<ParticipantLock, Error> {
+        check_name(name)?;
+        let mut last = Errno::EXIST;
+        for attempt in 0..64 {
+            let token = random_token(attempt);
+            let path = lock_path(name, token);
+            let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDONLY | OFlags::CLOEXEC;
+            let fd = match open(&path, flags, Mode::from_raw_mode(0o644)) {
+                Ok(fd) => fd,
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(Error::os("open", e.into())),
+            };
+            match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    return Ok(ParticipantLock {
+                        token,
+                        path,
+                        fd: Some(fd),
+                    })
+                }
+                Err(e) => {
+                    // A stale-file cleaner opened it between our create and lock: try another.
+                    let _ = std::fs::remove_file(&path);
+                    last = e;
+                }
+            }
+        }
+        Err(Error::os("flock", last.into()))
+    }
+
+    /// The participant's token (what the protocol stores where v1 stored a PID).
+    pub fn token(&self) -> i32 {
+        self.token
+    }
+
+    /// Removes the lock file, then unlocks it (by closing it). A second call does nothing.
+    pub fn release(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            let _ = std::fs::remove_file(&self.path);
+            drop(fd);
+        }
+    }
+}
+
+impl Drop for ParticipantLock {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Whether participant `token` of segment `name` is alive: its lock file exists and is locked.
+/// A token outside `1 ..= i32::MAX` or a missing file is dead; a file this process cannot open
+/// or lock for another reason than "locked" (`EACCES`, …) counts as alive, so that space of a
+/// participant that may still be alive is never reused.
+pub fn participant_alive(name: &str, token: i64) -> bool {
+    if !(1..=i32::MAX as i64).contains(&token) || check_name(name).is_err() {
+        return false;
+    }
+    let path = lock_path(name, token as i32);
+    let fd = match open(
+        &path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return false,
+        Err(_) => return true,
+    };
+    !matches!(flock(&fd, FlockOperation::NonBlockingLockShared), Ok(()))
+}
+
+/// Removes the lock files of `name`'s dead participants (unlocked files named `<name>.p<digits>`),
+/// as left by processes that died. Returns how many were removed.
+pub fn remove_stale_locks(name: &str) -> usize {
+    if check_name(name).is_err() {
+        return 0;
+    }
+    let prefix = format!("{}.p", name.trim_start_matches('/'));
+    let Ok(dir) = std::fs::read_dir(lock_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in dir.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(fd) = open(
+            &path,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name() -> String {
+        format!("shm-core-live-{}-{}", std::process::id(), random_token(7))
+    }
+
+    #[test]
+    fn a_held_lock_is_alive_and_a_released_one_dead() {
+        let n = name();
+        let mut me = ParticipantLock::acquire(&n).unwrap();
+        let other = ParticipantLock::acquire(&n).unwrap();
+        assert_ne!(me.token(), other.token());
+        assert!(participant_alive(&n, me.token() as i64));
+        assert!(lock_path(&n, me.token()).exists());
+        me.release();
+        me.release();
+        assert!(!participant_alive(&n, me.token() as i64));
+        assert!(!lock_path(&n, me.token()).exists());
+        assert!(participant_alive(&n, other.token() as i64));
+        drop(other);
+    }
+
+    #[test]
+    fn garbage_tokens_and_stale_files_are_dead() {
+        let n = name();
+        for t in [0, -1, i32::MIN as i64, 1 << 31, i64::MAX] {
+            assert!(!participant_alive(&n, t));
+        }
+        let stale = lock_path(&n, 12345);
+        std::fs::write(&stale, b"").unwrap();
+        assert!(
+            !participant_alive(&n, 12345),
+            "an unlocked file is a dead participant's"
+        );
+        let live = ParticipantLock::acquire(&n).unwrap();
+        assert_eq!(remove_stale_locks(&n), 1);
+        assert!(!stale.exists());
+        assert!(
+            participant_alive(&n, live.token() as i64),
+            "a live lock file is kept"
+        );
+        assert!(!participant_alive("bad/name", 1));
+    }
+}

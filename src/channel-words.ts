@@ -1,0 +1,121 @@
+// The small word interface the channel protocol runs over (docs/channel.md, "Conventions"):
+// sequentially consistent 32-bit loads/stores/adds/CAS, futex wait/wake, and payload copies.
+// Two implementations: zero-copy (JS `Atomics` on an Int32Array over the mapping, payloads copied
+// straight into / out of it) and caged (`requiresCopy`: the native atomics, and copyFrom/copyTo of
+// exactly the bytes of each record through the local copy).
+
+import type { SharedMemory } from './shared-memory'
+
+export interface Words {
+  load(off: number): number
+  store(off: number, v: number): void
+  /** Adds `v`; returns the value before. */
+  add(off: number, v: number): number
+  /** Returns the value found (== `expected` when swapped). */
+  cas(off: number, expected: number, replacement: number): number
+  wait(off: number, expected: number, ms: number): void
+  waitAsync(off: number, expected: number, ms: number): Promise<unknown>
+  notify(off: number, count?: number): void
+  /** Copies `length` payload bytes at segment byte `at` into `target` (from index 0). */
+  read(at: number, target: Uint8Array, length: number): void
+  /** Writes `source` (bytes, or a string of `length` UTF-8 bytes) at segment byte `at`. */
+  write(at: number, source: Uint8Array | string, length: number): void
+  /** A view of `length` bytes at `at` for a writer (the mapping itself, or the local copy). */
+  view(at: number, length: number): Uint8Array
+  /** Makes bytes written through `view`/`write` visible to other processes (caged: copyTo). */
+  flush(at: number, length: number): void
+}
+
+/** Zero-copy: the Int32Array and the bytes are the mapping itself. */
+export class MappedWords implements Words {
+  readonly #i32: Int32Array
+  readonly #u8: Buffer
+  readonly #mem: SharedMemory
+
+  constructor(mem: SharedMemory, buffer: ArrayBuffer) {
+    this.#mem = mem
+    this.#i32 = new Int32Array(buffer, 0, buffer.byteLength >> 2)
+    this.#u8 = Buffer.from(buffer)
+  }
+
+  load(off: number): number {
+    return Atomics.load(this.#i32, off >> 2)
+  }
+  store(off: number, v: number): void {
+    Atomics.store(this.#i32, off >> 2, v)
+  }
+  add(off: number, v: number): number {
+    return Atomics.add(this.#i32, off >> 2, v)
+  }
+  cas(off: number, expected: number, replacement: number): number {
+    return Atomics.compareExchange(this.#i32, off >> 2, expected, replacement)
+  }
+  wait(off: number, expected: number, ms: number): void {
+    this.#mem.wait(off, expected, ms)
+  }
+  waitAsync(off: number, expected: number, ms: number): Promise<unknown> {
+    return this.#mem.waitAsync(off, expected, ms)
+  }
+  notify(off: number, count?: number): void {
+    this.#mem.notify(off, count)
+  }
+  read(at: number, target: Uint8Array, length: number): void {
+    this.#u8.copy(target, 0, at, at + length)
+  }
+  write(at: number, source: Uint8Array | string, length: number): void {
+    if (typeof source === 'string') this.#u8.write(source, at, length, 'utf8')
+    else this.#u8.set(source, at)
+  }
+  view(at: number, length: number): Uint8Array {
+    return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
+  }
+  flush(): void {}
+}
+
+/** Caged: native atomics on the segment; payloads staged in the local copy (`mem.buffer`). */
+export class CagedWords implements Words {
+  readonly #mem: SharedMemory
+  readonly #u8: Buffer
+
+  constructor(mem: SharedMemory, buffer: ArrayBuffer) {
+    this.#mem = mem
+    this.#u8 = Buffer.from(buffer)
+  }
+
+  load(off: number): number {
+    return this.#mem.atomicLoad(off)
+  }
+  store(off: number, v: number): void {
+    this.#mem.atomicStore(off, v | 0)
+  }
+  add(off: number, v: number): number {
+    return this.#mem.atomicAdd(off, v)
+  }
+  cas(off: number, expected: number, replacement: number): number {
+    return this.#mem.atomicCompareExchange(off, expected, replacement)
+  }
+  wait(off: number, expected: number, ms: number): void {
+    this.#mem.wait(off, expected, ms)
+  }
+  waitAsync(off: number, expected: number, ms: number): Promise<unknown> {
+    return this.#mem.waitAsync(off, expected, ms)
+  }
+  notify(off: number, count?: number): void {
+    this.#mem.notify(off, count)
+  }
+  read(at: number, target: Uint8Array, length: number): void {
+    if (length === 0) return
+    this.#mem.copyFrom(at, at, length)
+    this.#u8.copy(target, 0, at, at + length)
+  }
+  write(at: number, source: Uint8Array | string, length: number): void {
+    if (typeof source === 'string') this.#u8.write(source, at, length, 'utf8')
+    else this.#u8.set(source, at)
+  }
+  view(at: number, length: number): Uint8Array {
+    return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
+  }
+  flush(at: number, length: number): void {
+    if (length > 0) this.#mem.copyTo(at, at, length)
+  }
+}
