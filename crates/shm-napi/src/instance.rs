@@ -275,18 +275,33 @@ unsafe extern "C" fn witness_finalized(env: sys::napi_env, _data: *mut c_void, h
             sys::napi_close_handle_scope(env, scope);
         }
     }
-    w.seen.store(if ab.is_null() || detached { GONE } else { ATTACHED }, Ordering::SeqCst);
+    w.seen.store(
+        if ab.is_null() || detached {
+            GONE
+        } else {
+            ATTACHED
+        },
+        Ordering::SeqCst,
+    );
 }
 
 /// Makes `buffer`'s witness; returns the strong reference that keeps it alive, or null if the
 /// runtime refused (then the guard falls back on [`env_stopping`]).
-fn make_witness(env: sys::napi_env, buffer: sys::napi_value, seen: &Arc<AtomicI32>) -> sys::napi_ref {
+fn make_witness(
+    env: sys::napi_env,
+    buffer: sys::napi_value,
+    seen: &Arc<AtomicI32>,
+) -> sys::napi_ref {
     let mut weak = ptr::null_mut();
     // SAFETY: env/buffer come from the current callback; a weak reference (count 0).
     if unsafe { sys::napi_create_reference(env, buffer, 0, &mut weak) } != sys::Status::napi_ok {
         return ptr::null_mut();
     }
-    let w = Box::into_raw(Box::new(Witness { buffer: weak, seen: Arc::clone(seen), byte: 0 }));
+    let w = Box::into_raw(Box::new(Witness {
+        buffer: weak,
+        seen: Arc::clone(seen),
+        byte: 0,
+    }));
     let mut ab = ptr::null_mut();
     let mut strong = ptr::null_mut();
     // SAFETY: the byte lives in the Box until `witness_finalized` frees it, which Node-API
@@ -303,7 +318,9 @@ fn make_witness(env: sys::napi_env, buffer: sys::napi_value, seen: &Arc<AtomicI3
         )
     } == sys::Status::napi_ok;
     // SAFETY: `ab` is a live local of this callback.
-    if made && unsafe { sys::napi_create_reference(env, ab, 1, &mut strong) } == sys::Status::napi_ok {
+    if made
+        && unsafe { sys::napi_create_reference(env, ab, 1, &mut strong) } == sys::Status::napi_ok
+    {
         return strong;
     }
     // SAFETY: `w` came from Box::into_raw above; if Node-API took it, its finalizer cannot run
