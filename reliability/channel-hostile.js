@@ -13,6 +13,7 @@
 const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
 const { ROOT, uniqueName } = require('./lib')
+const { skip } = require('../scripts/skip.cjs')
 
 const argv = process.argv.slice(2)
 const opt = (k, d) => Number(argv.find((a) => a.startsWith(`--${k}=`))?.split('=')[1] ?? d)
@@ -113,13 +114,16 @@ async function main() {
   const py = spawnSync(process.env.PYTHON ?? 'python3', ['-c', "import ctypes; ctypes.CDLL('libatomic.so.1')"], { stdio: 'ignore' })
   const rustTarget = path.join(ROOT, 'target', 'channel')
   const cargo = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'shm-channel'], { cwd: ROOT, env: { ...process.env, CARGO_TARGET_DIR: rustTarget }, stdio: 'ignore' })
+  let failures = 0
   const peers = [['node', process.execPath, (n) => [__filename, '--churn', n, String(seconds)]]]
   if (!py.error && py.status === 0) peers.push(['python', process.env.PYTHON ?? 'python3', (n) => [path.join(ROOT, 'examples', 'channel.py'), 'churn', n, String(seconds)]])
-  else console.log('SKIPPED the Python peer: python3 with libatomic.so.1 missing')
+  else if (!skip('the channel fuzzer\'s Python peer', 'python3 with libatomic.so.1')) failures++
   if (!cargo.error && cargo.status === 0) peers.push(['rust', path.join(rustTarget, 'release', 'shm-channel'), (n) => ['churn', n, String(seconds)]])
-  else console.log('SKIPPED the Rust peer: cargo build -p shm-channel failed')
+  else {
+    console.log('FAIL the Rust peer: cargo build -p shm-channel failed')
+    failures++
+  }
   const NASTY = [0, 1, 2, 3, -1, -2, -8, 7, 8, 16, 248, 256, 4088, 4096, 0x7fffffff, -0x80000000, 0xfffffff8 | 0, 0xfffffff1 | 0, 0x40000000]
-  let failures = 0
   for (const [mode, env] of [['zero-copy', {}], ['caged', { NODE_SHARED_MEM_FORCE_COPY: '1' }]]) {
     for (let round = 0; round < rounds; round++) {
       const capacity = random() < 0.5 ? 256 : 4096

@@ -5,7 +5,7 @@
 //   node reliability/run.js            quick mode (CI): smaller counts, both zero-copy and copy mode
 //   node reliability/run.js --full     issue counts: 10,000 fuzz cases per entry point and mode,
 //                                      100k open/close + 10k unclosed, 1M increments, 1M handoffs
-//   --only=fuzz,leaks,concurrency,checks,valgrind   run some sections   --runs=N  fuzz cases
+//   --only=fuzz,leaks,concurrency,checks,channel,valgrind   run some sections   --runs=N  fuzz cases
 //   --seed=N  fixed fast-check seed    --json=FILE  also write the records as JSON
 const fs = require('node:fs')
 const path = require('node:path')
@@ -108,6 +108,20 @@ async function main() {
       const r = await runChild(path.join(__dirname, 'concurrency.js'), ['handoff', String(C.handoffs)], { env, timeoutMs: FULL ? 900000 : 180000 })
       judge(r, 'concurrency', `wait/notify handoffs`, mode, (x) => `${x.final} / ${x.handoffs} handoffs, no lost wakeup, ${x.ms} ms (${x.usPerHandoff} µs each)`)
     }
+  }
+
+  if (want('channel')) {
+    // The channel's hostile-peer fuzzer (reliability/channel-hostile.js): Node, Rust and Python
+    // peers churn while this suite writes garbage into the segment; both modes inside the child.
+    const rounds = FULL ? 12 : 2
+    const args = [`--rounds=${rounds}`, '--seconds=3', ...(seed ? [`--seed=${seed}`] : [])]
+    const r = await runChild(path.join(__dirname, 'channel-hostile.js'), args, { timeoutMs: (rounds * 2 * 3 * 25 + 120) * 1000 })
+    const oks = (r.stdout.match(/^ok {2}/gm) || []).length
+    const fails = (r.stdout.match(/^FAIL/gm) || []).length
+    const seedLine = /seed (\d+)/.exec(r.stdout)?.[1]
+    const ok = !r.signal && !r.timedOut && r.code === 0 && fails === 0 && oks > 0
+    record('channel', 'hostile-peer fuzzer', null, ok, `${oks} peer runs held, ${fails} failed (seed ${seedLine ?? '?'})`,
+      ok ? null : `${describeExit(r)}\n${tail(r.stdout + r.stderr)}`)
   }
 
   if (want('valgrind')) await valgrind()
