@@ -11,15 +11,15 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /**
  * Internal: creates a segment for `SharedMemory.create(name, length, options)`; returns
- * `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
+ * `[handle, buffer, caged, length]`. Use the `SharedMemory` class instead.
  */
-export declare function createSegment(name: unknown, length: unknown, options: unknown): [object, ArrayBuffer, boolean]
+export declare function createSegment(name: unknown, length: unknown, options: unknown): [object, ArrayBuffer, boolean, number]
 
 /**
  * Internal: opens an existing segment for `new SharedMemory(name, length, access)`;
- * returns `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
+ * returns `[handle, buffer, caged, length]`. Use the `SharedMemory` class instead.
  */
-export declare function openSegment(name: unknown, length: unknown, access: unknown): [object, ArrayBuffer, boolean]
+export declare function openSegment(name: unknown, length: unknown, access: unknown): [object, ArrayBuffer, boolean, number]
 
 /**
  * Internal: enables keeping the mapping of a zero-copy buffer finalized while its worker is

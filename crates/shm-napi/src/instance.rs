@@ -56,6 +56,8 @@ pub struct Instance {
     /// `buffer` still attached in this worker at a point after which no JS can transfer it: the
     /// worker's 'exit' event, or the instance's collection. Read by the buffer's finalizer.
     pub exit_mark: Arc<AtomicI32>,
+    /// The ArrayBuffers made for this instance, which `close()` detaches (`buffers.rs`).
+    pub made: crate::buffers::Made,
 }
 
 /// Hashes a pointer with one multiplication (Fibonacci hashing): the set below is asked on
@@ -102,7 +104,8 @@ unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _h
     // already ran (teardown) is a no-op.
     unsafe { sys::napi_remove_env_cleanup_hook(env, Some(instance_teardown), data) };
     // SAFETY: `data` is the Box<Instance> leaked in `wrap`; Node-API calls this once.
-    drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
+    let inst = unsafe { Box::from_raw(data.cast::<Instance>()) };
+    inst.made.release(env);
 }
 
 /// Wraps `instance` in a new `External`.
