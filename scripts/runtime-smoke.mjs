@@ -377,6 +377,94 @@ await check('channel: own message, then 50 from a Python producer (examples/chan
   }
 })
 
+await check('segments of 2^31, 2^32 and 2^32 + 16 bytes: atomics and copies past 2^31 and 2^32', () => {
+  // Sparse (tmpfs allocates no untouched page). Caged mode would copy it all into V8 memory:
+  // checked there by the ava spec (__test__/big.spec.ts) only.
+  if (forced) return 'zero-copy only'
+  const notes = []
+  for (const size of [2 ** 31, 2 ** 32, 2 ** 32 + 16]) {
+    const name = foreignCreate('big', size)
+    let m
+    try {
+      m = new SharedMemory(name)
+    } catch (e) {
+      // Node 20 and Bun cannot make an external ArrayBuffer past 2^32 bytes (README, Limits).
+      assert(['ERR_BUFFER_TOO_LARGE', 'ERR_MEMORY_ALLOCATION_FAILED'].includes(e?.code), `open ${size}: ${e?.code} ${e?.message}`)
+      notes.push(`${size}: ${e.code}, mapped 2^32`)
+      m = new SharedMemory(name, 2 ** 32)
+    }
+    try {
+      const len = m.length
+      const end = len - 4
+      m.atomicStore(0, 1)
+      m.atomicStore(12, 3)
+      eq(m.atomicStore(end, 7), 7, `store at ${end}`)
+      if (len > 2 ** 32) m.atomicStore(2 ** 32, 9)
+      eq(m.atomicLoad(0), 1, `byte 0 of ${len}`)
+      eq(m.atomicLoad(12), 3, `byte 12 of ${len}`)
+      eq(m.atomicAdd(end, 1), 7, `add at ${end}`)
+      eq(m.atomicCompareExchange(end, 8, 10), 8, `cas at ${end}`)
+      eq(foreignRead(name, end, 4), '0a000000', `Python reads byte ${end}`)
+      if (len > 2 ** 32) eq(foreignRead(name, 2 ** 32, 4), '09000000', 'Python reads byte 2^32')
+      eq(m.wait(end, 10, 1), 'timed-out', `wait at ${end}`)
+      eq(m.notify(end), 0, `notify at ${end}`)
+      m.copyFrom(end, end, 4)
+      throwsCode(() => m.atomicLoad(len), 'ERR_OUT_OF_RANGE', RangeError, `load at ${len}`)
+    } finally {
+      m.close()
+    }
+  }
+  return notes.join('; ')
+})
+
+await check('hostile JS: close() ignores foreign buffers, no READ view, patched Atomics unused, mode bits', () => {
+  const b = require(join(ROOT, 'index.js'))
+  const name = uniqueName('hostile')
+  const mem = SharedMemory.create(name, 4096)
+  cleanup.push(name)
+  const saved = Atomics.load
+  try {
+    const [h, buf] = b.openSegment(name, undefined, undefined)
+    const view = b.atomicsView(h)
+    const foreign = new ArrayBuffer(4096)
+    b.close(h, foreign, foreign)
+    eq(foreign.byteLength, 4096, 'a foreign buffer passed to close() stays attached')
+    eq(buf.byteLength, 0, 'the instance buffer is detached')
+    if (view !== null) eq(view.length, 0, 'the atomics view is detached')
+    const [hr] = b.openSegment(name, undefined, MemoryAccess.READ)
+    eq(b.atomicsView(hr), null, 'no atomics view over a READ mapping')
+    b.close(hr)
+    throwsCode(() => b.load({}, 0), 'ERR_INVALID_ARG_TYPE', TypeError, 'raw load with a foreign handle')
+    let seen = 0
+    Atomics.load = () => ++seen
+    mem.atomicStore(4, 6)
+    eq(mem.atomicLoad(4), 6, 'atomicLoad with Atomics.load patched')
+    eq(seen, 0, 'the patched Atomics.load was not called')
+    throwsCode(() => SharedMemory.create(uniqueName('mode'), 64, { mode: 0o4755 }), 'ERR_OUT_OF_RANGE', RangeError, 'a setuid mode')
+  } finally {
+    Atomics.load = saved
+    mem.close()
+  }
+})
+
+await check('wait and waitAsync with a 200 ms timeout return within 1500 ms', async () => {
+  const name = uniqueName('bound')
+  const mem = SharedMemory.create(name, 64)
+  cleanup.push(name)
+  try {
+    let t0 = performance.now()
+    eq(mem.wait(0, 0, 200), 'timed-out', 'wait')
+    const a = performance.now() - t0
+    t0 = performance.now()
+    eq(await mem.waitAsync(0, 0, 200), 'timed-out', 'waitAsync')
+    const w = performance.now() - t0
+    assert(a < 1500 && w < 1500, `took ${a.toFixed(0)} / ${w.toFixed(0)} ms`)
+    return `${a.toFixed(0)} / ${w.toFixed(0)} ms`
+  } finally {
+    mem.close()
+  }
+})
+
 // ---------------------------------------------------------------- summary
 for (const name of cleanup) {
   try {
