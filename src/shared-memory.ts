@@ -59,7 +59,8 @@ export type WaitResult = 'ok' | 'not-equal' | 'timed-out'
 export interface CreateOptions {
   /**
    * Permission bits of a new segment (default `0o600`: only this user), filtered by the
-   * process umask as for `fs.open`; ignored on Windows.
+   * process umask as for `fs.open`; ignored on Windows. Only `0 … 0o777`: setuid, setgid and
+   * sticky bits throw `RangeError` `ERR_OUT_OF_RANGE`.
    */
   mode?: number
   /**
@@ -187,7 +188,7 @@ export class SharedMemory {
    * Creates a new segment of `length` zero-filled bytes and opens it read-write.
    *
    * @param options.mode - Permission bits of a new segment (default `0o600`: only this user),
-   *   filtered by the process umask as for `fs.open`; ignored on Windows.
+   *   `0 … 0o777`, filtered by the process umask as for `fs.open`; ignored on Windows.
    * @param options.exclusive - `true` (default): fail with `EEXIST` if the name exists.
    *   `false`: open an existing segment instead, if it has at least `length` bytes
    *   (it is never resized), else create it.
@@ -425,7 +426,7 @@ export class SharedMemory {
 
   /**
    * Unmaps and releases the OS handle now. `buffer` is detached (every view over it reads
-   * length 0), pending `waitAsync` promises reject with `ERR_SHM_CLOSED`, later calls throw
+   * length 0; the native side detaches what it made, never a buffer from JavaScript), pending `waitAsync` promises reject with `ERR_SHM_CLOSED`, later calls throw
    * `ERR_SHM_CLOSED`, and the properties read `undefined`. A second call does nothing.
    */
   close(): void {
