@@ -250,7 +250,7 @@ const createLen = fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.constant(undefi
   hostile.filter((v) => !(isInt(v, 1, 2 ** 53 - 1) && v > 1 << 20)))
 const optionsArb = fc.oneof(
   fc.constant(undefined),
-  fc.record({ mode: fc.oneof(fc.integer({ min: 0, max: 0o7777 }), fc.constantFrom(0o600, 0o644, 0o666, 0o777, 0o10000, -1), hostile), exclusive: fc.oneof(fc.boolean(), hostile) }, { requiredKeys: [] }),
+  fc.record({ mode: fc.oneof(fc.integer({ min: 0, max: 0o7777 }), fc.constantFrom(0o600, 0o644, 0o666, 0o777, 0o1000, 0o2600, 0o4755, 0o7777, 0o10000, -1), hostile), exclusive: fc.oneof(fc.boolean(), hostile) }, { requiredKeys: [] }),
   fc.constant('throwing-getter'),
   hostile,
 )
@@ -274,7 +274,7 @@ entries.create = fc.property(createName, createLen, optionsArb, (name, length, o
       const { mode, exclusive } = options
       if (mode !== undefined) {
         if (typeof mode !== 'number') return TYPE()
-        if (!isInt(mode, 0, 0o7777)) return RANGE()
+        if (!isInt(mode, 0, 0o777)) return RANGE() // permission bits only (issue 17: no setuid/setgid/sticky)
       }
       if (exclusive !== undefined && typeof exclusive !== 'boolean') return TYPE()
     }
@@ -310,11 +310,9 @@ entries.create = fc.property(createName, createLen, optionsArb, (name, length, o
     const st = fs.statSync(shmPath(bare))
     if (!existed || (bare === SCRATCH)) {
       const wantMode = (options?.mode ?? 0o600) & ~UMASK
-      // Without CAP_FSETID the kernel may strip the setuid/setgid bits of a new file (and does,
-      // for a non-root creator here); everything else must be exact, and no bit may be added.
+      // Exact: no setuid/setgid/sticky bit can be asked for, none may appear.
       const got = st.mode & 0o7777
-      const strippable = process.getuid() === 0 ? 0 : 0o6000
-      if (!existed && ((got & ~strippable) !== (wantMode & ~strippable) || (got & ~wantMode) !== 0)) fail(`mode ${got.toString(8)} != ${wantMode.toString(8)}`)
+      if (!existed && got !== wantMode) fail(`mode ${got.toString(8)} != ${wantMode.toString(8)}`)
       if (st.size !== length) fail(`size ${st.size} != ${length}`)
       if (!existed) eqBytes(view(m).subarray(0, Math.min(length, 256)), Buffer.alloc(Math.min(length, 256)), 'new segment not zero-filled')
     }
