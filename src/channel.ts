@@ -14,6 +14,11 @@ import { availableParallelism, cpus } from 'node:os'
 import { checkTimeout, describe, invalidType, outOfRange, type CodedError } from './errors'
 import { SharedMemory } from './shared-memory'
 
+// Captured when this module loads, as in shared-memory.ts: a later patch of `Atomics` neither sees
+// the channel's view nor changes what it does. (Offsets here stay below 2^31: the ring is at most
+// 2^30 bytes after a 1 KiB header, so `>> 2` is exact.)
+const { load: atomicsLoad, store: atomicsStore, add: atomicsAdd, compareExchange: atomicsCompareExchange } = Atomics
+
 /** Header layout (docs/channel.md §1). */
 const MAGIC = 0x434d534e
 const VERSION = 1
@@ -202,7 +207,9 @@ export class Channel {
     try {
       this.#caged = mem.requiresCopy as boolean
       const buffer = mem.buffer as ArrayBuffer
-      this.#i32 = this.#caged ? null : new Int32Array(buffer, 0, buffer.byteLength >> 2)
+      // Length from the native side (`mem.length`), not the patchable `byteLength` getter; `/ 4`, not
+      // `>> 2`, which wraps past 2^31 bytes.
+      this.#i32 = this.#caged ? null : new Int32Array(buffer, 0, Math.floor((mem.length as number) / 4))
       this.#buf = Buffer.from(buffer)
       this.#mem = mem
       let magic = this.#ld(O_MAGIC)
@@ -272,23 +279,23 @@ export class Channel {
 
   #ld(off: number): number {
     const a = this.#i32
-    return a !== null ? Atomics.load(a, off >> 2) : (this.#mem as SharedMemory).atomicLoad(off)
+    return a !== null ? atomicsLoad(a, off >> 2) : (this.#mem as SharedMemory).atomicLoad(off)
   }
 
   #st(off: number, v: number): void {
     const a = this.#i32
-    if (a !== null) Atomics.store(a, off >> 2, v)
+    if (a !== null) atomicsStore(a, off >> 2, v)
     else (this.#mem as SharedMemory).atomicStore(off, v | 0)
   }
 
   #add(off: number, v: number): number {
     const a = this.#i32
-    return a !== null ? Atomics.add(a, off >> 2, v) : (this.#mem as SharedMemory).atomicAdd(off, v)
+    return a !== null ? atomicsAdd(a, off >> 2, v) : (this.#mem as SharedMemory).atomicAdd(off, v)
   }
 
   #cas(off: number, expected: number, replacement: number): number {
     const a = this.#i32
-    return a !== null ? Atomics.compareExchange(a, off >> 2, expected, replacement) : (this.#mem as SharedMemory).atomicCompareExchange(off, expected, replacement)
+    return a !== null ? atomicsCompareExchange(a, off >> 2, expected, replacement) : (this.#mem as SharedMemory).atomicCompareExchange(off, expected, replacement)
   }
 
   #open(method: string): SharedMemory {
