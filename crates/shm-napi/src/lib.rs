@@ -106,7 +106,8 @@ fn v8_buffer(env: sys::napi_env, len: usize, name: &str) -> Result<(sys::napi_va
         return refuse();
     };
     // SAFETY: a non-zero size (`len` ≥ 1, regions are never empty); the block is freed at once.
-    let probe = unsafe { std::alloc::alloc_zeroed(layout) };
+    // `black_box`: without it the optimizer may drop an unused allocation and assume success.
+    let probe = std::hint::black_box(unsafe { std::alloc::alloc_zeroed(layout) });
     if probe.is_null() {
         return refuse();
     }
