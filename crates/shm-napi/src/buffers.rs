@@ -83,7 +83,8 @@ impl Made {
                 Some(ab) if !crate::instance::is_detached(env, ab) => {
                     // SAFETY: `ab` is an ArrayBuffer this module made (so detachable: external, or
                     // V8-owned by napi_create_arraybuffer); env is the current callback's.
-                    let ok = unsafe { sys::napi_detach_arraybuffer(env, ab) } == sys::Status::napi_ok;
+                    let ok =
+                        unsafe { sys::napi_detach_arraybuffer(env, ab) } == sys::Status::napi_ok;
                     all &= ok;
                 }
                 _ => all = false,

@@ -148,7 +148,11 @@ fn region_op<T>(
 }
 
 /// The bytes of the instance's caged `buffer` (same length as the mapping), or an error.
-fn caged_bytes<'a>(env: sys::napi_env, inst: &Instance, method: &str) -> Result<&'a mut [u8], JsErr> {
+fn caged_bytes<'a>(
+    env: sys::napi_env,
+    inst: &Instance,
+    method: &str,
+) -> Result<&'a mut [u8], JsErr> {
     let mut data = ptr::null_mut();
     let mut len = 0usize;
     if let Some(ab) = inst.made.buffer(env).filter(|_| inst.caged) {
@@ -520,7 +524,8 @@ unsafe extern "C" fn close(env: sys::napi_env, info: sys::napi_callback_info) ->
     }
     let released = inst.made.detach_all(env);
     // A caged instance's buffers are V8-owned copies: nothing of the mapping is behind them.
-    inst.region.close((inst.caged || released) && !inst.shared_made.get());
+    inst.region
+        .close((inst.caged || released) && !inst.shared_made.get());
     undefined(env)
 }
 
