@@ -49,6 +49,44 @@ if (process.argv.includes('--child-notify')) {
   process.exit(woke > 0 ? 0 : 3)
 }
 
+// Child mode: a worker takes the hidden atomics view through the raw binding, moves it to this
+// thread (transfer() + postMessage), drops everything else, collects garbage and ends; this
+// thread then writes through the moved buffer (a SIGSEGV if the worker's teardown unmapped it).
+if (process.argv.includes('--child-view-transfer')) {
+  const name = process.argv[process.argv.indexOf('--child-view-transfer') + 1]
+  const { Worker } = await import('node:worker_threads')
+  const mem = new SharedMemory(name)
+  // A collector without --expose-gc: Bun.gc, or V8's flag set at run time (Node).
+  const gcSrc = `(globalThis.Bun ? () => globalThis.Bun.gc(true) : (require('node:v8').setFlagsFromString('--expose-gc'), require('node:vm').runInNewContext('gc')))`
+  const gc = `(${gcSrc})()`
+  const w = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads')
+    const b = require(workerData.index)
+    const h = b.openSegment(workerData.name, undefined, undefined)[0]
+    const view = b.atomicsView(h)
+    if (view === null || typeof view.buffer.transfer !== 'function') parentPort.postMessage(null)
+    else { const moved = view.buffer.transfer(); parentPort.postMessage(moved, [moved]) }
+    globalThis.keep = h
+    setTimeout(() => { ${gc}; setTimeout(() => { ${gc} }, 20) }, 20)`,
+    { eval: true, workerData: { index: join(ROOT, 'index.js'), name } },
+  )
+  const ab = await new Promise((r, j) => { w.once('message', r); w.once('error', j) })
+  await new Promise((r) => w.once('exit', r))
+  const collect = globalThis.Bun ? () => globalThis.Bun.gc(true) : (require('node:v8').setFlagsFromString('--expose-gc'), require('node:vm').runInNewContext('gc'))
+  for (let i = 0; i < 5; i++) {
+    collect()
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  if (ab === null) {
+    process.stdout.write('n/a\n')
+  } else {
+    new Int32Array(ab)[0] = 42
+    process.stdout.write(`seg=${mem.atomicLoad(0)}\n`)
+  }
+  mem.close()
+  process.exit(0)
+}
+
 // ---------------------------------------------------------------- harness
 const runtime =
   typeof globalThis.Deno !== 'undefined'
@@ -445,6 +483,18 @@ await check('hostile JS: close() ignores foreign buffers, no READ view, patched 
     Atomics.load = saved
     mem.close()
   }
+})
+
+await check('a worker moves the atomics view away and ends: the mapping outlives its teardown', async () => {
+  if (forced) return 'caged: no view'
+  if (typeof globalThis.Deno !== 'undefined') return 'not on Deno (eval workers)'
+  const name = foreignCreate('wview', 1 << 20)
+  const { code, out } = await runChild(['--child-view-transfer', name])
+  eq(code, 0, `child exit (${out})`)
+  if (out === 'n/a') return 'no transfer() here'
+  // Node 20 copies an external buffer it transfers: then 42 never reaches the segment.
+  assert(out === 'seg=42' || out === 'seg=0', `child said ${out}`)
+  return out === 'seg=42' ? 'moved zero-copy' : 'moved as a copy'
 })
 
 await check('wait and waitAsync with a 200 ms timeout return within 1500 ms', async () => {

@@ -466,7 +466,10 @@ unsafe extern "C" fn atomics_view(
         env,
         &inst.region,
         inst.region.as_ptr().as_ptr(),
-        None,
+        // The view is reachable by a direct caller of this callback (or code that patched
+        // `Atomics` before the package loaded), who may transfer it: its finalizer at a worker's
+        // teardown follows the same exit mark as `buffer` (instance.rs), never "safe to unmap".
+        Some(std::sync::Arc::clone(&inst.exit_mark)),
         &inst.name,
     ) {
         Ok(Some(ab)) => ab,

@@ -176,7 +176,8 @@ fn env_stopping(env: sys::napi_env) -> bool {
 /// The finalize hint of one external `ArrayBuffer` over a region (module docs).
 struct BufferGuard {
     region: Arc<Region>,
-    /// `None`: never handed to users (the atomics view), so never transferred. `Some`: the
+    /// `None`: never reachable from JavaScript, so never transferred (no such buffer is made
+    /// since issue 17: the atomics view can be reached by a direct caller). `Some`: the
     /// instance's `exit_mark`.
     exit_mark: Option<Arc<AtomicI32>>,
 }
