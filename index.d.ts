@@ -25,15 +25,15 @@ export declare class ParticipantLock {
 
 /**
  * Internal: creates a segment for `SharedMemory.create(name, length, options)`; returns
- * `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
+ * `[handle, buffer, caged, length]`. Use the `SharedMemory` class instead.
  */
-export declare function createSegment(name: unknown, length: unknown, options: unknown): [object, ArrayBuffer, boolean]
+export declare function createSegment(name: unknown, length: unknown, options: unknown): [object, ArrayBuffer, boolean, number]
 
 /**
  * Internal: opens an existing segment for `new SharedMemory(name, length, access)`;
- * returns `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
+ * returns `[handle, buffer, caged, length]`. Use the `SharedMemory` class instead.
  */
-export declare function openSegment(name: unknown, length: unknown, access: unknown): [object, ArrayBuffer, boolean]
+export declare function openSegment(name: unknown, length: unknown, access: unknown): [object, ArrayBuffer, boolean, number]
 
 /** Internal: whether participant `token` of segment `name` is alive (its lock file is locked). */
 export declare function participantAlive(name: string, token: number): boolean

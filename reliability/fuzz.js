@@ -250,7 +250,7 @@ const createLen = fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.constant(undefi
   hostile.filter((v) => !(isInt(v, 1, 2 ** 53 - 1) && v > 1 << 20)))
 const optionsArb = fc.oneof(
   fc.constant(undefined),
-  fc.record({ mode: fc.oneof(fc.integer({ min: 0, max: 0o7777 }), fc.constantFrom(0o600, 0o644, 0o666, 0o777, 0o10000, -1), hostile), exclusive: fc.oneof(fc.boolean(), hostile) }, { requiredKeys: [] }),
+  fc.record({ mode: fc.oneof(fc.integer({ min: 0, max: 0o7777 }), fc.constantFrom(0o600, 0o644, 0o666, 0o777, 0o1000, 0o2600, 0o4755, 0o7777, 0o10000, -1), hostile), exclusive: fc.oneof(fc.boolean(), hostile) }, { requiredKeys: [] }),
   fc.constant('throwing-getter'),
   hostile,
 )
@@ -274,7 +274,7 @@ entries.create = fc.property(createName, createLen, optionsArb, (name, length, o
       const { mode, exclusive } = options
       if (mode !== undefined) {
         if (typeof mode !== 'number') return TYPE()
-        if (!isInt(mode, 0, 0o7777)) return RANGE()
+        if (!isInt(mode, 0, 0o777)) return RANGE() // permission bits only (issue 17: no setuid/setgid/sticky)
       }
       if (exclusive !== undefined && typeof exclusive !== 'boolean') return TYPE()
     }
@@ -310,11 +310,9 @@ entries.create = fc.property(createName, createLen, optionsArb, (name, length, o
     const st = fs.statSync(shmPath(bare))
     if (!existed || (bare === SCRATCH)) {
       const wantMode = (options?.mode ?? 0o600) & ~UMASK
-      // Without CAP_FSETID the kernel may strip the setuid/setgid bits of a new file (and does,
-      // for a non-root creator here); everything else must be exact, and no bit may be added.
+      // Exact: no setuid/setgid/sticky bit can be asked for, none may appear.
       const got = st.mode & 0o7777
-      const strippable = process.getuid() === 0 ? 0 : 0o6000
-      if (!existed && ((got & ~strippable) !== (wantMode & ~strippable) || (got & ~wantMode) !== 0)) fail(`mode ${got.toString(8)} != ${wantMode.toString(8)}`)
+      if (!existed && got !== wantMode) fail(`mode ${got.toString(8)} != ${wantMode.toString(8)}`)
       if (st.size !== length) fail(`size ${st.size} != ${length}`)
       if (!existed) eqBytes(view(m).subarray(0, Math.min(length, 256)), Buffer.alloc(Math.min(length, 256)), 'new segment not zero-filled')
     }
@@ -470,6 +468,64 @@ entries.closed = fc.property(fc.constantFrom(...methods, 'getters', 'close', 'di
   }
   outcome(() => closedMem[what](...args), SYS('ERR_SHM_CLOSED'))
 })
+
+// ---------- raw native callbacks (issue 17) ----------
+// The binding object the class uses, called directly: hostile handles and arguments must give a
+// coded error (or the documented result), never bad memory. The copies have an exact oracle:
+// the mutation "caged-copy bound check replaced by an unchecked index" fails it.
+const raw = require('../index.js')
+const RAW = uniqueName('fzr')
+created.add(RAW)
+const rawMem = SharedMemory.create(RAW, L)
+const [rawHandle, rawBuffer] = raw.openSegment(RAW, undefined, undefined)
+const [deadHandle] = raw.openSegment(RAW, undefined, undefined)
+raw.close(deadHandle)
+process.on('exit', () => { raw.close(rawHandle); rawMem.close(); void rawBuffer })
+const isIndex = (v) => typeof v === 'number' && v >= 0 && Number.isInteger(v) && v <= 2 ** 64
+const rawIdx = fc.oneof(fc.integer({ min: 0, max: L + 4 }), hostile)
+const rawHandleArb = fc.oneof(
+  fc.constant('live').map(() => rawHandle),
+  fc.constant('closed').map(() => deadHandle),
+  hostile,
+)
+const TE = (code) => ({ kind: TypeError, code })
+const RE = (code) => ({ kind: RangeError, code })
+const EE = (code) => ({ kind: Error, code })
+entries.raw = fc.property(
+  fc.constantFrom('copyFrom', 'copyTo', 'load', 'store', 'add', 'compareExchange', 'notify', 'wait', 'atomicsView', 'sharedBuffer', 'control', 'close'),
+  rawHandleArb, rawIdx, rawIdx, rawIdx,
+  (fn, h, a, b, c) => {
+    const live = h === rawHandle
+    if (fn === 'close') {
+      if (live) return // keep the fixture open; closing is covered with the dead handle
+      outcome(() => raw.close(h, rawBuffer, new ArrayBuffer(8)), h === deadHandle ? undefined : TE('ERR_INVALID_ARG_TYPE'))
+      if (rawBuffer.byteLength !== L) fail('close() with a foreign handle detached a buffer it was passed')
+      return
+    }
+    if (fn === 'copyFrom' || fn === 'copyTo') {
+      let expected
+      if (!(live || h === deadHandle) || ![a, b, c].every(isIndex)) expected = TE('ERR_INVALID_ARG_TYPE')
+      else if (!live) expected = EE('ERR_SHM_DETACHED')
+      else if (!FORCED) expected = EE('ERR_SHM_DETACHED')
+      else if (a + c > L || b + c > L) expected = RE('ERR_OUT_OF_RANGE')
+      // A closed instance: its caged buffer is detached, so the copy has nothing to copy with.
+      outcome(() => raw[fn](h, a, b, c), expected)
+      return
+    }
+    if (!(live || h === deadHandle)) {
+      outcome(() => raw[fn](h, a, b, c), TE('ERR_INVALID_ARG_TYPE'))
+      return
+    }
+    // Live or closed handle, hostile numbers: a coded error or a result, never a crash.
+    const args = fn === 'wait' ? [h, a, b, 0, false] : [h, a, b, c]
+    try {
+      raw[fn](...args)
+      stats.ok++
+    } catch (e) {
+      checkError(e, { kind: e.constructor, code: e.code })
+    }
+  },
+)
 
 // ---------- run ----------
 async function main() {

@@ -25,7 +25,7 @@ if (opt('runs')) C.runs = Number(opt('runs'))
 const seed = opt('seed')
 const MODES = [['zero-copy', {}], ['copy', { NODE_SHARED_MEM_FORCE_COPY: '1' }]]
 const ENTRIES = ['constructor', 'create', 'unlink', 'copyFrom', 'copyTo', 'copyFromRead', 'copyToRead', 'atomicLoad',
-  'atomicStore', 'atomicAdd', 'atomicCompareExchange', 'atomicsRead', 'wait', 'waitAsync', 'notify', 'closed']
+  'atomicStore', 'atomicAdd', 'atomicCompareExchange', 'atomicsRead', 'wait', 'waitAsync', 'notify', 'closed', 'raw']
 
 const outcomes = [] // { section, name, mode, ok, figure, detail }
 const records = []

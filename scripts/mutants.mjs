@@ -163,16 +163,17 @@ const MUTANTS = [
   {
     id: 'read-atomics-on-cow-view',
     what: "a READ instance's zero-copy atomics read its private copy-on-write view, not the segment",
-    file: H,
-    search: '        inst.region.as_ptr().as_ptr(),',
-    replace: '        inst.region.js_ptr().unwrap_or(inst.region.as_ptr()).as_ptr(),',
+    file: R,
+    // READ atomics run natively since issue 17 (no JS view over a read-only mapping).
+    search: 'AtomicI32::from_ptr(self.ptr.as_ptr().add(byte_offset).cast())',
+    replace: 'AtomicI32::from_ptr(self.js_ptr.unwrap_or(self.ptr).as_ptr().add(byte_offset).cast())',
   },
   {
     id: 'caged-copyfrom-noop',
     what: 'a caged copyFrom does nothing',
     file: T,
-    search: 'if (this.#caged) native.copyFrom(handle, this.#buffer as ArrayBuffer, s, d, n)',
-    replace: 'if (false) native.copyFrom(handle, this.#buffer as ArrayBuffer, s, d, n)',
+    search: 'if (this.#caged) native.copyFrom(handle, s, d, n)',
+    replace: 'if (false) native.copyFrom(handle, s, d, n)',
   },
   {
     id: 'copyto-readonly-allowed',
@@ -190,10 +191,60 @@ const MUTANTS = [
   },
   {
     id: 'close-keeps-buffer',
-    what: 'close() leaves buffer attached',
+    what: 'close() leaves buffer attached (and unmaps under it)',
+    file: H,
+    search: 'let released = inst.made.detach_all(env);',
+    replace: 'let released = true;',
+  },
+  // -- issue 17 ------------------------------------------------------------------------------
+  {
+    id: 'caged-copy-unchecked-index',
+    what: 'the caged-copy bound check replaced by an unchecked index',
+    file: H,
+    search: 'let Some(range) = at.checked_add(n).and_then(|end| bytes.get_mut(at..end)) else {',
+    replace: 'let Some(range) = at.checked_add(n).map(|end| unsafe { bytes.get_unchecked_mut(at..end) }) else {',
+  },
+  {
+    id: 'wait-timeout-tenfold',
+    what: 'the wait timeout converted with / 100 instead of / 1000 (waits 10x too long)',
+    file: H,
+    search: 'Duration::try_from_secs_f64(ms / 1000.0)',
+    replace: 'Duration::try_from_secs_f64(ms / 100.0)',
+  },
+  {
+    id: 'close-detaches-foreign',
+    what: 'close(handle, buffer) detaches the buffer JavaScript passes',
+    file: H,
+    search: '    let [h] = unsafe { args::<1>(env, info) };\n    let Some(inst) = instance::unwrap(env, h) else {\n        return bad_call(env, "close");',
+    replace: '    let [h, b] = unsafe { args::<2>(env, info) };\n    instance::detach(env, b);\n    let Some(inst) = instance::unwrap(env, h) else {\n        return bad_call(env, "close");',
+  },
+  {
+    id: 'read-atomics-view',
+    what: 'a READ instance gets a JS atomics view over its PROT_READ mapping',
+    file: H,
+    search: '        || inst.access == Access::ReadOnly\n',
+    replace: '',
+  },
+  {
+    id: 'mode-setuid-allowed',
+    what: 'create() accepts setuid/setgid/sticky bits in options.mode',
+    file: N,
+    search: 'args::int_arg(env, mode, "options.mode", 0.0, 0o777 as f64)',
+    replace: 'args::int_arg(env, mode, "options.mode", 0.0, 0o7777 as f64)',
+  },
+  {
+    id: 'atomics-index-wraps',
+    what: 'the zero-copy atomics index wraps at 2^31 (off >> 2)',
     file: T,
-    search: 'native.close(handle, this.#buffer as ArrayBuffer, this.#i32?.buffer as ArrayBuffer | undefined)',
-    replace: 'native.close(handle, new ArrayBuffer(this.#length as number), this.#i32?.buffer as ArrayBuffer | undefined)',
+    search: 'atomicsLoad(v, off / 4)',
+    replace: 'atomicsLoad(v, off >> 2)',
+  },
+  {
+    id: 'atomics-uncaptured',
+    what: 'the zero-copy atomics call the global Atomics.store (patchable) instead of the captured one',
+    file: T,
+    search: 'atomicsStore(v, off / 4, x)',
+    replace: 'Atomics.store(v, off / 4, x)',
   },
 ]
 

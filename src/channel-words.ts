@@ -26,6 +26,11 @@ export interface Words {
   flush(at: number, length: number): void
 }
 
+// Captured when this module loads, as in shared-memory.ts: a later patch of `Atomics` neither sees
+// the channel's view nor changes what it does. (Offsets here stay below 2^31: the ring is at most
+// 2^30 bytes after a 1 KiB header, so `>> 2` is exact.)
+const { load: atomicsLoad, store: atomicsStore, add: atomicsAdd, compareExchange: atomicsCompareExchange } = Atomics
+
 /** Zero-copy: the Int32Array and the bytes are the mapping itself. */
 export class MappedWords implements Words {
   readonly #i32: Int32Array
@@ -34,21 +39,23 @@ export class MappedWords implements Words {
 
   constructor(mem: SharedMemory, buffer: ArrayBuffer) {
     this.#mem = mem
-    this.#i32 = new Int32Array(buffer, 0, buffer.byteLength >> 2)
+    // Length from the native side (`mem.length`), not the patchable `byteLength` getter; `/ 4`,
+    // not `>> 2`, which wraps past 2^31 bytes.
+    this.#i32 = new Int32Array(buffer, 0, Math.floor((mem.length as number) / 4))
     this.#u8 = Buffer.from(buffer)
   }
 
   load(off: number): number {
-    return Atomics.load(this.#i32, off >> 2)
+    return atomicsLoad(this.#i32, off >> 2)
   }
   store(off: number, v: number): void {
-    Atomics.store(this.#i32, off >> 2, v)
+    atomicsStore(this.#i32, off >> 2, v)
   }
   add(off: number, v: number): number {
-    return Atomics.add(this.#i32, off >> 2, v)
+    return atomicsAdd(this.#i32, off >> 2, v)
   }
   cas(off: number, expected: number, replacement: number): number {
-    return Atomics.compareExchange(this.#i32, off >> 2, expected, replacement)
+    return atomicsCompareExchange(this.#i32, off >> 2, expected, replacement)
   }
   wait(off: number, expected: number, ms: number): void {
     this.#mem.wait(off, expected, ms)

@@ -6,8 +6,8 @@ import generated = require('../index.js')
 
 /** The hot-path callbacks registered by crates/shm-napi/src/hot.rs (not in the generated types). */
 interface Hot {
-  copyFrom(handle: object, buffer: ArrayBuffer, srcOffset: number, dstOffset: number, length: number): void
-  copyTo(handle: object, buffer: ArrayBuffer, srcOffset: number, dstOffset: number, length: number): void
+  copyFrom(handle: object, srcOffset: number, dstOffset: number, length: number): void
+  copyTo(handle: object, srcOffset: number, dstOffset: number, length: number): void
   load(handle: object, byteOffset: number): number
   store(handle: object, byteOffset: number, value: number): number
   add(handle: object, byteOffset: number, delta: number): number
@@ -15,9 +15,9 @@ interface Hot {
   wait(handle: object, byteOffset: number, expected: number, timeout: number, inWorker: boolean): 'ok' | 'not-equal' | 'timed-out'
   waitAsync(handle: object, byteOffset: number, expected: number, timeout: number): Promise<'ok' | 'not-equal' | 'timed-out'>
   notify(handle: object, byteOffset: number, count: number): number
-  atomicsView(handle: object): ArrayBuffer | null
+  atomicsView(handle: object): Int32Array | null
   sharedBuffer(handle: object): SharedArrayBuffer | null
-  close(handle: object, buffer: ArrayBuffer, view: ArrayBuffer | undefined): void
+  close(handle: object): void
 }
 
 export const native = generated as typeof generated & Hot

@@ -17,6 +17,13 @@ import {
 } from './errors'
 import { native } from './native'
 
+// The intrinsics the hot paths call, captured when this module loads: code that replaces
+// `Atomics.load` & co. later neither sees the hidden Int32Array view (it would get a view of the
+// segment that bypasses the class) nor changes what the class does. The view itself is made
+// natively (no typed-array constructor or ArrayBuffer getter runs), and the length comes from the
+// native side, not from `buffer.byteLength`.
+const { load: atomicsLoad, store: atomicsStore, add: atomicsAdd, compareExchange: atomicsCompareExchange } = Atomics
+
 /** Waits in a worker must stay interruptible by `terminate()` (see crates/shm-napi/src/hot.rs). */
 const inWorker = !isMainThread
 
@@ -46,7 +53,8 @@ export type WaitResult = 'ok' | 'not-equal' | 'timed-out'
 export interface CreateOptions {
   /**
    * Permission bits of a new segment (default `0o600`: only this user), filtered by the
-   * process umask as for `fs.open`; ignored on Windows.
+   * process umask as for `fs.open`; ignored on Windows. Only `0 … 0o777`: setuid, setgid and
+   * sticky bits throw `RangeError` `ERR_OUT_OF_RANGE`.
    */
   mode?: number
   /**
@@ -57,7 +65,7 @@ export interface CreateOptions {
   exclusive?: boolean
 }
 
-type Opened = [handle: object, buffer: ArrayBuffer, caged: boolean]
+type Opened = [handle: object, buffer: ArrayBuffer, caged: boolean, length: number]
 
 /** Set by `create()` for the constructor call it makes. */
 let adopt: Opened | undefined
@@ -77,7 +85,11 @@ export class SharedMemory {
   #access: MemoryAccess | undefined
   #buffer: ArrayBuffer | undefined
   #caged: boolean | undefined
-  /** Int32 view over the shared mapping for zero-copy atomics; `null` when caged; lazy. */
+  /**
+   * Int32 view over the shared mapping for zero-copy atomics, made natively; `null` when caged,
+   * read-only or too long for this runtime's typed arrays (the atomics then run natively); lazy.
+   * Never leaves this field (only the captured `Atomics` functions above see it).
+   */
   #i32: Int32Array | null | undefined
   #shared: SharedArrayBuffer | null | undefined
 
@@ -97,12 +109,15 @@ export class SharedMemory {
   constructor(name: string, length?: number, access?: MemoryAccess) {
     const opened = adopt ?? (native.openSegment(name, length, access) as Opened)
     adopt = undefined
-    const [handle, buffer, caged] = opened
+    // Indexed, not destructured: destructuring would run Array.prototype[Symbol.iterator].
+    const handle = opened[0]
+    const buffer = opened[1]
+    const caged = opened[2]
     this.#handle = handle
     // As the OS got it: UTF-8 (Unix) / UTF-16 (Windows) has no lone surrogates (each became U+FFFD).
     // (`toWellFormed` is missing before Node 20; the name is then kept as given.)
     this.#name = typeof name.toWellFormed === 'function' ? name.toWellFormed() : name
-    this.#length = buffer.byteLength
+    this.#length = opened[3]
     this.#access = access === MemoryAccess.READ ? MemoryAccess.READ : MemoryAccess.WRITE
     this.#buffer = buffer
     this.#caged = caged
@@ -112,7 +127,7 @@ export class SharedMemory {
    * Creates a new segment of `length` zero-filled bytes and opens it read-write.
    *
    * @param options.mode - Permission bits of a new segment (default `0o600`: only this user),
-   *   filtered by the process umask as for `fs.open`; ignored on Windows.
+   *   `0 … 0o777`, filtered by the process umask as for `fs.open`; ignored on Windows.
    * @param options.exclusive - `true` (default): fail with `EEXIST` if the name exists.
    *   `false`: open an existing segment instead, if it has at least `length` bytes
    *   (it is never resized), else create it.
@@ -219,7 +234,7 @@ export class SharedMemory {
     const d = dstOffset === undefined ? 0 : checkIndex(dstOffset, 'dstOffset', len)
     const rest = len - (s > d ? s : d)
     const n = length === undefined ? rest : checkIndex(length, 'length', rest)
-    if (this.#caged) native.copyFrom(handle, this.#buffer as ArrayBuffer, s, d, n)
+    if (this.#caged) native.copyFrom(handle, s, d, n)
   }
 
   /**
@@ -237,7 +252,7 @@ export class SharedMemory {
     const rest = len - (s > d ? s : d)
     const n = length === undefined ? rest : checkIndex(length, 'length', rest)
     if (this.#access === MemoryAccess.READ) throw readOnly('copyTo', this.#name as string)
-    if (this.#caged) native.copyTo(handle, this.#buffer as ArrayBuffer, s, d, n)
+    if (this.#caged) native.copyTo(handle, s, d, n)
   }
 
   /** Checks an Int32 `byteOffset` (a multiple of 4 inside the mapping). */
@@ -250,13 +265,10 @@ export class SharedMemory {
     return off
   }
 
-  /** The Int32 view for zero-copy atomics, made on first use; `null` when caged. */
+  /** The Int32 view for JS atomics, made on first use; `null`: use the native atomics. */
   #view(handle: object): Int32Array | null {
     let v = this.#i32
-    if (v === undefined) {
-      const ab = native.atomicsView(handle)
-      v = this.#i32 = ab === null ? null : new Int32Array(ab, 0, ab.byteLength >> 2)
-    }
+    if (v === undefined) v = this.#i32 = native.atomicsView(handle)
     return v
   }
 
@@ -266,7 +278,7 @@ export class SharedMemory {
     const handle = this.#open('atomicLoad')
     const off = this.#offset(byteOffset)
     const v = this.#i32 ?? this.#view(handle)
-    return v === null ? native.load(handle, off) : Atomics.load(v, off >> 2)
+    return v === null ? native.load(handle, off) : atomicsLoad(v, off / 4)
   }
 
   /** Atomically stores `value` (an Int32) at `byteOffset`; returns `value`. */
@@ -277,7 +289,7 @@ export class SharedMemory {
     const x = checkInt32(value, 'value')
     if (this.#access === MemoryAccess.READ) throw readOnly('atomicStore', this.#name as string)
     const v = this.#i32 ?? this.#view(handle)
-    return v === null ? native.store(handle, off, x) : Atomics.store(v, off >> 2, x)
+    return v === null ? native.store(handle, off, x) : atomicsStore(v, off / 4, x)
   }
 
   /** Atomically adds `delta` (an Int32, wrapping) at `byteOffset`; returns the old value. */
@@ -288,7 +300,7 @@ export class SharedMemory {
     const x = checkInt32(delta, 'delta')
     if (this.#access === MemoryAccess.READ) throw readOnly('atomicAdd', this.#name as string)
     const v = this.#i32 ?? this.#view(handle)
-    return v === null ? native.add(handle, off, x) : Atomics.add(v, off >> 2, x)
+    return v === null ? native.add(handle, off, x) : atomicsAdd(v, off / 4, x)
   }
 
   /**
@@ -303,7 +315,7 @@ export class SharedMemory {
     const r = checkInt32(replacement, 'replacement')
     if (this.#access === MemoryAccess.READ) throw readOnly('atomicCompareExchange', this.#name as string)
     const v = this.#i32 ?? this.#view(handle)
-    return v === null ? native.compareExchange(handle, off, e, r) : Atomics.compareExchange(v, off >> 2, e, r)
+    return v === null ? native.compareExchange(handle, off, e, r) : atomicsCompareExchange(v, off / 4, e, r)
   }
 
   /**
@@ -353,14 +365,14 @@ export class SharedMemory {
 
   /**
    * Unmaps and releases the OS handle now. `buffer` is detached (every view over it reads
-   * length 0), pending `waitAsync` promises reject with `ERR_SHM_CLOSED`, later calls throw
+   * length 0; the native side detaches what it made, never a buffer from JavaScript), pending `waitAsync` promises reject with `ERR_SHM_CLOSED`, later calls throw
    * `ERR_SHM_CLOSED`, and the properties read `undefined`. A second call does nothing.
    */
   close(): void {
     if (!(#handle in this)) throw invalidThis()
     const handle = this.#handle
     if (handle === undefined) return
-    native.close(handle, this.#buffer as ArrayBuffer, this.#i32?.buffer as ArrayBuffer | undefined)
+    native.close(handle) // detaches `buffer` and the view itself (it takes no buffer from JS)
     this.#handle = this.#name = this.#length = this.#access = this.#buffer = this.#caged = undefined
     this.#i32 = this.#shared = undefined
   }

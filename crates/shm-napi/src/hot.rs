@@ -1,6 +1,9 @@
 //! Raw Node-API callbacks for the per-call operations: no class dispatch, no allocation. The
 //! JS class has already checked every argument (types, integers, ranges, closed); these still
-//! refuse anything out of bounds, so a direct caller can get an error but never bad memory.
+//! refuse anything out of bounds, so a direct caller can get an error but never bad memory
+//! (`__test__/hostile.spec.ts` calls each of them with hostile arguments). None of them takes an
+//! `ArrayBuffer` from JavaScript: the caged copies use the instance's own buffer and `close()`
+//! detaches what native code made (`buffers.rs`); no view over a read-only mapping is handed out.
 //!
 //! Every callback takes the instance's `External` handle first.
 
@@ -143,18 +146,19 @@ fn region_op<T>(
     }
 }
 
-/// The bytes of the caged buffer `ab` of `inst` (same length as the mapping), or an error.
+/// The bytes of the instance's caged `buffer` (same length as the mapping), or an error.
 fn caged_bytes<'a>(
     env: sys::napi_env,
     inst: &Instance,
-    ab: sys::napi_value,
     method: &str,
 ) -> Result<&'a mut [u8], JsErr> {
     let mut data = ptr::null_mut();
     let mut len = 0usize;
-    // SAFETY: env/ab come from the current callback; a non-ArrayBuffer gives an error status
-    // and a detached one (null, 0).
-    unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) };
+    if let Some(ab) = inst.made.buffer(env).filter(|_| inst.caged) {
+        // SAFETY: env is the current callback's; `ab` is the ArrayBuffer made for this instance
+        // (napi_create_arraybuffer); a detached one gives (null, 0).
+        unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) };
+    }
     if data.is_null() || len != inst.region.len() {
         return Err(JsErr::new(
             Kind::Error,
@@ -162,12 +166,12 @@ fn caged_bytes<'a>(
             format!("Cannot call {method}(): buffer was detached (transferred elsewhere); nothing to copy with"),
         ));
     }
-    // SAFETY: V8 owns `len` bytes at `data` for this buffer, which the caller's argument keeps
-    // alive; we are on the JS thread, so no JS code touches them during the copy.
+    // SAFETY: V8 owns `len` bytes at `data` for this buffer, which the local handle keeps alive
+    // for this call; we are on the JS thread, so no JS code touches them during the copy.
     Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
 }
 
-/// `copyFrom(handle, buffer, srcOffset, dstOffset, length)`: segment → caged buffer.
+/// `copyFrom(handle, srcOffset, dstOffset, length)`: segment → the instance's caged buffer.
 unsafe extern "C" fn copy_from(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -176,7 +180,7 @@ unsafe extern "C" fn copy_from(
     unsafe { caged_copy(env, info, false) }
 }
 
-/// `copyTo(handle, buffer, srcOffset, dstOffset, length)`: caged buffer → segment.
+/// `copyTo(handle, srcOffset, dstOffset, length)`: the instance's caged buffer → segment.
 unsafe extern "C" fn copy_to(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with a live env and callback info.
     unsafe { caged_copy(env, info, true) }
@@ -194,7 +198,7 @@ unsafe fn caged_copy(
 ) -> sys::napi_value {
     let method = if to_segment { "copyTo" } else { "copyFrom" };
     // SAFETY: the caller's contract.
-    let [h, ab, s, d, n] = unsafe { args::<5>(env, info) };
+    let [h, s, d, n] = unsafe { args::<4>(env, info) };
     let (Some(inst), Some(s), Some(d), Some(n)) = (
         instance::unwrap(env, h),
         index(env, s),
@@ -206,7 +210,7 @@ unsafe fn caged_copy(
     if to_segment && inst.access == Access::ReadOnly {
         return throw(env, from_region(RegionError::ReadOnly, method, &inst.name));
     }
-    let bytes = match caged_bytes(env, inst, ab, method) {
+    let bytes = match caged_bytes(env, inst, method) {
         Ok(b) => b,
         Err(e) => return throw(env, e),
     };
@@ -432,9 +436,12 @@ fn null(env: sys::napi_env) -> sys::napi_value {
     v
 }
 
-/// `atomicsView(handle)`: an external ArrayBuffer over the *shared* mapping (truly read-only
-/// for READ instances), for the class's zero-copy atomics; `null` when caged or closed. Never
-/// handed to users, so never transferred.
+/// `atomicsView(handle)`: an `Int32Array` over the shared mapping of a read-write zero-copy
+/// instance, for the class's JS atomics (it keeps it in a private field); `null` when caged,
+/// closed, read-only (the shared mapping is `PROT_READ` there: a write through a view would kill
+/// the process, so READ atomics run natively), or longer than the runtime's typed arrays (then
+/// the atomics run natively too). Its ArrayBuffer is remembered and detached by `close()`, like
+/// every buffer made here, whoever ends up holding it.
 unsafe extern "C" fn atomics_view(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -444,20 +451,52 @@ unsafe extern "C" fn atomics_view(
     let Some(inst) = instance::unwrap(env, h) else {
         return bad_call(env, "atomicsView");
     };
-    if inst.caged || inst.region.is_closed() {
+    // Elements: V8 before 12 aborts (an API check, not an exception) above 2^32 per typed array.
+    let elements = inst.region.len() / 4;
+    if inst.caged
+        || inst.access == Access::ReadOnly
+        || inst.region.is_closed()
+        || elements == 0
+        || elements as u64 >= 1 << 32
+    {
         return null(env);
     }
-    match instance::external_buffer(
+    let ab = match instance::external_buffer(
         env,
         &inst.region,
         inst.region.as_ptr().as_ptr(),
-        None,
+        // The view is reachable by a direct caller of this callback (or code that patched
+        // `Atomics` before the package loaded), who may transfer it: it gets its own witness,
+        // as `buffer` does (instance.rs), so a worker's teardown unmaps only if it is still
+        // attached there, never "safe to unmap" by assumption.
+        Some(std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0))),
         &inst.name,
     ) {
         Ok(Some(ab)) => ab,
-        Ok(None) => null(env),
-        Err(e) => throw(env, e),
+        Ok(None) => return null(env),
+        Err(e) => return throw(env, e),
+    };
+    let mut view = ptr::null_mut();
+    // SAFETY: env is live; `ab` was just made with `region.len()` ≥ 4 * elements bytes.
+    let status = unsafe {
+        sys::napi_create_typedarray(
+            env,
+            sys::TypedarrayType::int32_array,
+            elements,
+            ab,
+            0,
+            &mut view,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // The runtime cannot make a typed array that long: atomics run natively. `ab` never
+        // reached JavaScript; detached, it can reach nothing.
+        let _ = crate::take_pending_exception(env);
+        instance::detach(env, ab);
+        return null(env);
     }
+    inst.made.remember(env, ab);
+    view
 }
 
 /// `sharedBuffer(handle)`: a SharedArrayBuffer or `null`.
@@ -473,21 +512,22 @@ unsafe extern "C" fn shared_buffer(
     crate::shared_buffer(env, inst).unwrap_or_else(|| null(env))
 }
 
-/// `close(handle, buffer, atomicsView)`: detaches both buffers, wakes waiters, releases the OS
-/// handle and — unless a zero-copy `buffer` was already detached by someone else (transferred:
-/// it may live on elsewhere) or a SharedArrayBuffer exists — unmaps now. A second call does
-/// nothing.
+/// `close(handle)`: detaches every buffer made for the instance (never one JavaScript passes:
+/// extra arguments are ignored), wakes waiters, releases the OS handle and — unless one of
+/// those buffers was already detached by someone else (transferred: it may live on elsewhere)
+/// or collected before, or a SharedArrayBuffer exists — unmaps now. A second call does nothing.
 unsafe extern "C" fn close(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with a live env and callback info.
-    let [h, buffer, view] = unsafe { args::<3>(env, info) };
+    let [h] = unsafe { args::<1>(env, info) };
     let Some(inst) = instance::unwrap(env, h) else {
         return bad_call(env, "close");
     };
     if inst.closed.replace(true) {
         return undefined(env);
     }
-    let transferred = !instance::detach(env, buffer) && !inst.caged;
-    instance::detach(env, view);
-    inst.region.close(!transferred && !inst.shared_made.get());
+    let released = inst.made.detach_all(env);
+    // A caged instance's buffers are V8-owned copies: nothing of the mapping is behind them.
+    inst.region
+        .close((inst.caged || released) && !inst.shared_made.get());
     undefined(env)
 }

@@ -85,6 +85,8 @@ pub struct Instance {
     /// Strong reference to the zero-copy `buffer` (null when caged), deleted by the instance's
     /// finalizer: the buffer outlives the instance by at least one collection (module docs).
     pub held: Cell<sys::napi_ref>,
+    /// The ArrayBuffers made for this instance, which `close()` detaches (`buffers.rs`).
+    pub made: crate::buffers::Made,
 }
 
 /// Hashes a pointer with one multiplication (Fibonacci hashing): the set below is asked on
@@ -138,7 +140,8 @@ unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _h
     // already ran (teardown) is a no-op.
     unsafe { sys::napi_remove_env_cleanup_hook(env, Some(instance_teardown), data) };
     // SAFETY: `data` is the Box<Instance> leaked in `wrap`; Node-API calls this once.
-    drop(unsafe { Box::from_raw(data.cast::<Instance>()) });
+    let inst = unsafe { Box::from_raw(data.cast::<Instance>()) };
+    inst.made.release(env);
 }
 
 /// Wraps `instance` in a new `External`; holds `buffer` (the zero-copy one) until the instance
@@ -343,8 +346,9 @@ fn make_witness(
 /// The finalize hint of one external `ArrayBuffer` over a region (module docs).
 struct BufferGuard {
     region: Arc<Region>,
-    /// `None`: never handed to users (the atomics view), so never transferred. `Some`: what
-    /// the buffer's witness saw.
+    /// `None`: never reachable from JavaScript, so never transferred (no such buffer is made
+    /// since issue 17: the atomics view can be reached by a direct caller of the raw binding, so
+    /// it has a witness like `buffer`). `Some`: what the buffer's witness saw.
     seen: Option<Arc<AtomicI32>>,
     /// Strong reference to the witness (null: none).
     witness: sys::napi_ref,

@@ -19,6 +19,7 @@ use napi_derive::napi;
 use shm_core::{Access, CreateOptions, Region, Segment};
 
 mod args;
+mod buffers;
 mod errors;
 mod hot;
 mod instance;
@@ -81,41 +82,50 @@ fn pending_or<T>(env: sys::napi_env, mut e: JsErr) -> Result<T> {
     throw(env, e)
 }
 
-/// A V8-owned `ArrayBuffer` of `len` bytes. `new ArrayBuffer(len)` rather than
-/// `napi_create_arraybuffer`: when V8 cannot allocate that much the constructor throws a
-/// RangeError, whereas the Node-API call aborts the process.
+/// A V8-owned `ArrayBuffer` of `len` bytes, made by `napi_create_arraybuffer` (never by
+/// whatever `globalThis.ArrayBuffer` is now: `close()` detaches this buffer, so it must be one
+/// nobody else holds). V8 aborts the process when that call cannot allocate, so the allocation
+/// is tried first with the same allocator (`calloc`; untouched pages cost nothing) and refused
+/// with a coded error when it fails or exceeds what the runtime allows.
 fn v8_buffer(env: sys::napi_env, len: usize, name: &str) -> Result<(sys::napi_value, *mut u8)> {
-    let mut ab = ptr::null_mut();
-    let mut data = ptr::null_mut();
-    let mut got = 0usize;
-    // SAFETY: env is live; every out-pointer is a local; a failing call leaves a JS exception
-    // pending (reported below) or a non-ok status.
-    let status = unsafe {
-        let mut global = ptr::null_mut();
-        let mut ctor = ptr::null_mut();
-        let mut arg = ptr::null_mut();
-        sys::napi_get_global(env, &mut global);
-        sys::napi_get_named_property(env, global, c"ArrayBuffer".as_ptr(), &mut ctor);
-        sys::napi_create_double(env, len as f64, &mut arg);
-        match sys::napi_new_instance(env, ctor, 1, &arg, &mut ab) {
-            sys::Status::napi_ok => sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut got),
-            failed => failed,
-        }
-    };
-    if status != sys::Status::napi_ok || data.is_null() || got != len {
-        return pending_or(
+    let refuse = || {
+        pending_or(
             env,
             JsErr::new(
                 errors::Kind::Error,
                 "ERR_MEMORY_ALLOCATION_FAILED",
                 format!("Cannot allocate an ArrayBuffer of {len} bytes to copy shared memory '{name}' into"),
             ),
-        );
+        )
+    };
+    // V8's limit (2^53 - 1 bytes on 64-bit targets); larger would be a fatal API check.
+    if len as u64 > args::MAX_SAFE as u64 {
+        return refuse();
+    }
+    let Ok(layout) = std::alloc::Layout::from_size_align(len, 16) else {
+        return refuse();
+    };
+    // SAFETY: a non-zero size (`len` ≥ 1, regions are never empty); the block is freed at once.
+    // `black_box`: without it the optimizer may drop an unused allocation and assume success.
+    let probe = std::hint::black_box(unsafe { std::alloc::alloc_zeroed(layout) });
+    if probe.is_null() {
+        return refuse();
+    }
+    // SAFETY: allocated just above with this layout.
+    unsafe { std::alloc::dealloc(probe, layout) };
+    let mut ab = ptr::null_mut();
+    let mut data = ptr::null_mut();
+    // SAFETY: env is live; the out-pointers are locals; a failing call leaves a non-ok status
+    // (and perhaps a pending exception, reported below).
+    let status = unsafe { sys::napi_create_arraybuffer(env, len, &mut data, &mut ab) };
+    if status != sys::Status::napi_ok || data.is_null() {
+        return refuse();
     }
     Ok((ab, data.cast()))
 }
 
-/// Maps `segment` and builds what the JS class keeps: `[handle, buffer, caged]`.
+/// Maps `segment` and builds what the JS class keeps: `[handle, buffer, caged, length]` (the
+/// length from here, not from `buffer.byteLength`, a getter JavaScript can replace).
 fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>) -> Result<Raw> {
     let access = segment.access();
     // SAFETY: shm-core's mapping contract (no truncation below the mapped length) cannot be
@@ -148,6 +158,9 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
             (ab, true)
         }
     };
+    let len = region.len();
+    let made = buffers::Made::default();
+    made.remember(env, buffer);
     let handle = instance::wrap(
         env,
         Instance {
@@ -158,18 +171,22 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
             shared_made: Default::default(),
             closed: Default::default(),
             held: std::cell::Cell::new(ptr::null_mut()),
+            made,
         },
         (!caged).then_some(buffer),
     )?;
     let mut out = ptr::null_mut();
     // SAFETY: env is live; all values are locals of this callback.
     unsafe {
-        sys::napi_create_array_with_length(env, 3, &mut out);
+        sys::napi_create_array_with_length(env, 4, &mut out);
         let mut flag = ptr::null_mut();
+        let mut length = ptr::null_mut();
         sys::napi_get_boolean(env, caged, &mut flag);
+        sys::napi_create_double(env, len as f64, &mut length);
         sys::napi_set_element(env, out, 0, handle);
         sys::napi_set_element(env, out, 1, buffer);
         sys::napi_set_element(env, out, 2, flag);
+        sys::napi_set_element(env, out, 3, length);
     }
     Ok(Raw(out))
 }
@@ -214,7 +231,8 @@ fn create_options(
     }
     let thrown = || JsErr::new(errors::Kind::Error, "", "");
     let mode = args::property(env, v, c"mode").map_err(|_| thrown())?;
-    if let Some(m) = args::int_arg(env, mode, "options.mode", 0.0, 0o7777 as f64)? {
+    // Permission bits only: setuid, setgid and sticky bits are refused, not silently dropped.
+    if let Some(m) = args::int_arg(env, mode, "options.mode", 0.0, 0o777 as f64)? {
         options.mode = m as u32;
     }
     let exclusive = args::property(env, v, c"exclusive").map_err(|_| thrown())?;
@@ -237,8 +255,8 @@ fn raise<T>(env: sys::napi_env, e: JsErr) -> Result<T> {
 }
 
 /// Internal: opens an existing segment for `new SharedMemory(name, length, access)`;
-/// returns `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
-#[napi(ts_return_type = "[object, ArrayBuffer, boolean]")]
+/// returns `[handle, buffer, caged, length]`. Use the `SharedMemory` class instead.
+#[napi(ts_return_type = "[object, ArrayBuffer, boolean, number]")]
 pub fn open_segment(env: Env, name: Unknown, length: Unknown, access: Unknown) -> Result<Raw> {
     let e = env.raw();
     let parsed = (|| {
@@ -253,8 +271,8 @@ pub fn open_segment(env: Env, name: Unknown, length: Unknown, access: Unknown) -
 }
 
 /// Internal: creates a segment for `SharedMemory.create(name, length, options)`; returns
-/// `[handle, buffer, caged]`. Use the `SharedMemory` class instead.
-#[napi(ts_return_type = "[object, ArrayBuffer, boolean]")]
+/// `[handle, buffer, caged, length]`. Use the `SharedMemory` class instead.
+#[napi(ts_return_type = "[object, ArrayBuffer, boolean, number]")]
 pub fn create_segment(env: Env, name: Unknown, length: Unknown, options: Unknown) -> Result<Raw> {
     let e = env.raw();
     let parsed = (|| {
