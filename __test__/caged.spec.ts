@@ -103,6 +103,37 @@ test('caged: a buffer transferred away cannot be copied into (ERR_SHM_DETACHED),
   t.is(new Uint8Array(moved)[0], 4, 'the transferred copy is V8-owned and unaffected')
 })
 
+test('caged: after a peer ftruncates the segment smaller, atomics, wait, waitAsync and notify past the new end throw ERR_SHM_SHRUNK (no SIGBUS)', async (t) => {
+  const PAGE = 4096
+  const name = foreignCreate('cg-shrink-atom', 3 * PAGE, 0, pattern(3 * PAGE, 9))
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  t.true(mem.requiresCopy)
+  peer('truncate', name, PAGE)
+  const shrunk = { instanceOf: Error, code: 'ERR_SHM_SHRUNK' }
+  // The first lost word, one in the last lost page, and the last word of the mapping.
+  for (const off of [PAGE, 2 * PAGE + 8, 3 * PAGE - 4]) {
+    t.throws(() => mem.atomicLoad(off), shrunk, `atomicLoad(${off})`)
+    t.throws(() => mem.atomicStore(off, 1), shrunk, `atomicStore(${off})`)
+    t.throws(() => mem.atomicAdd(off, 1), shrunk, `atomicAdd(${off})`)
+    t.throws(() => mem.atomicCompareExchange(off, 0, 1), shrunk, `atomicCompareExchange(${off})`)
+    t.throws(() => mem.wait(off, 0, 10), shrunk, `wait(${off})`)
+    t.throws(() => mem.notify(off), shrunk, `notify(${off})`)
+    await t.throwsAsync(mem.waitAsync(off, 0, 10), shrunk, `waitAsync(${off})`)
+  }
+  const e = t.throws(() => mem.atomicLoad(PAGE))
+  t.regex(e!.message, /shrank to 4096 bytes/)
+  // The last word that is left still works, to its last byte.
+  const last = PAGE - 4
+  const before = mem.atomicLoad(last)
+  t.is(mem.atomicAdd(last, 1), before)
+  t.is(mem.atomicCompareExchange(last, before + 1, 7), before + 1)
+  t.is(mem.wait(last, 7, 1), 'timed-out')
+  t.is(mem.notify(last), 0)
+  t.deepEqual([...foreignRead(name, last, 4)], [7, 0, 0, 0])
+  mem.close()
+})
+
 test('caged: native atomics act on the segment itself', (t) => {
   const name = foreignCreate('cg-atom', 4096)
   t.teardown(() => SharedMemory.unlink(name))
@@ -144,7 +175,6 @@ test('caged: after a peer ftruncates the segment smaller, a copy over the lost b
   t.true(Buffer.from(view.subarray(100, 104)).equals(data.subarray(PAGE - 4, PAGE)))
   t.is(view[99], 0xee)
   t.is(view[104], 0xee)
-  // The native atomics are not guarded (documented limit): only in-range words are used here.
   t.is(mem.atomicLoad(PAGE - 4), data.readInt32LE(PAGE - 4), 'atomics inside what is left work')
   mem.copyTo(0, PAGE - 1, 1)
   t.is(foreignRead(name, PAGE - 1, 1)[0], 0xee)
