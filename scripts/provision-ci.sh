@@ -31,6 +31,7 @@
 #   util-linux (setpriv, unshare), python3, binutils (readelf): used by suites, listed for
 #                                               minimal images
 #   libatomic1                                  the Python channel peer's atomics (ctypes)
+#   strace                                      __test__/caged.spec.ts: caged copies make no size syscall
 set -euo pipefail
 
 PKGS=(
@@ -42,6 +43,7 @@ PKGS=(
   musl-tools libunwind-14-dev
   shellcheck
   util-linux python3 binutils libatomic1
+  strace
 )
 
 dry_run=0

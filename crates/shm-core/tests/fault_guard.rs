@@ -271,8 +271,9 @@ fn child_scenario() {
 }
 
 fn run_child(scenario: &str) -> (Option<i32>, Option<i32>, String) {
+    use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "child_scenario",
@@ -280,10 +281,30 @@ fn run_child(scenario: &str) -> (Option<i32>, Option<i32>, String) {
             "--test-threads=1",
         ])
         .env("FAULT_GUARD_CHILD", scenario)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code(), out.status.signal(), stderr)
+    // A handler that loops (a fault passed round in a circle) must fail the test, not hang it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{scenario}: the child hung (a fault going round in a loop?)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.code(), status.signal(), stderr)
 }
 
 #[test]
