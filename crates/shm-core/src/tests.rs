@@ -297,6 +297,52 @@ fn region_copy_after_peer_shrinks_is_an_error_not_sigbus() {
     r.read(0, &mut b).unwrap();
 }
 
+#[cfg(target_os = "linux")] // the fault guard (fault.rs); run under QEMU for aarch64 too
+#[test]
+fn region_atomics_and_wait_after_peer_shrinks_are_errors_not_sigbus() {
+    let (u, r) = region("shrink-atomics", 3 * 4096);
+    r.write(4088, &[1, 0, 0, 0, 2, 0, 0, 0]).unwrap();
+    let peer = Segment::open(&u.0, Access::ReadWrite).unwrap();
+    rustix::fs::ftruncate(peer.inner.fd_for_tests(), 4096).unwrap();
+    let gone = |res: Result<i32, RegionError>| {
+        matches!(
+            res,
+            Err(RegionError::Shrunk {
+                size: 4096,
+                needed: 8196
+            })
+        )
+    };
+    assert!(gone(r.load(8192)));
+    assert!(gone(r.store(8192, 1)));
+    assert!(gone(r.add(8192, 1)));
+    assert!(gone(r.compare_exchange(8192, 0, 1)));
+    assert!(matches!(
+        r.wait(8192, 0, None),
+        Err(RegionError::Shrunk { .. })
+    ));
+    assert!(matches!(r.notify(8192, 1), Err(RegionError::Shrunk { .. })));
+    let mut b = [0xeeu8; 16];
+    assert!(matches!(
+        r.read(4088, &mut b),
+        Err(RegionError::Shrunk {
+            size: 4096,
+            needed: 4104
+        })
+    ));
+    assert_eq!(b, [0xee; 16], "nothing copied");
+    // The guarded routines' results on the words that are left.
+    assert_eq!(r.load(4092).unwrap(), 2);
+    assert_eq!(r.add(4092, -3).unwrap(), 2);
+    assert_eq!(r.load(4092).unwrap(), -1);
+    assert_eq!(r.compare_exchange(4092, 5, 6).unwrap(), -1, "no swap");
+    assert_eq!(r.compare_exchange(4092, -1, 6).unwrap(), -1, "swap");
+    assert_eq!(r.store(4088, 9).unwrap(), 9);
+    r.read(4088, &mut b[..8]).unwrap();
+    assert_eq!(b[..8], [9, 0, 0, 0, 6, 0, 0, 0]);
+    assert_eq!(r.wait(4092, 7, None).unwrap(), WaitOutcome::NotEqual);
+}
+
 #[test]
 fn wait_times_out_not_equal_and_is_woken() {
     let (_u, r) = region("wait", 4096);
