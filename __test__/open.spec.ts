@@ -344,3 +344,18 @@ test('two Node processes share one segment', async (t) => {
   t.is(Buffer.from(mem.buffer!, 100, 7).toString(), 'child:7')
   mem.close()
 })
+
+// The package installs a SIGBUS/SIGSEGV handler (the shrink guard, crates/shm-core/src/fault.rs)
+// on top of Node's own SIGSEGV handler, which serves WebAssembly's bounds checks: a wasm
+// out-of-bounds load must still be a RuntimeError, and a fault outside the package still kills.
+test('after the package installed its fault handler, a WebAssembly out-of-bounds load is still a RuntimeError', async (t) => {
+  // (module (memory 1) (func (export "f") (param i32) (result i32) local.get 0 i32.load))
+  const wasm = '0061736d0100000001060160017f017f030201000503010001070501016600000a0901070020002802000b'
+  const script = `const {SharedMemory}=require('./dist');const n=process.argv.at(-1);const m=SharedMemory.create(n,4096);` +
+    `const {f}=new WebAssembly.Instance(new WebAssembly.Module(Buffer.from('${wasm}','hex'))).exports;` +
+    `let r;try{f(0x7ffffff0);r='no trap'}catch(e){r=e.constructor.name+': '+e.message}` +
+    `console.log(f(0)+' '+r);m.close();SharedMemory.unlink(n)`
+  const r = await runNode(script, [uniqueName('wasm')])
+  t.is(r.signal, null, r.stderr)
+  t.is(r.stdout.trim(), '0 RuntimeError: memory access out of bounds')
+})
