@@ -121,6 +121,10 @@ test('zero-copy: a peer that shrinks the segment does not make copyFrom/copyTo t
     t.deepEqual([...new Uint8Array(mem.buffer!, PAGE - 4, 4)], [1, 2, 3, 4])
   }
   t.is(mem.atomicLoad(PAGE - 4), 0x04030201, 'in-range atomics still work')
+  // wait and notify are native calls in both modes, and guarded (crates/shm-core/src/fault.rs).
+  t.throws(() => mem.wait(2 * PAGE, 0, 10), { code: 'ERR_SHM_SHRUNK' }, 'wait past the new end')
+  t.throws(() => mem.notify(PAGE), { code: 'ERR_SHM_SHRUNK' }, 'notify past the new end')
+  t.is(mem.wait(PAGE - 4, 0, 1), 'not-equal')
   mem.close()
 })
 
