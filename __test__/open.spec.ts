@@ -3,7 +3,8 @@
 import test from 'ava'
 import { SharedMemory, MemoryAccess } from '../dist'
 import { count } from './helpers/proc'
-import { FORCED_COPY, foreignCreate, foreignRead, peer, runNode, uniqueName } from './helpers/util'
+import { spawnSync } from 'node:child_process'
+import { FORCED_COPY, foreignCreate, foreignRead, peer, ROOT, runNode, uniqueName } from './helpers/util'
 
 /** Opens and makes `buffer` current, whatever the mode. */
 function openSynced(name: string, length?: number, access?: MemoryAccess): SharedMemory {
@@ -362,4 +363,23 @@ test('after the package installed its fault handler, a WebAssembly out-of-bounds
   const r = await runNode(script, [uniqueName('wasm')])
   t.is(r.signal, null, r.stderr)
   t.is(r.stdout.trim(), '0 RuntimeError: memory access out of bounds')
+})
+
+// The process's own SIGBUS handler (here libuv's, installed by process.on('SIGBUS')) still gets
+// every SIGBUS that is not the package's — installed before the package's handler, or after it
+// (then the next open puts ours back on top, chaining to it) — while the package's own faults
+// (a wait past a shrunk end) stay ERR_SHM_SHRUNK. The foreign SIGBUS is sent with kill(2): a
+// real fault would make libuv's handler (which returns) fault again forever.
+test('a SIGBUS handler of the process, installed before or after the package, still receives the SIGBUS that is not ours', (t) => {
+  for (const order of ['before', 'after']) {
+    const script = `const order=process.argv.at(-1);let got=0;const fs=require('fs');` +
+      `const listen=()=>process.on('SIGBUS',()=>{got++});if(order==='before')listen();` +
+      `const {SharedMemory}=require('./dist');const n='${uniqueName('sigbus')}-'+order;const m=SharedMemory.create(n,3*4096);` +
+      `if(order==='after'){listen();SharedMemory.create(n+'b',64).close();SharedMemory.unlink(n+'b')}` +
+      `fs.truncateSync('/dev/shm/'+n,4096);let code;try{m.wait(8192,0,1)}catch(e){code=e.code}` +
+      `process.kill(process.pid,'SIGBUS');setTimeout(()=>{console.log(code+' '+got);m.close();SharedMemory.unlink(n)},200)`
+    const r = spawnSync(process.execPath, ['-e', script, '--', order], { encoding: 'utf8', cwd: ROOT, timeout: 20_000 })
+    t.is(r.signal, null, `${order}: ${r.stderr}`)
+    t.is(r.stdout.trim(), 'ERR_SHM_SHRUNK 1', order)
+  }
 })
