@@ -4,7 +4,13 @@ process.env.NODE_SHARED_MEM_FORCE_COPY = '1'
 
 import test from 'ava'
 import { SharedMemory, MemoryAccess } from '../dist'
-import { foreignCreate, foreignRead, peer } from './helpers/util'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { foreignCreate, foreignRead, peer, ROOT } from './helpers/util'
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { skip, runs } = require('../scripts/skip.cjs') as { skip: (what: string, tool: string) => boolean; runs: (cmd: string, args?: string[]) => boolean }
 
 function pattern(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n)
@@ -103,6 +109,37 @@ test('caged: a buffer transferred away cannot be copied into (ERR_SHM_DETACHED),
   t.is(new Uint8Array(moved)[0], 4, 'the transferred copy is V8-owned and unaffected')
 })
 
+test('caged: after a peer ftruncates the segment smaller, atomics, wait, waitAsync and notify past the new end throw ERR_SHM_SHRUNK (no SIGBUS)', async (t) => {
+  const PAGE = 4096
+  const name = foreignCreate('cg-shrink-atom', 3 * PAGE, 0, pattern(3 * PAGE, 9))
+  t.teardown(() => SharedMemory.unlink(name))
+  const mem = new SharedMemory(name)
+  t.true(mem.requiresCopy)
+  peer('truncate', name, PAGE)
+  const shrunk = { instanceOf: Error, code: 'ERR_SHM_SHRUNK' }
+  // The first lost word, one in the last lost page, and the last word of the mapping.
+  for (const off of [PAGE, 2 * PAGE + 8, 3 * PAGE - 4]) {
+    t.throws(() => mem.atomicLoad(off), shrunk, `atomicLoad(${off})`)
+    t.throws(() => mem.atomicStore(off, 1), shrunk, `atomicStore(${off})`)
+    t.throws(() => mem.atomicAdd(off, 1), shrunk, `atomicAdd(${off})`)
+    t.throws(() => mem.atomicCompareExchange(off, 0, 1), shrunk, `atomicCompareExchange(${off})`)
+    t.throws(() => mem.wait(off, 0, 10), shrunk, `wait(${off})`)
+    t.throws(() => mem.notify(off), shrunk, `notify(${off})`)
+    await t.throwsAsync(mem.waitAsync(off, 0, 10), shrunk, `waitAsync(${off})`)
+  }
+  const e = t.throws(() => mem.atomicLoad(PAGE))
+  t.regex(e!.message, /shrank to 4096 bytes/)
+  // The last word that is left still works, to its last byte.
+  const last = PAGE - 4
+  const before = mem.atomicLoad(last)
+  t.is(mem.atomicAdd(last, 1), before)
+  t.is(mem.atomicCompareExchange(last, before + 1, 7), before + 1)
+  t.is(mem.wait(last, 7, 1), 'timed-out')
+  t.is(mem.notify(last), 0)
+  t.deepEqual([...foreignRead(name, last, 4)], [7, 0, 0, 0])
+  mem.close()
+})
+
 test('caged: native atomics act on the segment itself', (t) => {
   const name = foreignCreate('cg-atom', 4096)
   t.teardown(() => SharedMemory.unlink(name))
@@ -144,9 +181,47 @@ test('caged: after a peer ftruncates the segment smaller, a copy over the lost b
   t.true(Buffer.from(view.subarray(100, 104)).equals(data.subarray(PAGE - 4, PAGE)))
   t.is(view[99], 0xee)
   t.is(view[104], 0xee)
-  // The native atomics are not guarded (documented limit): only in-range words are used here.
   t.is(mem.atomicLoad(PAGE - 4), data.readInt32LE(PAGE - 4), 'atomics inside what is left work')
   mem.copyTo(0, PAGE - 1, 1)
   t.is(foreignRead(name, PAGE - 1, 1)[0], 0xee)
   mem.close()
+})
+
+// The shrink guard costs no system call: a Node child under strace does 3000 caged copies and
+// atomics (no size syscall may appear), then 10 copies past a shrunk end (each throws, and only
+// that error path reads the size: exactly one lseek/fstat each). Counted on the main thread,
+// between two marker writes.
+test('caged: copies and atomics make no size re-check syscall; only a copy that hits a shrunk end reads the size (strace)', (t) => {
+  if (process.platform !== 'linux' || !(runs('strace', ['-o', '/dev/null', 'true']))) {
+    if (!skip('the caged syscall-count test', 'strace')) t.fail('strace missing and CI=true')
+    t.pass()
+    return
+  }
+  const name = foreignCreate('cg-strace', 3 * 4096)
+  t.teardown(() => SharedMemory.unlink(name))
+  const out = path.join(os.tmpdir(), `nsm-strace-${process.pid}.txt`)
+  t.teardown(() => fs.rmSync(out, { force: true }))
+  const script = `const fs=require('fs');const {SharedMemory}=require(${JSON.stringify(ROOT)});` +
+    `const m=new SharedMemory(${JSON.stringify(name)});if(!m.requiresCopy)throw new Error('not caged');` +
+    `m.copyFrom(0,0,64);m.copyTo(0,0,64);m.atomicAdd(0,1);` +
+    `fs.writeSync(2,'NSM-BEGIN\\n');` +
+    `for(let i=0;i<1000;i++){m.copyFrom(64,64,64);m.copyTo(128,128,64);m.atomicAdd(0,1)}` +
+    `fs.writeSync(2,'NSM-MID\\n');fs.truncateSync('/dev/shm/${name}',4096);fs.writeSync(2,'NSM-TRUNCATED\\n');let n=0;` +
+    `for(let i=0;i<10;i++){try{m.copyFrom(4096,0,64)}catch(e){if(e.code==='ERR_SHM_SHRUNK')n++}}` +
+    `fs.writeSync(2,'NSM-END '+n+'\\n');m.close()`
+  const r = spawnSync('strace', ['-f', '-o', out, '-e', 'trace=lseek,fstat,newfstatat,statx,write', process.execPath, '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_SHARED_MEM_FORCE_COPY: '1' },
+  })
+  t.is(r.status, 0, r.stderr)
+  t.regex(r.stderr, /NSM-END 10/)
+  const lines = fs.readFileSync(out, 'utf8').split('\n')
+  const mark = (m: string) => lines.findIndex((l) => l.includes(`"${m}`))
+  const [begin, mid, truncated, end] = ['NSM-BEGIN', 'NSM-MID', 'NSM-TRUNCATED', 'NSM-END'].map(mark)
+  t.true(begin >= 0 && begin < mid && mid < truncated && truncated < end, 'markers in order')
+  const pid = lines[begin].split(/\s+/)[0]
+  const sizeCalls = (from: number, to: number) =>
+    lines.slice(from + 1, to).filter((l) => l.startsWith(pid + ' ') && /\b(lseek|fstat|newfstatat|statx)\(/.test(l))
+  t.deepEqual(sizeCalls(begin, mid), [], '3000 caged calls, no size syscall')
+  t.is(sizeCalls(truncated, end).length, 10, 'one size read per copy that hit the shrunk end')
 })

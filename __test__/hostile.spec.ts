@@ -28,7 +28,6 @@ function validCalls(h: object, len: number): Call[] {
     { name: 'notify', args: [h, len - 4, 1] },
     { name: 'atomicsView', args: [h] },
     { name: 'sharedBuffer', args: [h] },
-    { name: 'control', args: [h] },
   ]
 }
 

@@ -3,7 +3,8 @@
 import test from 'ava'
 import { SharedMemory, MemoryAccess } from '../dist'
 import { count } from './helpers/proc'
-import { FORCED_COPY, foreignCreate, foreignRead, peer, runNode, uniqueName } from './helpers/util'
+import { spawnSync } from 'node:child_process'
+import { FORCED_COPY, foreignCreate, foreignRead, peer, ROOT, runNode, uniqueName } from './helpers/util'
 
 /** Opens and makes `buffer` current, whatever the mode. */
 function openSynced(name: string, length?: number, access?: MemoryAccess): SharedMemory {
@@ -121,6 +122,10 @@ test('zero-copy: a peer that shrinks the segment does not make copyFrom/copyTo t
     t.deepEqual([...new Uint8Array(mem.buffer!, PAGE - 4, 4)], [1, 2, 3, 4])
   }
   t.is(mem.atomicLoad(PAGE - 4), 0x04030201, 'in-range atomics still work')
+  // wait and notify are native calls in both modes, and guarded (crates/shm-core/src/fault.rs).
+  t.throws(() => mem.wait(2 * PAGE, 0, 10), { code: 'ERR_SHM_SHRUNK' }, 'wait past the new end')
+  t.throws(() => mem.notify(PAGE), { code: 'ERR_SHM_SHRUNK' }, 'notify past the new end')
+  t.is(mem.wait(PAGE - 4, 0, 1), 'not-equal')
   mem.close()
 })
 
@@ -343,4 +348,38 @@ test('two Node processes share one segment', async (t) => {
   if (mem.requiresCopy) mem.copyFrom()
   t.is(Buffer.from(mem.buffer!, 100, 7).toString(), 'child:7')
   mem.close()
+})
+
+// The package installs a SIGBUS/SIGSEGV handler (the shrink guard, crates/shm-core/src/fault.rs)
+// on top of Node's own SIGSEGV handler, which serves WebAssembly's bounds checks: a wasm
+// out-of-bounds load must still be a RuntimeError, and a fault outside the package still kills.
+test('after the package installed its fault handler, a WebAssembly out-of-bounds load is still a RuntimeError', async (t) => {
+  // (module (memory 1) (func (export "f") (param i32) (result i32) local.get 0 i32.load))
+  const wasm = '0061736d0100000001060160017f017f030201000503010001070501016600000a0901070020002802000b'
+  const script = `const {SharedMemory}=require('./dist');const n=process.argv.at(-1);const m=SharedMemory.create(n,4096);` +
+    `const {f}=new WebAssembly.Instance(new WebAssembly.Module(Buffer.from('${wasm}','hex'))).exports;` +
+    `let r;try{f(0x7ffffff0);r='no trap'}catch(e){r=e.constructor.name+': '+e.message}` +
+    `console.log(f(0)+' '+r);m.close();SharedMemory.unlink(n)`
+  const r = await runNode(script, [uniqueName('wasm')])
+  t.is(r.signal, null, r.stderr)
+  t.is(r.stdout.trim(), '0 RuntimeError: memory access out of bounds')
+})
+
+// The process's own SIGBUS handler (here libuv's, installed by process.on('SIGBUS')) still gets
+// every SIGBUS that is not the package's — installed before the package's handler, or after it
+// (then the next open puts ours back on top, chaining to it) — while the package's own faults
+// (a wait past a shrunk end) stay ERR_SHM_SHRUNK. The foreign SIGBUS is sent with kill(2): a
+// real fault would make libuv's handler (which returns) fault again forever.
+test('a SIGBUS handler of the process, installed before or after the package, still receives the SIGBUS that is not ours', (t) => {
+  for (const order of ['before', 'after']) {
+    const script = `const order=process.argv.at(-1);let got=0;const fs=require('fs');` +
+      `const listen=()=>process.on('SIGBUS',()=>{got++});if(order==='before')listen();` +
+      `const {SharedMemory}=require('./dist');const n='${uniqueName('sigbus')}-'+order;const m=SharedMemory.create(n,3*4096);` +
+      `if(order==='after'){listen();SharedMemory.create(n+'b',64).close();SharedMemory.unlink(n+'b')}` +
+      `fs.truncateSync('/dev/shm/'+n,4096);let code;try{m.wait(8192,0,1)}catch(e){code=e.code}` +
+      `process.kill(process.pid,'SIGBUS');setTimeout(()=>{console.log(code+' '+got);m.close();SharedMemory.unlink(n)},200)`
+    const r = spawnSync(process.execPath, ['-e', script, '--', order], { encoding: 'utf8', cwd: ROOT, timeout: 20_000 })
+    t.is(r.signal, null, `${order}: ${r.stderr}`)
+    t.is(r.stdout.trim(), 'ERR_SHM_SHRUNK 1', order)
+  }
 })

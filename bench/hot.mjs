@@ -198,7 +198,7 @@ try {
     log('bench: row 9 (caged 64-byte copies)')
     const bufs = [Buffer.alloc(4096, 1), Buffer.alloc(4096, 2)]
     const tasks = [
-      T('caged-copy', 'cg-copyfrom', 'mem.copyFrom(o, o, 64), caged (size re-check + 64-byte copy)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }, N_SLOW),
+      T('caged-copy', 'cg-copyfrom', 'mem.copyFrom(o, o, 64), caged (fault-guarded 64-byte copy, no syscall)', 'target', 'm.copyFrom(o, o, 64) ? 0 : 1', { ms, u: U }, N_SLOW),
       T('caged-copy', 'cg-copyto', 'mem.copyTo(o, o, 64), caged', 'target', 'm.copyTo(o, o, 64) ? 0 : 1', { ms, u: U }, N_SLOW),
       ...(ms21
         ? [

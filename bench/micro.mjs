@@ -113,7 +113,7 @@ try {
       ...(await runGroup(
         CAGED
           ? [
-              { id: 'call-copyfrom-caged', row: 'call-64b', label: 'copyFrom(0, 0, 64), caged instance (size re-check + 64-byte memcpy) [caged process]', role: 'target', batch: N, fn: batch(() => mem.copyFrom(0, 0, 64)) },
+              { id: 'call-copyfrom-caged', row: 'call-64b', label: 'copyFrom(0, 0, 64), caged instance (fault-guarded 64-byte copy, no syscall) [caged process]', role: 'target', batch: N, fn: batch(() => mem.copyFrom(0, 0, 64)) },
               { id: 'call-copyto-caged', row: 'call-64b', label: 'copyTo(0, 0, 64), caged instance [caged process]', role: 'target', batch: N, fn: batch(() => mem.copyTo(0, 0, 64)) },
             ]
           : [

@@ -83,15 +83,20 @@ checks['limit-zero-copy-shrink-sigbus'] = () => {
   assert(r.signal === 'SIGBUS', `expected the zero-copy read past the shrunk end to die of SIGBUS, got signal ${r.signal} status ${r.status}: ${r.stdout}${r.stderr}`)
   return { detail: 'read of buffer past the shrunk end → SIGBUS (documented limit)' }
 }
-checks['limit-caged-atomics-shrink-sigbus'] = () => {
+// Caged atomics, wait and notify past a shrunk end: ERR_SHM_SHRUNK, no SIGBUS (the fault guard,
+// crates/shm-core/src/fault.rs). In a grandchild, so that a SIGBUS would show as its signal.
+checks['caged-atomics-shrink-guarded'] = () => {
   assert(FORCED, 'copy mode only')
-  const r = sigbusChild('m.atomicLoad(8192)')
-  // README, Limits: "The native atomics and wait on such bytes are not guarded either" — so the
-  // one documented outcome is SIGBUS; surviving (status 0) would mean an undocumented guard or a
-  // read of bytes that are gone, and fails this check like any other end.
-  assert(r.signal === 'SIGBUS', `expected caged atomicLoad past the shrunk end to die of SIGBUS, got signal ${r.signal} status ${r.status}: ${r.stdout}${r.stderr}`)
-  assert(!r.stdout.includes('survived'), 'the process printed after the unguarded load')
-  return { detail: 'caged atomicLoad past the shrunk end → SIGBUS (unguarded: only copies re-check the size)', signal: r.signal }
+  const codes = "const c=(f)=>{try{f();return 'none'}catch(e){return e.code}};" +
+    "console.log(JSON.stringify([c(()=>m.atomicLoad(8192)),c(()=>m.atomicStore(8192,1)),c(()=>m.atomicAdd(60000,1))," +
+    "c(()=>m.atomicCompareExchange(4096,0,1)),c(()=>m.wait(8192,0,10)),c(()=>m.notify(8192)),m.atomicLoad(4092)]))"
+  const r = sigbusChild(codes)
+  assert(r.signal === null && r.status === 0, `expected the caged atomics past the shrunk end to throw, got signal ${r.signal} status ${r.status}: ${r.stdout}${r.stderr}`)
+  const got = JSON.parse(r.stdout.split('\n')[0])
+  const want = ['ERR_SHM_SHRUNK', 'ERR_SHM_SHRUNK', 'ERR_SHM_SHRUNK', 'ERR_SHM_SHRUNK', 'ERR_SHM_SHRUNK', 'ERR_SHM_SHRUNK', 0]
+  assert(JSON.stringify(got) === JSON.stringify(want), `expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`)
+  assert(r.stdout.includes('survived'), 'the process did not go on after the guarded calls')
+  return { detail: 'caged atomicLoad/Store/Add/CompareExchange, wait, notify past the shrunk end → ERR_SHM_SHRUNK ×6; the word before the end still reads; no signal' }
 }
 
 // ---- permissions ----

@@ -73,7 +73,7 @@ async function main() {
   if (want('checks')) {
     const list = [
       ['peer-unlink-while-mapped', 'zero-copy'], ['peer-unlink-while-mapped', 'copy'], ['peer-shrink-caged', 'copy'],
-      ['limit-zero-copy-shrink-sigbus', 'zero-copy'], ['limit-caged-atomics-shrink-sigbus', 'copy'],
+      ['limit-zero-copy-shrink-sigbus', 'zero-copy'], ['caged-atomics-shrink-guarded', 'copy'],
       ['perm-default-mode', 'zero-copy'], ['perm-exclusive-squatter', 'zero-copy'], ['perm-read-instance', 'zero-copy'],
       ['perm-read-instance', 'copy'], ['perm-eacces-unprivileged', 'zero-copy'],
       ['bug-caged-huge-length-aborts', 'copy'], ['bug-failed-create-leaves-segment', 'zero-copy'],

@@ -31,6 +31,7 @@
 #   util-linux (setpriv, unshare), python3, binutils (readelf): used by suites, listed for
 #                                               minimal images
 #   libatomic1                                  the Python channel peer's atomics (ctypes)
+#   strace                                      __test__/caged.spec.ts: caged copies make no size syscall
 set -euo pipefail
 # apt-cache's output is parsed below ("Candidate:"): under a translated locale it says
 # "Installationskandidat:" (LANG=de_DE.UTF-8, or LANGUAGE=de) and every package would look
@@ -47,6 +48,7 @@ PKGS=(
   musl-tools libunwind-14-dev
   shellcheck
   util-linux python3 binutils libatomic1
+  strace
 )
 
 dry_run=0

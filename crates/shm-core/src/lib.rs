@@ -60,6 +60,20 @@ pub mod liveness;
 #[path = "liveness_other.rs"]
 pub mod liveness;
 
+// Copies and atomics that turn a peer's truncation into an error (`fault.rs` docs).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[path = "fault.rs"]
+mod fault;
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+#[path = "fault_none.rs"]
+mod fault;
+
 mod region;
 
 pub use names::{shm_names, NameOs, ShmNames};

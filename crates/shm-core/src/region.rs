@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::{futex, Access, Error, Mapping, Segment, WaitOutcome};
+use crate::{fault, futex, Access, Error, Mapping, Segment, WaitOutcome};
 
 /// Why a [`Region`] operation was refused.
 #[derive(Debug)]
@@ -21,7 +21,8 @@ pub enum RegionError {
     /// A write (copy or atomic) on a read-only region.
     ReadOnly,
     /// The segment is now smaller than the range the operation needs: a peer shrank it
-    /// (`ftruncate`). Touching those bytes would raise SIGBUS, so nothing was copied.
+    /// (`ftruncate`). Nothing was copied or changed, unless the truncation happened during
+    /// the copy itself (then a prefix of the range may have been copied).
     Shrunk {
         /// The segment's size now.
         size: u64,
@@ -104,11 +105,15 @@ impl Region {
     ///
     /// # Safety
     /// The contract of [`Segment::map`]: no process may truncate the segment below the mapped
-    /// length while the region is mapped. [`read`](Self::read) and [`write`](Self::write)
-    /// re-check the size first and fail with [`RegionError::Shrunk`] instead of faulting, but a
-    /// truncation racing that check, or one under the atomics, `wait`, or bytes the caller reads
-    /// through [`as_ptr`](Self::as_ptr)/[`js_ptr`](Self::js_ptr), still raises `SIGBUS`.
+    /// length while the region is mapped, with one exception. The copies, atomics, `wait` and
+    /// `notify` of this type fail with [`RegionError::Shrunk`] instead of faulting: on Linux
+    /// x86_64/aarch64 through a SIGBUS/SIGSEGV handler that recovers faults inside them
+    /// (`fault.rs`; installed, or re-installed on top of a later one, here), elsewhere on Unix
+    /// by re-checking the size before a copy (where a truncation racing the check, or one
+    /// under the atomics and `wait`, still raises SIGBUS). Bytes the caller reads through
+    /// [`as_ptr`](Self::as_ptr)/[`js_ptr`](Self::js_ptr) are never guarded.
     pub unsafe fn open(segment: Segment, len: Option<u64>) -> Result<Region, Error> {
+        fault::install();
         // SAFETY: the caller upholds `Segment::map`'s contract for the region's whole life.
         let mapping = unsafe { segment.map(len)? };
         let view = match segment.access() {
@@ -195,9 +200,10 @@ impl Region {
         unsafe { (*self.segment.get()).as_ref() }
     }
 
-    /// Fails with [`RegionError::Shrunk`] when the segment no longer covers `..end`.
+    /// Fails with [`RegionError::Shrunk`] when the segment no longer covers `..end`. Only
+    /// where segments can shrink and no fault guard exists (`fault::GUARDED`): one syscall.
     fn check_size(&self, guard: &Guard<'_>, end: usize) -> Result<(), RegionError> {
-        if !crate::os::SEGMENTS_CAN_SHRINK {
+        if !crate::os::SEGMENTS_CAN_SHRINK || fault::GUARDED {
             return Ok(());
         }
         let Some(segment) = self.segment(guard) else {
@@ -213,8 +219,25 @@ impl Region {
         Ok(())
     }
 
-    /// Copies `dst.len()` bytes at `offset` out of the segment. Re-checks the segment's size
-    /// first, so a peer that shrank it yields [`RegionError::Shrunk`] instead of SIGBUS.
+    /// What a fault (or a futex `EFAULT`) on the range `..end` means: the segment shrank
+    /// below `end` (the usual case), else an OS error (`ENOMEM`: the page could not be
+    /// provided). One `fstat`/`lseek`, on this error path only.
+    fn fault_error(&self, guard: &Guard<'_>, end: usize) -> RegionError {
+        let Some(segment) = self.segment(guard) else {
+            return RegionError::Closed;
+        };
+        match segment.size() {
+            Ok(size) if size < end as u64 => RegionError::Shrunk {
+                size,
+                needed: end as u64,
+            },
+            Ok(_) => RegionError::Os(Error::os("mmap access", fault::unexplained())),
+            Err(e) => RegionError::Os(e),
+        }
+    }
+
+    /// Copies `dst.len()` bytes at `offset` out of the segment. A peer that shrank the segment
+    /// below the range yields [`RegionError::Shrunk`] instead of SIGBUS (see [`open`](Self::open)).
     pub fn read(&self, offset: usize, dst: &mut [u8]) -> Result<(), RegionError> {
         let guard = self.enter()?;
         self.check_range(offset, dst.len())?;
@@ -222,17 +245,13 @@ impl Region {
             return Ok(());
         }
         self.check_size(&guard, offset + dst.len())?;
-        // SAFETY: the range is inside the mapping (checked), the mapping stays mapped while the
-        // guard is held, the segment still covers the range (checked just now), and `dst` is a
-        // separate buffer owned by the caller.
+        // SAFETY: the range is inside the mapping (checked) and not empty, the mapping stays
+        // mapped while the guard is held, a fault on it becomes `Err` (or the size was checked
+        // just now where no guard exists), and `dst` is a separate buffer owned by the caller.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.ptr.as_ptr().add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            )
+            fault::copy_from_segment(self.ptr.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         }
-        Ok(())
+        .map_err(|_| self.fault_error(&guard, offset + dst.len()))
     }
 
     /// Copies `src` into the segment at `offset`, with the same size re-check as [`read`](Self::read).
@@ -247,10 +266,8 @@ impl Region {
         }
         self.check_size(&guard, offset + src.len())?;
         // SAFETY: as in `read`; the mapping is shared and writable (read-write access checked).
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
-        }
-        Ok(())
+        unsafe { fault::copy_to_segment(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len()) }
+            .map_err(|_| self.fault_error(&guard, offset + src.len()))
     }
 
     /// Checks the bounds of an `Int32` operation at `byte_offset`.
@@ -277,27 +294,34 @@ impl Region {
         }
     }
 
-    /// Sequentially consistent load of the `Int32` at `byte_offset`.
+    /// Sequentially consistent load of the `Int32` at `byte_offset`. This and the other
+    /// atomics fail with [`RegionError::Shrunk`] where the segment shrank below the word (see
+    /// [`open`](Self::open) for where that is guarded).
     pub fn load(&self, byte_offset: usize) -> Result<i32, RegionError> {
-        let _guard = self.enter()?;
-        Ok(self.atomic(byte_offset)?.load(Ordering::SeqCst))
+        let guard = self.enter()?;
+        let p = self.atomic(byte_offset)?.as_ptr();
+        // SAFETY: `p` is an aligned word of the mapping (checked by `atomic`), mapped while the
+        // guard is held; a fault on it becomes `Err`.
+        unsafe { fault::load(p) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))
     }
 
     /// Sequentially consistent store; returns `value`, as `Atomics.store` does.
     pub fn store(&self, byte_offset: usize, value: i32) -> Result<i32, RegionError> {
-        let _guard = self.enter()?;
-        let atomic = self.atomic(byte_offset)?;
+        let guard = self.enter()?;
+        let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
-        atomic.store(value, Ordering::SeqCst);
+        // SAFETY: as in `load`; the mapping is writable (checked).
+        unsafe { fault::store(p, value) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))?;
         Ok(value)
     }
 
     /// Wrapping add; returns the old value.
     pub fn add(&self, byte_offset: usize, delta: i32) -> Result<i32, RegionError> {
-        let _guard = self.enter()?;
-        let atomic = self.atomic(byte_offset)?;
+        let guard = self.enter()?;
+        let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
-        Ok(atomic.fetch_add(delta, Ordering::SeqCst))
+        // SAFETY: as in `store`.
+        unsafe { fault::add(p, delta) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))
     }
 
     /// Compare-and-exchange; returns the old value (equal to `expected` when it swapped).
@@ -307,15 +331,12 @@ impl Region {
         expected: i32,
         replacement: i32,
     ) -> Result<i32, RegionError> {
-        let _guard = self.enter()?;
-        let atomic = self.atomic(byte_offset)?;
+        let guard = self.enter()?;
+        let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
-        Ok(
-            match atomic.compare_exchange(expected, replacement, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(old) | Err(old) => old,
-            },
-        )
+        // SAFETY: as in `store`.
+        unsafe { fault::compare_exchange(p, expected, replacement) }
+            .map_err(|_| self.fault_error(&guard, byte_offset + 4))
     }
 
     /// Blocks the calling thread while the `Int32` at `byte_offset` equals `expected`, until a
@@ -353,30 +374,54 @@ impl Region {
     ) -> Result<WaitOutcome, RegionError> {
         let guard = self.enter()?;
         let atomic = self.atomic(byte_offset)?;
-        let outcome = if atomic.load(Ordering::SeqCst) != expected {
-            Ok(Some(WaitOutcome::NotEqual))
-        } else if spin_until_changed(atomic, expected, timeout, &self.closed) || self.is_closed() {
-            Ok(Some(WaitOutcome::Ok))
-        } else {
-            self.sleep(atomic, byte_offset, expected, timeout, slice, interrupted)
+        let p = atomic.as_ptr();
+        // Every load of the word is guarded (`None`: its page is gone), and so is the futex
+        // call (`EFAULT`).
+        // SAFETY: `p` is an aligned word of the mapping, mapped while the guard is held.
+        let load = || unsafe { fault::load(p) }.ok();
+        let outcome = match load() {
+            None => Err(None),
+            Some(v) if v != expected => Ok(Some(WaitOutcome::NotEqual)),
+            Some(_) if spin_until_changed(&load, expected, timeout, &self.closed) => match load() {
+                None => Err(None),
+                Some(_) => Ok(Some(WaitOutcome::Ok)),
+            },
+            Some(_) if self.is_closed() => Ok(Some(WaitOutcome::Ok)),
+            Some(_) => self
+                .sleep(
+                    atomic,
+                    &load,
+                    byte_offset,
+                    expected,
+                    timeout,
+                    slice,
+                    interrupted,
+                )
+                .map_err(Some),
         };
+        let outcome = outcome.map_err(|e| match e {
+            Some(e) if !fault::is_gone(&e) => RegionError::Os(Error::os(futex::WAIT_SYSCALL, e)),
+            _ => self.fault_error(&guard, byte_offset + 4),
+        });
         drop(guard);
         if self.is_closed() {
             return Err(RegionError::Closed);
         }
-        match outcome {
-            Ok(Some(o)) => Ok(o),
-            Ok(None) => Err(RegionError::Interrupted),
-            Err(e) => Err(RegionError::Os(Error::os(futex::WAIT_SYSCALL, e))),
+        match outcome? {
+            Some(o) => Ok(o),
+            None => Err(RegionError::Interrupted),
         }
     }
 
     /// The kernel part of `wait`, in slices: registered in `waiting` for its duration, so that
     /// `close` (which keeps re-reading the list while operations are in flight) can wake it.
-    /// `Ok(None)`: interrupted.
+    /// `Ok(None)`: interrupted. `load` is the guarded load of the word (`None`: page gone,
+    /// reported as `EFAULT`, as the futex call reports it).
+    #[allow(clippy::too_many_arguments)]
     fn sleep(
         &self,
         atomic: &AtomicI32,
+        load: &dyn Fn() -> Option<i32>,
         byte_offset: usize,
         expected: i32,
         timeout: Option<Duration>,
@@ -404,8 +449,10 @@ impl Region {
                 Ok(WaitOutcome::Ok) => break Ok((!interrupted()).then_some(WaitOutcome::Ok)),
                 Err(e) => break Err(e),
             }
-            if self.is_closed() || atomic.load(Ordering::SeqCst) != expected {
-                break Ok(Some(WaitOutcome::Ok));
+            match load() {
+                None => break Err(fault::gone()),
+                Some(v) if v != expected || self.is_closed() => break Ok(Some(WaitOutcome::Ok)),
+                Some(_) => {}
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 break Ok(Some(WaitOutcome::TimedOut));
@@ -449,9 +496,15 @@ impl Region {
     /// Wakes up to `count` threads (in any process) waiting on the `Int32` at `byte_offset`.
     /// Returns how many were woken where the OS reports it (Linux, macOS), else 0.
     pub fn notify(&self, byte_offset: usize, count: u32) -> Result<u32, RegionError> {
-        let _guard = self.enter()?;
+        let guard = self.enter()?;
         let atomic = self.atomic(byte_offset)?;
-        futex::wake(atomic, count).map_err(|e| RegionError::Os(Error::os(futex::WAKE_SYSCALL, e)))
+        futex::wake(atomic, count).map_err(|e| {
+            if fault::is_gone(&e) {
+                self.fault_error(&guard, byte_offset + 4)
+            } else {
+                RegionError::Os(Error::os(futex::WAKE_SYSCALL, e))
+            }
+        })
     }
 
     /// Closes the region: later operations fail with [`RegionError::Closed`], threads blocked
@@ -500,7 +553,7 @@ const SPIN: Duration = Duration::from_micros(3);
 /// longer holds `expected` — a wake-up by value, which futex semantics allow: a protocol that
 /// is correct with a futex changes the word before it notifies.
 fn spin_until_changed(
-    atomic: &AtomicI32,
+    load: &dyn Fn() -> Option<i32>,
     expected: i32,
     timeout: Option<Duration>,
     closed: &AtomicBool,
@@ -514,11 +567,13 @@ fn spin_until_changed(
         return false;
     }
     let start = std::time::Instant::now();
-    let changed = || atomic.load(Ordering::Acquire) != expected || closed.load(Ordering::Relaxed);
+    // A load that faults counts as a change: the caller loads again and reports it.
+    let differs = || load().is_none_or(|v| v != expected);
+    let changed = || differs() || closed.load(Ordering::Relaxed);
     loop {
         for _ in 0..32 {
             if changed() {
-                return atomic.load(Ordering::SeqCst) != expected;
+                return differs();
             }
             std::hint::spin_loop();
         }
@@ -529,7 +584,7 @@ fn spin_until_changed(
     for _ in 0..2 {
         std::thread::yield_now();
         if changed() {
-            return atomic.load(Ordering::SeqCst) != expected;
+            return differs();
         }
     }
     false

@@ -297,6 +297,52 @@ fn region_copy_after_peer_shrinks_is_an_error_not_sigbus() {
     r.read(0, &mut b).unwrap();
 }
 
+#[cfg(target_os = "linux")] // the fault guard (fault.rs); run under QEMU for aarch64 too
+#[test]
+fn region_atomics_and_wait_after_peer_shrinks_are_errors_not_sigbus() {
+    let (u, r) = region("shrink-atomics", 3 * 4096);
+    r.write(4088, &[1, 0, 0, 0, 2, 0, 0, 0]).unwrap();
+    let peer = Segment::open(&u.0, Access::ReadWrite).unwrap();
+    rustix::fs::ftruncate(peer.inner.fd_for_tests(), 4096).unwrap();
+    let gone = |res: Result<i32, RegionError>| {
+        matches!(
+            res,
+            Err(RegionError::Shrunk {
+                size: 4096,
+                needed: 8196
+            })
+        )
+    };
+    assert!(gone(r.load(8192)));
+    assert!(gone(r.store(8192, 1)));
+    assert!(gone(r.add(8192, 1)));
+    assert!(gone(r.compare_exchange(8192, 0, 1)));
+    assert!(matches!(
+        r.wait(8192, 0, None),
+        Err(RegionError::Shrunk { .. })
+    ));
+    assert!(matches!(r.notify(8192, 1), Err(RegionError::Shrunk { .. })));
+    let mut b = [0xeeu8; 16];
+    assert!(matches!(
+        r.read(4088, &mut b),
+        Err(RegionError::Shrunk {
+            size: 4096,
+            needed: 4104
+        })
+    ));
+    assert_eq!(b, [0xee; 16], "nothing copied");
+    // The guarded routines' results on the words that are left.
+    assert_eq!(r.load(4092).unwrap(), 2);
+    assert_eq!(r.add(4092, -3).unwrap(), 2);
+    assert_eq!(r.load(4092).unwrap(), -1);
+    assert_eq!(r.compare_exchange(4092, 5, 6).unwrap(), -1, "no swap");
+    assert_eq!(r.compare_exchange(4092, -1, 6).unwrap(), -1, "swap");
+    assert_eq!(r.store(4088, 9).unwrap(), 9);
+    r.read(4088, &mut b[..8]).unwrap();
+    assert_eq!(b[..8], [9, 0, 0, 0, 6, 0, 0, 0]);
+    assert_eq!(r.wait(4092, 7, None).unwrap(), WaitOutcome::NotEqual);
+}
+
 #[test]
 fn wait_times_out_not_equal_and_is_woken() {
     let (_u, r) = region("wait", 4096);
@@ -550,4 +596,37 @@ fn wait_interruptible_gives_up_when_told_and_wake_waiters_is_prompt() {
         waiter.join().unwrap(),
         Err(RegionError::Interrupted)
     ));
+}
+
+/// The guarded copy routines (fault.rs: 64-, 16- and 1-byte steps) copy exactly the range, for
+/// every length up to 200 and every source/destination alignment in a 16-byte window.
+#[test]
+fn region_copies_are_exact_for_every_length_and_alignment() {
+    let (_u, r) = region("copy-exact", 4096);
+    let pattern: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    r.write(0, &pattern).unwrap();
+    for len in 0..200 {
+        for src_off in [0, 1, 7, 8, 15] {
+            for dst_off in [0, 3, 16] {
+                let mut dst = vec![0xeeu8; len + 40];
+                r.read(1000 + src_off, &mut dst[dst_off..dst_off + len])
+                    .unwrap();
+                assert!(dst[..dst_off].iter().all(|&b| b == 0xee));
+                assert_eq!(
+                    dst[dst_off..dst_off + len],
+                    pattern[1000 + src_off..1000 + src_off + len]
+                );
+                assert!(dst[dst_off + len..].iter().all(|&b| b == 0xee), "len {len}");
+                let src: Vec<u8> = (0..len).map(|i| !(i as u8)).collect();
+                let at = 2048 + src_off;
+                r.write(at, &src).unwrap();
+                let mut back = vec![0u8; len + 2];
+                r.read(at - 1, &mut back).unwrap();
+                assert_eq!(back[0], pattern[at - 1]);
+                assert_eq!(back[1..=len], src[..]);
+                assert_eq!(back[len + 1], pattern[at + len]);
+                r.write(at - 1, &pattern[at - 1..at + len + 1]).unwrap();
+            }
+        }
+    }
 }

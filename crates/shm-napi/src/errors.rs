@@ -196,7 +196,7 @@ pub fn from_region(err: RegionError, method: &str, name: &str) -> JsErr {
         RegionError::Shrunk { size, needed } => JsErr::new(
             Kind::Error,
             "ERR_SHM_SHRUNK",
-            format!("{method}(): shared memory '{name}' shrank to {size} bytes while mapped (another process truncated it); the range up to byte {needed} is gone, nothing was copied"),
+            format!("{method}(): shared memory '{name}' shrank to {size} bytes while mapped (another process truncated it); the range up to byte {needed} is gone; nothing was read or changed"),
         ),
         RegionError::Interrupted => JsErr::new(
             Kind::Error,

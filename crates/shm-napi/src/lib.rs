@@ -130,7 +130,8 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
     let access = segment.access();
     // SAFETY: shm-core's mapping contract (no truncation below the mapped length) cannot be
     // enforced on other processes; a peer that shrinks a segment others map is the documented
-    // limit (README, Limits): caged copies re-check and throw ERR_SHM_SHRUNK, the rest faults.
+    // limit (README, Limits): the region's copies, atomics, wait and notify throw
+    // ERR_SHM_SHRUNK (shm-core's fault guard); plain JS access to a zero-copy buffer faults.
     let region =
         unsafe { Region::open(segment, length) }.map_err(|e| from_core(e, &name).throw(env))?;
     let region = Arc::new(region);
