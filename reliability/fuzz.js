@@ -492,7 +492,7 @@ const TE = (code) => ({ kind: TypeError, code })
 const RE = (code) => ({ kind: RangeError, code })
 const EE = (code) => ({ kind: Error, code })
 entries.raw = fc.property(
-  fc.constantFrom('copyFrom', 'copyTo', 'load', 'store', 'add', 'compareExchange', 'notify', 'wait', 'atomicsView', 'sharedBuffer', 'control', 'close'),
+  fc.constantFrom('copyFrom', 'copyTo', 'load', 'store', 'add', 'compareExchange', 'notify', 'wait', 'atomicsView', 'sharedBuffer', 'close'),
   rawHandleArb, rawIdx, rawIdx, rawIdx,
   (fn, h, a, b, c) => {
     const live = h === rawHandle
