@@ -95,7 +95,8 @@ function run(cmd: string, args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): 
     else waiters.push(w)
   })
   child.stderr!.on('data', (d) => (stderr += d))
-  const exit = new Promise<Exit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })))
+  // 'close', not 'exit': 'exit' can fire before the child's last stdout bytes were read.
+  const exit = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })))
   const line = (s: string) =>
     new Promise<void>((resolve, reject) => {
       if (stdout.includes(s)) return resolve()
