@@ -19,7 +19,7 @@ function runNodeBounded(script: string, args: string[], ms: number) {
     }, ms)
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer)
       resolve({ code, signal, stdout, stderr, killed })
     })
@@ -145,7 +145,7 @@ function spawnBounded(script: string, args: string[], ms: number) {
   child.stdout.on('data', (d) => (stdout += d))
   child.stderr.on('data', (d) => (stderr += d))
   const done = new Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }>((resolve) => {
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       exited = true
       clearTimeout(timer)
       resolve({ code, stdout, stderr, killed })
