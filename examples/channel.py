@@ -29,6 +29,7 @@ import mmap
 import os
 import platform
 import random
+import stat
 import struct
 import sys
 import time
@@ -78,12 +79,15 @@ def alive(name, token):
     if not 1 <= token <= 0x7FFFFFFF:
         return False
     try:
-        fd = os.open(lock_path(name, token), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO planted under that name would block open() for ever
+        fd = os.open(lock_path(name, token), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return False
     except OSError:
         return True  # cannot tell: never reuse space of a participant that may be alive
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # no participant ever creates anything but a regular file
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
@@ -179,15 +183,30 @@ class Channel:
 
     # -- liveness (§6) --
     def _token(self):
+        if self.token is not None and self.token_pid != os.getpid():
+            # Inherited across fork(): the lock (and token) is the parent's. Never act as the
+            # parent's participant: two processes with one token would both be "the" lock holder.
+            os.close(self.lock_fd)
+            self.lock_fd = self.token = None
+            self.producing = self.consuming = False
         if self.token is None:
             for _ in range(64):
                 token = random.SystemRandom().randint(1, 0x7FFFFFFF)
+                path = lock_path(self.name, token)
                 try:
-                    fd = os.open(lock_path(self.name, token), os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 except FileExistsError:
                     continue
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.lock_fd, self.token = fd, token
+                try:
+                    os.fchmod(fd, 0o644)  # whatever the umask: peers of other uids must open it
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    st, now = os.fstat(fd), os.stat(path)  # still our file (not removed by a cleaner)?
+                    if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                        raise FileNotFoundError(path)
+                except OSError:
+                    os.close(fd)
+                    continue
+                self.lock_fd, self.token, self.token_pid = fd, token, os.getpid()
                 break
             else:
                 raise ChannelError('EEXIST', 'no free participant token')
@@ -388,7 +407,8 @@ class Channel:
             v = self.ld(DATA_SEQ)
             before = self.add(CONSUMER_SLEEPERS, 1)
             r = self._next()
-            if r in ('empty', 'blocked') and not self.ld(ENDED_O):
+            # blocked: wait even once ended (a claim made before the end is still to be committed)
+            if r == 'blocked' or (r == 'empty' and not self.ld(ENDED_O)):
                 self.wait(DATA_SEQ, v, min(left, GARBAGE_RECHECK if before < 0 else RECHECK))
             self.add(CONSUMER_SLEEPERS, -1)
 
