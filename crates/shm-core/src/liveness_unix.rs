@@ -155,7 +155,8 @@ pub fn participant_alive(name: &str, token: i64) -> bool {
     let path = lock_path(name, token as i32);
     let fd = match open_lock_file(&path) {
         Ok(Some(fd)) => fd,
-        Ok(None) | Err(Errno::NOENT) => return false,
+        // ELOOP: a symlink (O_NOFOLLOW); ENXIO: a socket. Neither is ever a participant's file.
+        Ok(None) | Err(Errno::NOENT | Errno::LOOP | Errno::NXIO) => return false,
         Err(_) => return true,
     };
     !matches!(flock(&fd, FlockOperation::NonBlockingLockShared), Ok(()))
