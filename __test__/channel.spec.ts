@@ -1153,10 +1153,21 @@ test.serial('a view over a shrunk resizable ArrayBuffer (out of bounds) is ERR_I
 })
 
 test.serial('a segment shorter than the header, or a name too long for its lock files, is refused with a code', (t) => {
-  const name = uniqueName('ch-short')
-  SharedMemory.create(name, 64).close()
-  t.teardown(() => SharedMemory.unlink(name))
-  t.is((t.throws(() => new Channel(name)) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_LAYOUT')
+  const fs = require('node:fs') as typeof import('node:fs')
+  for (const size of [0, 4, 100, 1023]) {
+    // A foreign segment, or one mid-create before ftruncate; from 8 bytes on, the magic and version.
+    const name = uniqueName(`ch-short-${size}`)
+    const fd = fs.openSync(`/dev/shm/${name}`, 'wx', 0o600)
+    fs.ftruncateSync(fd, size)
+    if (size >= 8) fs.writeSync(fd, Buffer.from([0x4e, 0x53, 0x4d, 0x43, 2, 0, 0, 0]), 0, 8, 0)
+    fs.closeSync(fd)
+    t.teardown(() => fs.rmSync(`/dev/shm/${name}`, { force: true }))
+    t.is((t.throws(() => new Channel(name)) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_LAYOUT', `${size} bytes`)
+    if (peers.python) {
+      const py = spawnSync(PYTHON, ['-c', `import sys; sys.path.insert(0, 'examples')\nfrom channel import Channel\ntry:\n  Channel(sys.argv[1])\nexcept Exception as e: print(getattr(e, 'code', type(e).__name__))`, name], { cwd: ROOT, encoding: 'utf8' })
+      t.is(py.stdout.trim(), 'ERR_SHM_CHANNEL_LAYOUT', `Python, ${size} bytes: ${py.stderr}`)
+    }
+  }
   const long = `${uniqueName('ch-long')}-`.padEnd(250, 'x')
   t.is((t.throws(() => Channel.create(long, { capacity: 256 })) as NodeJS.ErrnoException).code, 'ENAMETOOLONG')
   t.is((t.throws(() => new Channel(long)) as NodeJS.ErrnoException).code, 'ENAMETOOLONG')

@@ -168,6 +168,16 @@ function checkNameLength(name: unknown): void {
   }
 }
 
+/** `new SharedMemory(name)`; an empty segment is no channel (ERR_SHM_CHANNEL_LAYOUT, not ERR_SHM_EMPTY). */
+function attach(name: string): SharedMemory {
+  try {
+    return new SharedMemory(name)
+  } catch (e) {
+    if ((e as CodedError).code === 'ERR_SHM_EMPTY') throw layoutError(name, 'the segment has 0 bytes')
+    throw e
+  }
+}
+
 /** Set by `create()` for the constructor call it makes. */
 let adopt: SharedMemory | undefined
 
@@ -196,7 +206,7 @@ export class Channel {
    */
   constructor(name: string) {
     if (adopt === undefined) checkNameLength(name)
-    const mem = adopt ?? new SharedMemory(name)
+    const mem = adopt ?? attach(name)
     adopt = undefined
     this.#name = name
     try {
