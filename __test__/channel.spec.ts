@@ -1154,7 +1154,7 @@ test.serial('a view over a shrunk resizable ArrayBuffer (out of bounds) is ERR_I
 
 test.serial('a segment shorter than the header, or a name too long for its lock files, is refused with a code', (t) => {
   const fs = require('node:fs') as typeof import('node:fs')
-  for (const size of [0, 4, 100, 1023]) {
+  for (const size of [0, 4, 8, 12, 100, 1023]) {
     // A foreign segment, or one mid-create before ftruncate; from 8 bytes on, the magic and version.
     const name = uniqueName(`ch-short-${size}`)
     const fd = fs.openSync(`/dev/shm/${name}`, 'wx', 0o600)
