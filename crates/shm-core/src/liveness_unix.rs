@@ -257,6 +257,18 @@ mod tests {
             !participant_alive(&n, 4242),
             "a FIFO is no participant's lock file (and must not block)"
         );
+        // A symlink (even to a live participant's file) and a socket are no lock files either.
+        let live = ParticipantLock::acquire(&n).unwrap();
+        let link = lock_path(&n, 4243);
+        std::os::unix::fs::symlink(lock_path(&n, live.token()), &link).unwrap();
+        assert!(!participant_alive(&n, 4243), "a symlink is not a participant's lock file");
+        let sock = lock_path(&n, 4244);
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(!participant_alive(&n, 4244), "a socket is not a participant's lock file");
+        assert!(participant_alive(&n, live.token().into()));
+        drop((live, listener));
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_file(&sock);
         let seg = lock_path(&n, 7);
         std::fs::write(&seg, b"not empty: a segment").unwrap();
         assert_eq!(remove_stale_locks(&n), 0);
