@@ -5,7 +5,8 @@
 //! works on the file, not on a PID: it answers the same in every PID namespace that shares the
 //! directory (containers sharing `/dev/shm`), is immune to PID reuse, and a stopped (`SIGSTOP`)
 //! holder still holds it. Linux: `<dir>` is `/dev/shm`, beside the segment; other Unixes have no
-//! shm directory, so the system temporary directory (`$TMPDIR`) is used.
+//! shm directory, so `/tmp` is used: every peer must look in the same directory (a peer that does
+//! not find a live participant's file takes it for dead), and `$TMPDIR` is per user on macOS.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -16,11 +17,9 @@ use rustix::io::Errno;
 use crate::Error;
 
 fn lock_dir() -> PathBuf {
-    if cfg!(target_os = "linux") {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    }
+    // Never `$TMPDIR` / `std::env::temp_dir()`: per user (and per sandbox) on macOS, so peers of
+    // two users would each see the other's lock files missing, i.e. every live participant dead.
+    PathBuf::from(if cfg!(target_os = "linux") { "/dev/shm" } else { "/tmp" })
 }
 
 /// The lock file of participant `token` of the segment `name` (leading `/` ignored).
