@@ -1046,3 +1046,201 @@ test.serial('Node → Python and Node → Rust consumers: every message arrives 
   }
   t.pass()
 })
+
+// ---- issue 18: hostile lock files, patched getters, out-of-bounds views ------------------------
+
+const FIFO_PROBE = `
+const { Channel, SharedMemory } = require('.')
+const { execFileSync } = require('node:child_process')
+const fs = require('node:fs')
+const name = process.argv[1], T = 0x5a5a5a5, fifo = '/dev/shm/' + name + '.p' + T
+const ch = Channel.create(name, { capacity: 1024, recoveryMs: 20 })
+const mem = new SharedMemory(name)
+execFileSync('mkfifo', [fifo])
+mem.atomicStore(132, T) // producerLock: the token whose "lock file" is a FIFO
+const sent = ch.trySend('a')
+ch.receive()
+mem.atomicStore(1024 + 4 + 16, 8) // a record at head claimed by that token
+mem.atomicStore(1024 + 16, -T)
+mem.atomicStore(128, 32)
+ch.send('b')
+let got = null
+for (const until = Date.now() + 3000; got === null && Date.now() < until; ) got = ch.tryReceive()
+mem.close(); ch.close()
+const unlinked = Channel.unlink(name)
+const fifoLeft = fs.existsSync(fifo)
+fs.rmSync(fifo, { force: true })
+console.log(JSON.stringify({ sent, got: got && Buffer.from(got).toString(), unlinked, fifoLeft }))
+`
+
+test.serial('a FIFO planted as a token\'s lock file is a dead participant: trySend, tryReceive and Channel.unlink return', (t) => {
+  const name = uniqueName('ch-fifo')
+  const r = spawnSync(process.execPath, ['-e', FIFO_PROBE, '--', name], { cwd: ROOT, encoding: 'utf8', timeout: 15_000, killSignal: 'SIGKILL' })
+  spawnSync('rm', ['-f', `/dev/shm/${name}`, `/dev/shm/${name}.p${0x5a5a5a5}`])
+  t.is(r.signal, null, `the probe hung (killed after 15 s): ${r.stderr}`)
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), { sent: true, got: 'b', unlinked: true, fifoLeft: true })
+})
+
+test.serial('Channel.unlink leaves a segment named <name>.p1 (not a lock file) alone', (t) => {
+  const name = uniqueName('ch-collateral')
+  Channel.create(name, { capacity: 256 }).close()
+  const other = SharedMemory.create(`${name}.p1`, 64)
+  other.atomicStore(0, 42)
+  other.close()
+  t.true(Channel.unlink(name))
+  const again = new SharedMemory(`${name}.p1`)
+  t.is(again.atomicLoad(0), 42)
+  again.close()
+  SharedMemory.unlink(`${name}.p1`)
+})
+
+test.serial('lock files are mode 0644 whatever the umask (a peer of another uid must open them)', (t) => {
+  const name = uniqueName('ch-umask')
+  const script = `
+    process.umask(0o077)
+    const { Channel } = require('.')
+    const fs = require('node:fs')
+    const name = process.argv[1]
+    const ch = Channel.create(name, { capacity: 256, permissions: 0o644 })
+    ch.send('x')
+    const modes = fs.readdirSync('/dev/shm').filter((f) => /^[0-9]+$/.test(f.slice(name.length + 2)) && f.startsWith(name + '.p'))
+      .map((f) => (fs.statSync('/dev/shm/' + f).mode & 0o777).toString(8))
+    ch.close(); Channel.unlink(name)
+    console.log(JSON.stringify(modes))`
+  const r = spawnSync(process.execPath, ['-e', script, '--', name], { cwd: ROOT, encoding: 'utf8', timeout: 15_000 })
+  t.is(r.status, 0, r.stderr)
+  t.deepEqual(JSON.parse(r.stdout), ['644'])
+})
+
+test.serial('a byteLength getter patched after load cannot make send() copy more than it claimed', (t) => {
+  const [ch] = fresh(t, 'patched-len', 1024)
+  const TA = Object.getPrototypeOf(Uint8Array.prototype) as object
+  const desc = Object.getOwnPropertyDescriptor(TA, 'byteLength')!
+  const big = Buffer.alloc(100, 0xee)
+  const patched = <T>(f: () => T): T => {
+    Object.defineProperty(TA, 'byteLength', { ...desc, get(this: Uint8Array) { return this === big ? 4 : desc.get!.call(this) } })
+    try {
+      return f()
+    } finally {
+      Object.defineProperty(TA, 'byteLength', desc)
+    }
+  }
+  const eight = (i: number) => Buffer.alloc(8, i)
+  for (let i = 0; i < 32; i++) {
+    ch.send(eight(i))
+    ch.receive()
+  }
+  // head at 512; 63 records of 16 bytes wrap round to 496: 16 bytes free, then the record at head.
+  for (let i = 0; i < 63; i++) ch.send(eight(i))
+  t.false(patched(() => ch.trySend(big)), '100 bytes do not fit in 16')
+  for (let i = 0; i < 63; i++) t.deepEqual(Buffer.from(ch.receive()!), eight(i), `record ${i} intact`)
+  patched(() => ch.send(big))
+  t.deepEqual(Buffer.from(ch.receive()!), big, 'sent whole, at its real length')
+})
+
+test.serial('a view over a shrunk resizable ArrayBuffer (out of bounds) is ERR_INVALID_STATE in send, trySend and sendAsync', async (t) => {
+  const [ch] = fresh(t, 'oob-view', 1024)
+  const ab = new (ArrayBuffer as unknown as new (n: number, o: object) => ArrayBuffer & { resize(n: number): void })(32, { maxByteLength: 64 })
+  const views = [new Uint8Array(ab, 8, 16), new Uint32Array(ab, 16, 2), new DataView(ab, 8, 16)]
+  ab.resize(4)
+  for (const v of views) {
+    const what = v.constructor.name
+    t.is((t.throws(() => ch.send(v)) as NodeJS.ErrnoException).code, 'ERR_INVALID_STATE', `send ${what}`)
+    t.is((t.throws(() => ch.trySend(v)) as NodeJS.ErrnoException).code, 'ERR_INVALID_STATE', `trySend ${what}`)
+    t.is((await t.throwsAsync(ch.sendAsync(v)) as NodeJS.ErrnoException).code, 'ERR_INVALID_STATE', `sendAsync ${what}`)
+  }
+  t.is(ch.tryReceive(), null, 'nothing was sent')
+})
+
+test.serial('a segment shorter than the header, or a name too long for its lock files, is refused with a code', (t) => {
+  const fs = require('node:fs') as typeof import('node:fs')
+  for (const size of [0, 4, 8, 12, 100, 1023]) {
+    // A foreign segment, or one mid-create before ftruncate; from 8 bytes on, the magic and version.
+    const name = uniqueName(`ch-short-${size}`)
+    const fd = fs.openSync(`/dev/shm/${name}`, 'wx', 0o600)
+    fs.ftruncateSync(fd, size)
+    if (size >= 8) fs.writeSync(fd, Buffer.from([0x4e, 0x53, 0x4d, 0x43, 2, 0, 0, 0]), 0, 8, 0)
+    fs.closeSync(fd)
+    t.teardown(() => fs.rmSync(`/dev/shm/${name}`, { force: true }))
+    t.is((t.throws(() => new Channel(name)) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_LAYOUT', `${size} bytes`)
+    if (peers.python) {
+      const py = spawnSync(PYTHON, ['-c', `import sys; sys.path.insert(0, 'examples')\nfrom channel import Channel\ntry:\n  Channel(sys.argv[1])\nexcept Exception as e: print(getattr(e, 'code', type(e).__name__))`, name], { cwd: ROOT, encoding: 'utf8' })
+      t.is(py.stdout.trim(), 'ERR_SHM_CHANNEL_LAYOUT', `Python, ${size} bytes: ${py.stderr}`)
+    }
+  }
+  const long = `${uniqueName('ch-long')}-`.padEnd(250, 'x')
+  t.is((t.throws(() => Channel.create(long, { capacity: 256 })) as NodeJS.ErrnoException).code, 'ENAMETOOLONG')
+  t.is((t.throws(() => new Channel(long)) as NodeJS.ErrnoException).code, 'ENAMETOOLONG')
+})
+
+test.serial('Python: children forked from a producer each take their own token; every message arrives intact', (t) => {
+  if (!peers.python) return t.pass()
+  const script = `
+import os, sys, struct
+sys.path.insert(0, 'examples')
+from channel import Channel, test_message
+name = sys.argv[1]
+ch = Channel.create(name, 1 << 16)
+ch.send(test_message(0, 0, 16))
+N, K = 4, 1500
+kids = []
+for k in range(1, N + 1):
+    pid = os.fork()
+    if pid == 0:
+        for seq in range(K):
+            ch.send(test_message(k, seq, 8 + (seq * 37 + k) % 200), timeout=10)
+        ch.close()
+        os._exit(0)
+    kids.append(pid)
+rx = Channel(name)
+seqs, bad, got, err = {0: -1}, 0, 0, None
+try:
+    for _ in range(N * K + 1):
+        m = rx.receive(timeout=5)
+        got += 1
+        pid_id, seq = struct.unpack_from('<II', m)
+        if m != test_message(pid_id, seq, len(m)) or seqs.get(pid_id, -1) + 1 != seq:
+            bad += 1
+        seqs[pid_id] = seq
+except Exception as e:
+    err = f'{type(e).__name__}: {e}'
+for p in kids:
+    if err:
+        os.kill(p, 9)
+    os.waitpid(p, 0)
+ch.send(b'parent still a producer')
+m = rx.receive(timeout=5)
+print(f'{got} {bad} {err} {m == b"parent still a producer"}')
+os.unlink(f'/dev/shm/{name}')`
+  const r = spawnSync(PYTHON, ['-c', script, uniqueName('ch-pyfork')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' })
+  t.is(r.status, 0, r.stderr)
+  t.is(r.stdout.trim(), `${4 * 1500 + 1} 0 None True`)
+})
+
+/** CPU time (ms) a process has used so far: utime + stime of /proc/<pid>/stat (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const f = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ') as string[]
+  return (Number(f[11]) + Number(f[12])) * 10
+}
+
+test.serial('Python and Rust consumers: receive() on an ended channel with a claim pending sleeps, it does not spin', async (t) => {
+  for (const [kind, ok, cmd, pre] of [
+    ['python', peers.python, PYTHON, [PY_PEER]],
+    ['rust', peers.rust, RUST_PEER, []],
+  ] as const) {
+    if (!ok) continue
+    const [ch, name] = fresh(t, `ended-spin-${kind}`, 4096)
+    ch.claim(4) // a live producer's claim, not committed while the consumer waits
+    ch.end()
+    const c = run(cmd, [...pre, 'consume', name, '1'])
+    await new Promise((r) => setTimeout(r, 500)) // past the start-up
+    const before = cpuMs(c.child.pid!)
+    await new Promise((r) => setTimeout(r, 1500))
+    const used = cpuMs(c.child.pid!) - before
+    ch.commit()
+    const e = await c.exit
+    t.is(e.code, 0, `${kind}: ${e.stderr}`)
+    t.true(used < 300, `${kind} consumer used ${used} ms of CPU in 1500 ms blocked on a claim (spinning)`)
+  }
+})

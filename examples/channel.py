@@ -23,12 +23,14 @@ CLI (used by the tests, the bench and the demo):
                                                hostile-peer fuzzer); exit 3 on a bad error
 """
 import ctypes
+import errno
 import fcntl
 import json
 import mmap
 import os
 import platform
 import random
+import stat
 import struct
 import sys
 import time
@@ -78,12 +80,17 @@ def alive(name, token):
     if not 1 <= token <= 0x7FFFFFFF:
         return False
     try:
-        fd = os.open(lock_path(name, token), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO planted under that name would block open() for ever
+        fd = os.open(lock_path(name, token), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return False
-    except OSError:
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO):
+            return False  # a symlink (O_NOFOLLOW) or a socket: never a participant's file
         return True  # cannot tell: never reuse space of a participant that may be alive
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # no participant ever creates anything but a regular file
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
@@ -104,11 +111,22 @@ def _layout(name, why):
     return ChannelError('ERR_SHM_CHANNEL_LAYOUT', f'{name} is not a usable version-{VERSION} channel: {why}')
 
 
+def _check_name_length(name):
+    # NAME_MAX (255) less the longest lock-file suffix '.p2147483647' (docs/channel.md §6)
+    n = len(name.lstrip('/').encode())
+    if n > 255 - 12:
+        raise ChannelError('ENAMETOOLONG', f'channel name of {n} bytes: at most {255 - 12}, so that its lock files fit in NAME_MAX')
+
+
 class Channel:
     def __init__(self, name, _fd=None):
+        _check_name_length(name)
         fd = _fd if _fd is not None else os.open(f'/dev/shm/{name.lstrip("/")}', os.O_RDWR)
         try:
-            self.mm = mmap.mmap(fd, os.fstat(fd).st_size)
+            size = os.fstat(fd).st_size
+            if size < HEADER:  # before mmap (an empty file cannot be mapped at all)
+                raise _layout(name, f'the segment has {size} bytes')
+            self.mm = mmap.mmap(fd, size)
         finally:
             os.close(fd)
         self.name = name.lstrip('/')
@@ -139,6 +157,7 @@ class Channel:
     def create(cls, name, capacity, mode='many-to-one', recovery_ms=1000):
         if not 256 <= capacity <= 1 << 30 or capacity & (capacity - 1) or not 1 <= recovery_ms <= 0x7FFFFFFF:
             raise ValueError('capacity must be a power of two from 256 to 2^30, recovery_ms >= 1')
+        _check_name_length(name)
         fd = os.open(f'/dev/shm/{name.lstrip("/")}', os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         os.ftruncate(fd, HEADER + capacity)
         mm = mmap.mmap(fd, HEADER + capacity)
@@ -178,16 +197,35 @@ class Channel:
         return used
 
     # -- liveness (§6) --
+    def _drop_inherited_token(self):
+        if self.token is not None and self.token_pid != os.getpid():
+            # Inherited across fork(): the lock (and token) is the parent's. Never act as the
+            # parent's participant: two processes with one token would both be "the" lock holder.
+            # Close only this copy of the descriptor: the parent keeps its flock and lock file.
+            os.close(self.lock_fd)
+            self.lock_fd = self.token = None
+            self.producing = self.consuming = False
+
     def _token(self):
+        self._drop_inherited_token()
         if self.token is None:
             for _ in range(64):
                 token = random.SystemRandom().randint(1, 0x7FFFFFFF)
+                path = lock_path(self.name, token)
                 try:
-                    fd = os.open(lock_path(self.name, token), os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
                 except FileExistsError:
                     continue
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.lock_fd, self.token = fd, token
+                try:
+                    os.fchmod(fd, 0o644)  # whatever the umask: peers of other uids must open it
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    st, now = os.fstat(fd), os.stat(path)  # still our file (not removed by a cleaner)?
+                    if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                        raise FileNotFoundError(path)
+                except OSError:
+                    os.close(fd)
+                    continue
+                self.lock_fd, self.token, self.token_pid = fd, token, os.getpid()
                 break
             else:
                 raise ChannelError('EEXIST', 'no free participant token')
@@ -324,6 +362,7 @@ class Channel:
     # -- consumer (§4, §6) --
     def _next(self):
         """(index, length) of the next message, 'empty', 'blocked' or 'more' (budget spent)."""
+        self._drop_inherited_token()  # a forked child is not its parent's consumer
         if not self.consuming:
             self._register(CONSUMER, 'consumer')
             self.consuming = True
@@ -388,11 +427,13 @@ class Channel:
             v = self.ld(DATA_SEQ)
             before = self.add(CONSUMER_SLEEPERS, 1)
             r = self._next()
-            if r in ('empty', 'blocked') and not self.ld(ENDED_O):
+            # blocked: wait even once ended (a claim made before the end is still to be committed)
+            if r == 'blocked' or (r == 'empty' and not self.ld(ENDED_O)):
                 self.wait(DATA_SEQ, v, min(left, GARBAGE_RECHECK if before < 0 else RECHECK))
             self.add(CONSUMER_SLEEPERS, -1)
 
     def close(self):
+        self._drop_inherited_token()  # never unlink the parent's lock file or clear its words
         if self.token is not None:
             if self.consuming:
                 self.cas(CONSUMER, self.token, 0)

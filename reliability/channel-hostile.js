@@ -8,7 +8,11 @@
 //   - every error is one of the protocol's (layout, timeout, busy, ended), no other exception;
 //   - no message longer than capacity − 8 bytes.
 // Both modes: zero-copy and caged (NODE_SHARED_MEM_FORCE_COPY=1) for the Node peers.
-//   node reliability/channel-hostile.js [--rounds=N] [--seconds=S] [--seed=N]
+//   node reliability/channel-hostile.js [--rounds=N] [--seconds=S] [--seed=N] [--rate=W] [--fifo=1]
+// --rate: hostile words written per millisecond (default 4; 0.05 leaves the ring usable between
+// writes, so the peers also run their claim/recovery paths). --fifo=1: each round pre-creates the
+// lock file of one token as a FIFO and writes that token (and its negation) among the nasty values
+// (docs/channel.md §6: a lock file that is not a regular file).
 // Node peer in this file too: `node reliability/channel-hostile.js --churn NAME SECONDS`.
 const path = require('node:path')
 const { spawn, spawnSync } = require('node:child_process')
@@ -123,7 +127,10 @@ async function main() {
     console.log('FAIL the Rust peer: cargo build -p shm-channel failed')
     failures++
   }
-  const NASTY = [0, 1, 2, 3, -1, -2, -8, 7, 8, 16, 248, 256, 4088, 4096, 0x7fffffff, -0x80000000, 0xfffffff8 | 0, 0xfffffff1 | 0, 0x40000000]
+  const rate = opt('rate', 4)
+  const fifo = opt('fifo', 0) === 1
+  const FIFO_TOKEN = 0x5a5a5a5
+  const NASTY = [...(fifo ? [FIFO_TOKEN, -FIFO_TOKEN, FIFO_TOKEN, -FIFO_TOKEN] : []), 0, 1, 2, 3, -1, -2, -8, 7, 8, 16, 248, 256, 4088, 4096, 0x7fffffff, -0x80000000, 0xfffffff8 | 0, 0xfffffff1 | 0, 0x40000000]
   for (const [mode, env] of [['zero-copy', {}], ['caged', { NODE_SHARED_MEM_FORCE_COPY: '1' }]]) {
     for (let round = 0; round < rounds; round++) {
       const capacity = random() < 0.5 ? 256 : 4096
@@ -131,6 +138,7 @@ async function main() {
       const name = uniqueName('ch-hostile')
       const ch = Channel.create(name, { capacity, mode: chMode, recoveryMs: 20 })
       const mem = new SharedMemory(name)
+      if (fifo) spawnSync('mkfifo', [`/dev/shm/${name}.p${FIFO_TOKEN}`])
       const procs = peers.flatMap(([lang, cmd, args]) => [0, 1].map((k) => ({ lang: `${lang}#${k}`, ...run(cmd, args(name), env) })))
       // Attach checks are tested elsewhere: start the garbage once every peer has attached.
       await Promise.race([Promise.all(procs.map((p) => p.ready)), new Promise((r) => setTimeout(r, 15_000))])
@@ -139,9 +147,11 @@ async function main() {
       const words = (1024 + capacity) / 4
       const started = Date.now() + 300
       let writes = 0
+      let credit = 0
       const timer = setInterval(() => {
         if (Date.now() - started > seconds * 1000 - 300) return
-        for (let k = 0; k < 4; k++) {
+        credit += rate
+        for (; credit >= 1; credit--) {
           // Where: the record at head (state or length) half the time, so that peers read the
           // garbage; else any protocol word of the header or any ring word.
           const r = random()
@@ -170,6 +180,7 @@ async function main() {
       mem.close()
       ch.close()
       Channel.unlink(name)
+      if (fifo) require('node:fs').rmSync(`/dev/shm/${name}.p${FIFO_TOKEN}`, { force: true })
       for (const r of results) {
         let rec = null
         try {

@@ -31,6 +31,20 @@ export interface Words {
 // 2^30 bytes after a 1 KiB header, so `>> 2` is exact.)
 const { load: atomicsLoad, store: atomicsStore, add: atomicsAdd, compareExchange: atomicsCompareExchange } = Atomics
 
+// Payload copies with %TypedArray% methods captured at load, never more than the claimed `length`
+// bytes: a getter or `set` patched later cannot make a copy overrun its record (issue 18).
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object
+/** `uncurry(fn)(self, ...args)` is `fn.call(self, ...args)` with the `call` of load time. */
+export const uncurry = Function.prototype.bind.bind(Function.prototype.call) as <F>(fn: F) => (self: unknown, ...args: unknown[]) => unknown
+const taGet = (key: string) => uncurry(Object.getOwnPropertyDescriptor(TYPED_ARRAY, key)!.get!)
+const [taBuffer, taOffset, taLength] = [taGet('buffer'), taGet('byteOffset'), taGet('byteLength')]
+const taSet = uncurry((TYPED_ARRAY as { set: unknown }).set)
+const U8 = Uint8Array
+function copyInto(target: Uint8Array, at: number, source: Uint8Array, length: number): void {
+  const over = (taLength(source) as number) > length
+  taSet(target, over ? new U8(taBuffer(source) as ArrayBufferLike, taOffset(source) as number, length) : source, at)
+}
+
 /** Zero-copy: the Int32Array and the bytes are the mapping itself. */
 export class MappedWords implements Words {
   readonly #i32: Int32Array
@@ -71,7 +85,7 @@ export class MappedWords implements Words {
   }
   write(at: number, source: Uint8Array | string, length: number): void {
     if (typeof source === 'string') this.#u8.write(source, at, length, 'utf8')
-    else this.#u8.set(source, at)
+    else copyInto(this.#u8, at, source, length)
   }
   view(at: number, length: number): Uint8Array {
     return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
@@ -117,7 +131,7 @@ export class CagedWords implements Words {
   }
   write(at: number, source: Uint8Array | string, length: number): void {
     if (typeof source === 'string') this.#u8.write(source, at, length, 'utf8')
-    else this.#u8.set(source, at)
+    else copyInto(this.#u8, at, source, length)
   }
   view(at: number, length: number): Uint8Array {
     return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)

@@ -26,10 +26,11 @@ import {
   VERSION,
   checkHeader,
   coded,
+  layoutError,
   recordSize,
 } from './channel-layout'
 import { FULL, MORE, Protocol } from './channel-protocol'
-import { CagedWords, MappedWords, type Words } from './channel-words'
+import { CagedWords, MappedWords, uncurry, type Words } from './channel-words'
 import { checkTimeout, describe, invalidType, outOfRange, type CodedError } from './errors'
 import { native } from './native'
 import { SharedMemory } from './shared-memory'
@@ -90,7 +91,7 @@ function deadlineOf(options: unknown): [deadline: number, timeout: number] {
 
 /** A fixed-length view of a buffer that may be resizable / growable (a length-tracking view would change under us). */
 function fixed(buffer: ArrayBufferLike, offset: number, length: number): Uint8Array {
-  return new Uint8Array(buffer, offset, length)
+  return new U8(buffer, offset, length)
 }
 
 /** A detached source is an error, not an empty message (`detached` is Node 22+; a view of it throws before). */
@@ -107,6 +108,21 @@ function checkAttached(buffer: ArrayBufferLike): void {
   if (detached) throw coded(new TypeError('The data\'s ArrayBuffer is detached (transferred): there is nothing to send'), 'ERR_INVALID_STATE')
 }
 
+// The view accessors, captured at load: a getter patched later (`byteLength` reporting less than
+// the view holds) must not make the claimed length and the bytes copied disagree (issue 18).
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object
+const getter = (proto: object, key: PropertyKey) => uncurry(Object.getOwnPropertyDescriptor(proto, key)!.get!)
+const taTag = getter(TYPED_ARRAY, Symbol.toStringTag)
+const taAccess = { buffer: getter(TYPED_ARRAY, 'buffer'), offset: getter(TYPED_ARRAY, 'byteOffset'), length: getter(TYPED_ARRAY, 'byteLength') }
+const dvAccess = { buffer: getter(DataView.prototype, 'buffer'), offset: getter(DataView.prototype, 'byteOffset'), length: getter(DataView.prototype, 'byteLength') }
+const taAt = uncurry((TYPED_ARRAY as { at: unknown }).at)
+const U8 = Uint8Array
+
+/** A view over a shrunk resizable buffer (or a detached one): an error, never an empty message. */
+function outOfBounds(): CodedError {
+  return coded(new TypeError('The data view is out of bounds of its (resized or detached) ArrayBuffer: there is nothing to send'), 'ERR_INVALID_STATE')
+}
+
 /**
  * Bytes of `data` as a Uint8Array of a fixed length (no copy), or the string to encode. Taken
  * right before the claim, in the same synchronous step as the copy.
@@ -114,10 +130,20 @@ function checkAttached(buffer: ArrayBufferLike): void {
 function bytesOf(data: unknown): Uint8Array | string {
   if (typeof data === 'string') return data
   if (ArrayBuffer.isView(data)) {
-    const b = data.buffer as ArrayBuffer & { resizable?: boolean; growable?: boolean }
-    if (data.byteLength === 0) checkAttached(b)
-    if (data instanceof Uint8Array && !b.resizable && !b.growable) return data
-    return fixed(data.buffer, data.byteOffset, data.byteLength)
+    const tag = taTag(data) // undefined for a DataView
+    const g = tag === undefined ? dvAccess : taAccess
+    let b: ArrayBufferLike & { resizable?: boolean; growable?: boolean }, offset: number, length: number
+    try {
+      b = g.buffer(data) as ArrayBufferLike
+      length = g.length(data) as number // a DataView's throws when out of bounds
+      offset = g.offset(data) as number
+      if (length === 0 && tag !== undefined) taAt(data, 0) // throws when out of bounds
+    } catch {
+      throw outOfBounds()
+    }
+    if (length === 0) checkAttached(b)
+    if (tag === 'Uint8Array' && !b.resizable && !b.growable) return data as Uint8Array
+    return fixed(b, offset, length)
   }
   if (data instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && data instanceof SharedArrayBuffer)) {
     if (data.byteLength === 0) checkAttached(data)
@@ -127,7 +153,29 @@ function bytesOf(data: unknown): Uint8Array | string {
 }
 
 function lengthOf(bytes: Uint8Array | string): number {
-  return typeof bytes === 'string' ? Buffer.byteLength(bytes, 'utf8') : bytes.byteLength
+  return typeof bytes === 'string' ? Buffer.byteLength(bytes, 'utf8') : (taAccess.length(bytes) as number)
+}
+
+/** NAME_MAX (255) less the longest lock-file suffix `.p2147483647` (docs/channel.md §6). */
+const MAX_NAME_BYTES = 255 - 12
+
+/** A name whose lock files could not be created is refused up front, not at the first send. */
+function checkNameLength(name: unknown): void {
+  if (typeof name !== 'string') return // SharedMemory reports the type
+  const bytes = Buffer.byteLength(name.replace(/^\/+/, ''), 'utf8')
+  if (bytes > MAX_NAME_BYTES) {
+    throw coded(new Error(`ENAMETOOLONG: channel name of ${bytes} bytes: at most ${MAX_NAME_BYTES}, so that its lock files <name>.p<token> fit in NAME_MAX (255)`), 'ENAMETOOLONG', { syscall: 'open' })
+  }
+}
+
+/** `new SharedMemory(name)`; an empty segment is no channel (ERR_SHM_CHANNEL_LAYOUT, not ERR_SHM_EMPTY). */
+function attach(name: string): SharedMemory {
+  try {
+    return new SharedMemory(name)
+  } catch (e) {
+    if ((e as CodedError).code === 'ERR_SHM_EMPTY') throw layoutError(name, 'the segment has 0 bytes')
+    throw e
+  }
 }
 
 /** Set by `create()` for the constructor call it makes. */
@@ -157,11 +205,13 @@ export class Channel {
    *   capacity, mode, size or indices).
    */
   constructor(name: string) {
-    const mem = adopt ?? new SharedMemory(name)
+    if (adopt === undefined) checkNameLength(name)
+    const mem = adopt ?? attach(name)
     adopt = undefined
     this.#name = name
     try {
       this.#caged = mem.requiresCopy as boolean
+      if ((mem.length as number) < HEADER) throw layoutError(name, `the segment has ${mem.length as number} bytes, less than the ${HEADER}-byte header`)
       const buffer = mem.buffer as ArrayBuffer
       const w = (this.#w = this.#caged ? new CagedWords(mem, buffer) : new MappedWords(mem, buffer))
       for (const until = Date.now() + 100; w.load(O_MAGIC) === 0 && Date.now() < until; ) {
@@ -183,6 +233,7 @@ export class Channel {
    */
   static create(name: string, options: ChannelCreateOptions): Channel {
     if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options)
+    checkNameLength(name)
     const { capacity, mode = 'many-to-one', recoveryMs = DEFAULT_RECOVERY_MS, permissions } = options
     if (typeof capacity !== 'number') throw invalidType('options.capacity', 'of type number', capacity)
     if (!Number.isInteger(capacity) || capacity < MIN_CAPACITY || capacity > MAX_CAPACITY || (capacity & (capacity - 1)) !== 0) {

@@ -619,8 +619,13 @@ impl Channel {
             if before < 0 {
                 left = left.min(GARBAGE_RECHECK);
             }
-            let still =
-                matches!(self.next(), Ok(Next::Empty | Next::Blocked)) && self.ld(ENDED_O) == 0;
+            // Blocked: sleep even once ended (a claim made before the end is still to come);
+            // skipping the wait there spun a whole CPU until the claim was committed.
+            let still = match self.next() {
+                Ok(Next::Blocked) => true,
+                Ok(Next::Empty) => self.ld(ENDED_O) == 0,
+                _ => false,
+            };
             let r = if still {
                 self.region
                     .wait(DATA_SEQ, v, Some(left.min(RECHECK)))

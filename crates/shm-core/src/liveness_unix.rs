@@ -5,22 +5,21 @@
 //! works on the file, not on a PID: it answers the same in every PID namespace that shares the
 //! directory (containers sharing `/dev/shm`), is immune to PID reuse, and a stopped (`SIGSTOP`)
 //! holder still holds it. Linux: `<dir>` is `/dev/shm`, beside the segment; other Unixes have no
-//! shm directory, so the system temporary directory (`$TMPDIR`) is used.
+//! shm directory, so `/tmp` is used: every peer must look in the same directory (a peer that does
+//! not find a live participant's file takes it for dead), and `$TMPDIR` is per user on macOS.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use rustix::fs::{flock, open, FlockOperation, Mode, OFlags};
+use rustix::fs::{fchmod, flock, fstat, open, stat, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::Error;
 
 fn lock_dir() -> PathBuf {
-    if cfg!(target_os = "linux") {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    }
+    // Never `$TMPDIR` / `std::env::temp_dir()`: per user (and per sandbox) on macOS, so peers of
+    // two users would each see the other's lock files missing, i.e. every live participant dead.
+    PathBuf::from(if cfg!(target_os = "linux") { "/dev/shm" } else { "/tmp" })
 }
 
 /// The lock file of participant `token` of the segment `name` (leading `/` ignored).
@@ -75,7 +74,15 @@ impl ParticipantLock {
                 Err(Errno::EXIST) => continue,
                 Err(e) => return Err(Error::os("open", e.into())),
             };
+            // The documented mode, whatever the umask: peers of other uids must be able to open it.
+            let _ = fchmod(&fd, Mode::from_raw_mode(0o644));
             match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                // A stale-file cleaner may have removed the fresh, not yet locked file between our
+                // create and lock: then the lock is on an unlinked inode and peers would see this
+                // live participant as dead. Keep the lock only if the path is still our file.
+                Ok(()) if !same_file(&fd, &path) => {
+                    last = Errno::NOENT;
+                }
                 Ok(()) => {
                     return Ok(ParticipantLock {
                         token,
@@ -113,6 +120,29 @@ impl Drop for ParticipantLock {
     }
 }
 
+/// Whether `path` names the open file `fd` (same device and inode).
+fn same_file(fd: &OwnedFd, path: &std::path::Path) -> bool {
+    match (fstat(fd), stat(path)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+/// Opens a candidate lock file without blocking (a FIFO would block `open` for ever) and without
+/// following a symlink: `Ok(Some(fd))` for a regular file, `Ok(None)` for anything else (no
+/// participant ever creates one), `Err` for an open error.
+fn open_lock_file(path: &std::path::Path) -> Result<Option<OwnedFd>, Errno> {
+    let fd = open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    Ok(fstat(&fd)
+        .ok()
+        .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        .map(|_| fd))
+}
+
 /// Whether participant `token` of segment `name` is alive: its lock file exists and is locked.
 /// A token outside `1 ..= i32::MAX` or a missing file is dead; a file this process cannot open
 /// or lock for another reason than "locked" (`EACCES`, …) counts as alive, so that space of a
@@ -122,13 +152,10 @@ pub fn participant_alive(name: &str, token: i64) -> bool {
         return false;
     }
     let path = lock_path(name, token as i32);
-    let fd = match open(
-        &path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return false,
+    let fd = match open_lock_file(&path) {
+        Ok(Some(fd)) => fd,
+        // ELOOP: a symlink (O_NOFOLLOW); ENXIO: a socket. Neither is ever a participant's file.
+        Ok(None) | Err(Errno::NOENT | Errno::LOOP | Errno::NXIO) => return false,
         Err(_) => return true,
     };
     !matches!(flock(&fd, FlockOperation::NonBlockingLockShared), Ok(()))
@@ -154,14 +181,16 @@ pub fn remove_stale_locks(name: &str) -> usize {
             continue;
         }
         let path = entry.path();
-        let Ok(fd) = open(
-            &path,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        ) else {
+        // Only empty regular files: a FIFO would block, and a segment that happens to be named
+        // `<name>.p<digits>` (another channel, another program's segment) is not a lock file.
+        let Ok(Some(fd)) = open_lock_file(&path) else {
             continue;
         };
+        if fstat(&fd).map_or(true, |st| st.st_size != 0) {
+            continue;
+        }
         if flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok()
+            && same_file(&fd, &path)
             && std::fs::remove_file(&path).is_ok()
         {
             removed += 1;
@@ -214,5 +243,41 @@ mod tests {
             "a live lock file is kept"
         );
         assert!(!participant_alive("bad/name", 1));
+    }
+
+    #[test]
+    fn a_fifo_or_a_segment_named_like_a_lock_file_neither_blocks_nor_is_removed() {
+        let n = name();
+        let fifo = lock_path(&n, 4242);
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert!(
+            !participant_alive(&n, 4242),
+            "a FIFO is no participant's lock file (and must not block)"
+        );
+        // A symlink (even to a live participant's file) and a socket are no lock files either.
+        let live = ParticipantLock::acquire(&n).unwrap();
+        let link = lock_path(&n, 4243);
+        std::os::unix::fs::symlink(lock_path(&n, live.token()), &link).unwrap();
+        assert!(!participant_alive(&n, 4243), "a symlink is not a participant's lock file");
+        let sock = lock_path(&n, 4244);
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        assert!(!participant_alive(&n, 4244), "a socket is not a participant's lock file");
+        assert!(participant_alive(&n, live.token().into()));
+        drop((live, listener));
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_file(&sock);
+        let seg = lock_path(&n, 7);
+        std::fs::write(&seg, b"not empty: a segment").unwrap();
+        assert_eq!(remove_stale_locks(&n), 0);
+        assert!(seg.exists() && fifo.exists());
+        let _ = std::fs::remove_file(&seg);
+        let _ = std::fs::remove_file(&fifo);
+    }
+
+    extern "C" {
+        #[link_name = "mkfifo"]
+        fn libc_mkfifo(path: *const std::os::raw::c_char, mode: u32) -> i32;
     }
 }
