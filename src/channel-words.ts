@@ -22,20 +22,30 @@ export interface Words {
   write(at: number, source: Uint8Array | string, length: number): void
   /** A view of `length` bytes at `at` for a writer (the mapping itself, or the local copy). */
   view(at: number, length: number): Uint8Array
+  /** A view of `length` bytes at `at` for a reader (caged: exactly those bytes copied in first). */
+  readView(at: number, length: number): Uint8Array
   /** Makes bytes written through `view`/`write` visible to other processes (caged: copyTo). */
   flush(at: number, length: number): void
 }
+
+/**
+ * Payloads up to this many bytes are copied out by a JS loop: Buffer#copy of a part of a buffer
+ * allocates a view and crosses into C++, which costs more than the loop for a small message.
+ */
+const SMALL_COPY = 64
 
 /** Zero-copy: the Int32Array and the bytes are the mapping itself. */
 export class MappedWords implements Words {
   readonly #i32: Int32Array
   readonly #u8: Buffer
+  readonly #bytes: Uint8Array
   readonly #mem: SharedMemory
 
   constructor(mem: SharedMemory, buffer: ArrayBuffer) {
     this.#mem = mem
     this.#i32 = new Int32Array(buffer, 0, buffer.byteLength >> 2)
     this.#u8 = Buffer.from(buffer)
+    this.#bytes = new Uint8Array(buffer)
   }
 
   load(off: number): number {
@@ -60,14 +70,20 @@ export class MappedWords implements Words {
     this.#mem.notify(off, count)
   }
   read(at: number, target: Uint8Array, length: number): void {
-    this.#u8.copy(target, 0, at, at + length)
+    if (length <= SMALL_COPY) {
+      const bytes = this.#bytes
+      for (let k = 0; k < length; k++) target[k] = bytes[at + k]
+    } else this.#u8.copy(target, 0, at, at + length)
   }
   write(at: number, source: Uint8Array | string, length: number): void {
     if (typeof source === 'string') this.#u8.write(source, at, length, 'utf8')
-    else this.#u8.set(source, at)
+    else this.#bytes.set(source, at)
   }
   view(at: number, length: number): Uint8Array {
-    return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
+    return new Uint8Array(this.#bytes.buffer, at, length)
+  }
+  readView(at: number, length: number): Uint8Array {
+    return new Uint8Array(this.#bytes.buffer, at, length)
   }
   flush(): void {}
 }
@@ -113,6 +129,10 @@ export class CagedWords implements Words {
     else this.#u8.set(source, at)
   }
   view(at: number, length: number): Uint8Array {
+    return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
+  }
+  readView(at: number, length: number): Uint8Array {
+    if (length > 0) this.#mem.copyFrom(at, at, length)
     return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
   }
   flush(at: number, length: number): void {
