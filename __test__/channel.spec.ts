@@ -229,6 +229,19 @@ test.serial('receiveInto: the length, no copy beyond it; a too-small view leaves
   ch.send(Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]))
   t.is(ch.receiveInto(words), 8)
   t.deepEqual([...words], [1, 2])
+  // The same send and receive arrays reused (the word-copy path), aligned and not, odd lengths.
+  const backing = new Uint8Array(300)
+  for (const [off, len] of [[0, 13], [0, 7], [0, 256], [1, 13], [1, 7], [3, 200], [0, 0], [4, 3]]) {
+    const src = new Uint8Array(backing.buffer, off, len)
+    const dst = new Uint8Array(new ArrayBuffer(300), off, 280)
+    for (let r = 0; r < 3; r++) {
+      for (let k = 0; k < len; k++) src[k] = (k * 7 + r + off) & 255
+      ch.send(src)
+      dst.fill(0xee)
+      t.is(ch.receiveInto(dst), len)
+      if (!src.every((b, k) => dst[k] === b) || dst[len] !== 0xee) t.fail(`offset ${off}, length ${len}, round ${r}: ${[...dst.subarray(0, len + 1)]}`)
+    }
+  }
 })
 
 test.serial('receiveView: the message in place, its room held until release(), then given back', (t) => {

@@ -29,10 +29,34 @@ export interface Words {
 }
 
 /**
- * Payloads up to this many bytes are copied out by a JS loop: Buffer#copy of a part of a buffer
- * allocates a view and crosses into C++, which costs more than the loop for a small message.
+ * Payloads up to this many bytes are copied by a JS loop of 32-bit words: Buffer#copy of a part of
+ * a buffer (and TypedArray#set of a subarray) allocates a view and crosses into C++, which costs
+ * several times the loop for a small message (64 B: ~140 ns for the word loop, ~470 ns bytes,
+ * ~700–800 ns set/copy, measured interleaved in one process).
  */
-const SMALL_COPY = 64
+const SMALL_COPY = 256
+
+/**
+ * The Int32Array over a caller's Uint8Array, for the word loop: made the second time in a row the
+ * same array comes (a reused receive buffer or send buffer), so a caller that passes a new array
+ * each time allocates nothing here. `null` when the array is not 4-byte aligned.
+ */
+class WordView {
+  #last: Uint8Array | undefined
+  #seen: Uint8Array | undefined
+  #i32: Int32Array | null = null
+
+  of(a: Uint8Array): Int32Array | null {
+    if (a === this.#last) return this.#i32
+    if (a !== this.#seen) {
+      this.#seen = a
+      return null
+    }
+    this.#last = a
+    this.#i32 = (a.byteOffset & 3) === 0 ? new Int32Array(a.buffer, a.byteOffset, a.byteLength >> 2) : null
+    return this.#i32
+  }
+}
 
 /** Zero-copy: the Int32Array and the bytes are the mapping itself. */
 export class MappedWords implements Words {
@@ -40,6 +64,8 @@ export class MappedWords implements Words {
   readonly #u8: Buffer
   readonly #bytes: Uint8Array
   readonly #mem: SharedMemory
+  readonly #into = new WordView()
+  readonly #from = new WordView()
 
   constructor(mem: SharedMemory, buffer: ArrayBuffer) {
     this.#mem = mem
@@ -70,14 +96,38 @@ export class MappedWords implements Words {
     this.#mem.notify(off, count)
   }
   read(at: number, target: Uint8Array, length: number): void {
-    if (length <= SMALL_COPY) {
-      const bytes = this.#bytes
-      for (let k = 0; k < length; k++) target[k] = bytes[at + k]
-    } else this.#u8.copy(target, 0, at, at + length)
+    if (length > SMALL_COPY) {
+      this.#u8.copy(target, 0, at, at + length)
+      return
+    }
+    // `at` is a payload start: 8-byte aligned (docs/channel.md §2).
+    const t32 = this.#into.of(target)
+    let k = 0
+    if (t32 !== null && t32.length << 2 >= (length & ~3)) {
+      const i32 = this.#i32
+      const w = at >> 2
+      for (const n = length >> 2; k < n; k++) t32[k] = i32[w + k]
+      k <<= 2
+    }
+    const bytes = this.#bytes
+    for (; k < length; k++) target[k] = bytes[at + k]
   }
   write(at: number, source: Uint8Array | string, length: number): void {
-    if (typeof source === 'string') this.#u8.write(source, at, length, 'utf8')
-    else this.#bytes.set(source, at)
+    if (typeof source === 'string') {
+      this.#u8.write(source, at, length, 'utf8')
+      return
+    }
+    const s32 = length <= SMALL_COPY ? this.#from.of(source) : null
+    if (s32 === null || s32.length << 2 < (length & ~3)) {
+      this.#bytes.set(source, at)
+      return
+    }
+    const i32 = this.#i32
+    const w = at >> 2
+    let k = 0
+    for (const n = length >> 2; k < n; k++) i32[w + k] = s32[k]
+    const bytes = this.#bytes
+    for (k <<= 2; k < length; k++) bytes[at + k] = source[k]
   }
   view(at: number, length: number): Uint8Array {
     return new Uint8Array(this.#bytes.buffer, at, length)
