@@ -62,6 +62,17 @@ export const GARBAGE_RECHECK_MS = 10
  */
 export const SPIN_MS = (typeof availableParallelism === 'function' ? availableParallelism() : cpus().length) > 1 ? 0.05 : 0
 
+/**
+ * A producer facing a full ring, after its SPIN_MS of polling, naps (a private futex wait with a
+ * timeout, starting at BACKOFF_FIRST_MS and doubling up to BACKOFF_NAP_MS) for up to
+ * BACKOFF_MAX_MS before it registers as a sleeper (§4).
+ */
+const BACKOFF_FIRST_MS = 0.02
+const BACKOFF_NAP_MS = 0.2
+const BACKOFF_MAX_MS = 2
+/** The word the naps wait on: private, never notified. */
+const NAP = new Int32Array(new SharedArrayBuffer(4))
+
 export function endedError(name: string): Error {
   return coded(new Error(`channel '${name}' has ended`), 'ERR_SHM_CHANNEL_ENDED')
 }
@@ -314,6 +325,13 @@ export class Protocol {
     do {
       if (this.w.load(O_HEAD) !== seen || this.w.load(O_ENDED) !== 0) return true
     } while (performance.now() < until)
+    // Then short private naps (not registered as a sleeper: the consumer pays no wake-up syscall
+    // per release while we are merely descheduled), doubling up to BACKOFF_MAX_MS in all.
+    const last = Math.min(deadline, until + BACKOFF_MAX_MS)
+    for (let nap = BACKOFF_FIRST_MS; performance.now() < last; nap = Math.min(nap * 2, BACKOFF_NAP_MS)) {
+      Atomics.wait(NAP, 0, 0, nap)
+      if (this.w.load(O_HEAD) !== seen || this.w.load(O_ENDED) !== 0) return true
+    }
     return false
   }
 
