@@ -495,6 +495,24 @@ export class Protocol {
     return r
   }
 
+  /**
+   * Consumer, after `spin()` found nothing (blocking calls only: it blocks the thread): short
+   * private naps, polling after each, for up to BACKOFF_MAX_MS, before the caller registers as a
+   * sleeper — so that producers pay no wake-up syscall per message while this consumer is merely
+   * descheduled between its polls. Returns like `poll()`.
+   */
+  nap(deadline: number): number | null {
+    let r: number | null = EMPTY
+    if (SPIN_MS === 0) return r
+    const last = Math.min(deadline, performance.now() + BACKOFF_MAX_MS)
+    for (let nap = BACKOFF_FIRST_MS; performance.now() < last; nap = Math.min(nap * 2, BACKOFF_NAP_MS)) {
+      Atomics.wait(NAP, 0, 0, nap)
+      r = this.poll()
+      if (r === null || r >= 0 || r === MORE) return r
+    }
+    return r
+  }
+
   /** How long one consumer sleep may last (§4, §6): the time left, capped for re-checks. */
   sleepMs(r: number, left: number, sleepersBefore: number): number {
     let ms = Math.min(left, sleepersBefore < 0 ? GARBAGE_RECHECK_MS : RECHECK_MS)

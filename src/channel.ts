@@ -437,6 +437,9 @@ export class Channel {
       const r = p.spin()
       if (r === null || r >= 0) return r
       if (r === MORE) continue
+      const n = p.nap(deadline)
+      if (n === null || n >= 0) return n
+      if (n === MORE) continue
       const v = this.#w.load(O_DATA_SEQ)
       const before = this.#w.add(O_CONSUMER_SLEEPERS, 1)
       try {
