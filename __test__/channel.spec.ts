@@ -230,6 +230,118 @@ test.serial('receiveInto: the length, no copy beyond it; a too-small view leaves
   ch.send(Buffer.from([1, 0, 0, 0, 2, 0, 0, 0]))
   t.is(ch.receiveInto(words), 8)
   t.deepEqual([...words], [1, 2])
+  // The same send and receive arrays reused (the word-copy path), aligned and not, odd lengths.
+  const backing = new Uint8Array(300)
+  for (const [off, len] of [[0, 13], [0, 7], [0, 256], [1, 13], [1, 7], [3, 200], [0, 0], [4, 3]]) {
+    const src = new Uint8Array(backing.buffer, off, len)
+    const dst = new Uint8Array(new ArrayBuffer(300), off, 280)
+    for (let r = 0; r < 3; r++) {
+      for (let k = 0; k < len; k++) src[k] = (k * 7 + r + off) & 255
+      ch.send(src)
+      dst.fill(0xee)
+      t.is(ch.receiveInto(dst), len)
+      if (!src.every((b, k) => dst[k] === b) || dst[len] !== 0xee) t.fail(`offset ${off}, length ${len}, round ${r}: ${[...dst.subarray(0, len + 1)]}`)
+    }
+  }
+})
+
+test.serial('receiveView: the message in place, its room held until release(), then given back', (t) => {
+  const [ch, name] = fresh(t, 'view', 256)
+  const tx = new Channel(name)
+  const mem = new SharedMemory(name)
+  t.teardown(() => (tx.close(), mem.close()))
+  const pending = (f: () => unknown) => t.is((t.throws(f) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_VIEW_PENDING')
+  t.is(ch.tryReceiveView(), null, 'nothing yet')
+  tx.send('first') // a 16-byte record at ring index 0
+  const v = ch.receiveView()!
+  t.is(Buffer.from(v).toString(), 'first')
+  t.is(v.byteLength, 5)
+  t.is(v.byteOffset, 1024 + 8, 'the payload of the record at index 0')
+  // In place (zero-copy): a byte written through another mapping shows in the view; caged: the
+  // view is the local copy of exactly this message's bytes, taken once.
+  mem.atomicStore(1024 + 8, 0x41414141)
+  t.is(Buffer.from(v).toString(), FORCED_COPY ? 'first' : 'AAAAt')
+  mem.atomicStore(1024 + 8, Buffer.from('firs').readInt32LE(0))
+  // Its room is not given back: 240 bytes hold 15 more 16-byte records, not 16.
+  let sent = 0
+  while (tx.trySend(Buffer.alloc(8, sent))) sent++
+  t.is(sent, 15, 'the held record is not reused while its view is held')
+  t.is(Buffer.from(v).toString(), 'first', 'the view is intact with the ring full around it')
+  pending(() => ch.receive())
+  pending(() => ch.receiveInto(new Uint8Array(64)))
+  pending(() => ch.tryReceive())
+  pending(() => ch.receiveView())
+  pending(() => ch.tryReceiveView())
+  pending(() => ch.drain(() => {}))
+  ch.release()
+  t.is((t.throws(() => ch.release()) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_NO_VIEW')
+  t.true(tx.trySend(Buffer.alloc(8, 15)), 'release() gave the room back')
+  for (let k = 0; k < 16; k++) {
+    const m = ch.receiveView({ timeout: 1000 })!
+    t.deepEqual([...m], Array(8).fill(k), `message ${k} after the wrap`)
+    ch.release()
+  }
+  t.is(ch.tryReceiveView(), null)
+  ch.end()
+  t.is(ch.receiveView(), null, 'ended and drained')
+})
+
+test.serial('receiveView of 64 KiB messages from another process: whole, in order, each read in place', async (t) => {
+  const [ch, name] = fresh(t, 'view-big', 1 << 18, { mode: 'one-to-one' })
+  const n = 40
+  const p = run(process.execPath, ['-e', `
+    const { Channel } = require('.')
+    const ch = new Channel(process.argv[1])
+    for (let i = 0; i < ${n}; i++) { const v = ch.claim(65536); v.fill(i); v[0] = 0xa5; v[65535] = i ^ 0xff; ch.commit() }
+    ch.close()
+  `, '--', name])
+  for (let i = 0; i < n; i++) {
+    const v = ch.receiveView({ timeout: 10_000 })!
+    t.is(v.byteLength, 65536)
+    if (v[0] !== 0xa5 || v[1] !== i || v[32768] !== i || v[65535] !== (i ^ 0xff)) t.fail(`message ${i}: ${v[0]} ${v[1]} ${v[32768]} ${v[65535]}`)
+    ch.release()
+  }
+  t.is((await p.exit).code, 0)
+})
+
+test.serial('drain(fn): every ready message in order, one head store per batch, max, a throwing fn, end', (t) => {
+  const [ch, name] = fresh(t, 'drain', 1024)
+  const tx = new Channel(name)
+  const mem = new SharedMemory(name)
+  t.teardown(() => (tx.close(), mem.close()))
+  for (let k = 0; k < 10; k++) tx.send(`m${k}`)
+  const got: string[] = []
+  const heads: number[] = []
+  t.is(
+    ch.drain((v) => {
+      got.push(Buffer.from(v).toString())
+      heads.push(mem.atomicLoad(256))
+    }),
+    10,
+  )
+  t.deepEqual(got, ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7', 'm8', 'm9'])
+  t.deepEqual(heads, Array(10).fill(0), 'head is not stored while the batch runs (its views stay valid)')
+  t.is(mem.atomicLoad(256), 160, 'one store at the end: ten 16-byte records released')
+  for (let k = 0; k < 5; k++) tx.send(`n${k}`)
+  got.length = 0
+  t.is(ch.drain((v) => got.push(Buffer.from(v).toString()), { max: 2 }), 2)
+  t.is(mem.atomicLoad(256), 192)
+  t.is(ch.drain((v) => got.push(Buffer.from(v).toString())), 3)
+  t.deepEqual(got, ['n0', 'n1', 'n2', 'n3', 'n4'])
+  for (let k = 0; k < 3; k++) tx.send(`x${k}`)
+  const boom = new Error('boom')
+  t.is(t.throws(() => ch.drain((v) => { if (Buffer.from(v).toString() === 'x1') throw boom })), boom)
+  t.is(mem.atomicLoad(256), 272, 'x0 and x1 (whose fn threw) are released, x2 is not')
+  got.length = 0
+  t.is(ch.drain((v) => got.push(Buffer.from(v).toString())), 1)
+  t.deepEqual(got, ['x2'])
+  t.is((t.throws(() => ch.drain(() => {}, { timeout: 30 })) as NodeJS.ErrnoException).code, 'ETIMEDOUT')
+  t.is((t.throws(() => ch.drain(() => {}, { max: 0 }), { instanceOf: RangeError }) as NodeJS.ErrnoException).code, 'ERR_OUT_OF_RANGE')
+  t.is((t.throws(() => ch.drain('f' as never), { instanceOf: TypeError }) as NodeJS.ErrnoException).code, 'ERR_INVALID_ARG_TYPE')
+  tx.send('last')
+  ch.end()
+  t.is(ch.drain(() => {}), 1)
+  t.is(ch.drain(() => {}), null, 'ended and drained')
 })
 
 test.serial('bad input is a coded error, never a crash or a silent drop', (t) => {

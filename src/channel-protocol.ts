@@ -62,6 +62,17 @@ export const GARBAGE_RECHECK_MS = 10
  */
 export const SPIN_MS = (typeof availableParallelism === 'function' ? availableParallelism() : cpus().length) > 1 ? 0.05 : 0
 
+/**
+ * A producer facing a full ring, after its SPIN_MS of polling, naps (a private futex wait with a
+ * timeout, starting at BACKOFF_FIRST_MS and doubling up to BACKOFF_NAP_MS) for up to
+ * BACKOFF_MAX_MS before it registers as a sleeper (§4).
+ */
+const BACKOFF_FIRST_MS = 0.02
+const BACKOFF_NAP_MS = 0.2
+const BACKOFF_MAX_MS = 2
+/** The word the naps wait on: private, never notified. */
+const NAP = new Int32Array(new SharedArrayBuffer(4))
+
 export function endedError(name: string): Error {
   return coded(new Error(`channel '${name}' has ended`), 'ERR_SHM_CHANNEL_ENDED')
 }
@@ -75,13 +86,6 @@ export function participantAlive(name: string, token: number): boolean {
   return native.participantAlive(name, token)
 }
 
-export interface Claim {
-  /** Ring index of the record. */
-  index: number
-  size: number
-  length: number
-}
-
 export class Protocol {
   readonly w: Words
   readonly name: string
@@ -90,13 +94,18 @@ export class Protocol {
   readonly oneToOne: boolean
   readonly recoveryMs: number
   #lock: InstanceType<typeof native.ParticipantLock> | undefined
+  /** `#lock.token`, cached (0: none yet): the lock's getter is a native call, too dear per message. */
+  #token = 0
 
   /** Producer: the last `head` read (never ahead of the real one). */
   headSeen = 0
   /** One-to-one producer: registered in `producerLock`, and its private tail. */
   producing = false
   #tail = 0
-  claim: Claim | undefined
+  /** The pending claim (no object per message): its ring index (-1: none), record size, payload length. */
+  claimIndex = -1
+  claimSize = 0
+  claimLength = 0
   /** The last FULL from `tryClaim` was the claim lock's deadline, not a full ring. */
   lockedOut = false
   /** Consumer: registered in `consumer`, its private head, the last `tail` read. */
@@ -121,12 +130,15 @@ export class Protocol {
 
   /** This handle's participant token (§6), taken with its lock file on first use. */
   get token(): number {
-    this.#lock ??= native.ParticipantLock.acquire(this.name)
-    return this.#lock.token
+    if (this.#token === 0) {
+      this.#lock ??= native.ParticipantLock.acquire(this.name)
+      this.#token = this.#lock.token
+    }
+    return this.#token
   }
 
   #alive(token: number): boolean {
-    return token === this.#lock?.token || participantAlive(this.name, token)
+    return (this.#token !== 0 && token === this.#token) || participantAlive(this.name, token)
   }
 
   /** `used = tail − head` (unsigned), checked: garbage is ERR_SHM_CHANNEL_LAYOUT (§1). */
@@ -212,7 +224,7 @@ export class Protocol {
    * delivered or refused, never lost (§5).
    */
   tryClaim(length: number, lockDeadline: number): number {
-    if (this.claim !== undefined) {
+    if (this.claimIndex >= 0) {
       throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
     }
     this.#checkEnded()
@@ -249,7 +261,9 @@ export class Protocol {
       this.w.store(HEADER + i, -this.token)
       this.#tail = (t + size) | 0
       this.w.store(O_TAIL, this.#tail)
-      this.claim = { index: i, size, length }
+      this.claimIndex = i
+      this.claimSize = size
+      this.claimLength = length
       return i
     }
   }
@@ -276,7 +290,9 @@ export class Protocol {
         this.w.store(HEADER + i + 4, length)
         this.w.store(HEADER + i, -this.token)
         this.w.store(O_TAIL, (t + size) | 0)
-        this.claim = { index: i, size, length }
+        this.claimIndex = i
+        this.claimSize = size
+        this.claimLength = length
         return i
       }
     } finally {
@@ -286,13 +302,37 @@ export class Protocol {
 
   /** Commit (§3.5) as a message (`state` 1) or abort as padding (2), then wake-consumer. */
   publish(state: number): void {
-    const c = this.claim as Claim
-    this.claim = undefined
-    const at = HEADER + c.index
-    if (state === MESSAGE) this.w.flush(at + 8, c.length)
-    else this.w.store(at + 4, c.size - 8)
+    const at = HEADER + this.claimIndex
+    this.claimIndex = -1
+    if (state === MESSAGE) this.w.flush(at + 8, this.claimLength)
+    else this.w.store(at + 4, this.claimSize - 8)
     this.w.store(at, state)
     this.wakeConsumer()
+  }
+
+  /**
+   * Producer, ring full: polls `head` (and `ended`) for up to SPIN_MS before the caller sleeps:
+   * true as soon as the consumer released something. A consumer that keeps up frees room within
+   * microseconds, and a futex sleep makes it pay a wake-up syscall per release until we run.
+   */
+  spinForSpace(deadline: number): boolean {
+    // Not for a lock deadline (`headSeen` is then not the head the full ring was found with).
+    if (SPIN_MS === 0 || this.lockedOut) return false
+    const seen = this.headSeen
+    const now = performance.now()
+    if (now >= deadline) return false
+    const until = Math.min(deadline, now + SPIN_MS)
+    do {
+      if (this.w.load(O_HEAD) !== seen || this.w.load(O_ENDED) !== 0) return true
+    } while (performance.now() < until)
+    // Then short private naps (not registered as a sleeper: the consumer pays no wake-up syscall
+    // per release while we are merely descheduled), doubling up to BACKOFF_MAX_MS in all.
+    const last = Math.min(deadline, until + BACKOFF_MAX_MS)
+    for (let nap = BACKOFF_FIRST_MS; performance.now() < last; nap = Math.min(nap * 2, BACKOFF_NAP_MS)) {
+      Atomics.wait(NAP, 0, 0, nap)
+      if (this.w.load(O_HEAD) !== seen || this.w.load(O_ENDED) !== 0) return true
+    }
+    return false
   }
 
   /**
@@ -366,9 +406,22 @@ export class Protocol {
 
   /** Release (§4 step 3): `head` past `size` bytes, then wake-producers. */
   release(size: number): void {
-    const h = (this.#head + size) | 0
-    this.#head = h
-    this.w.store(O_HEAD, h)
+    this.#head = (this.#head + size) | 0
+    this.publishHead()
+  }
+
+  /**
+   * Consumer: moves the private `head` past `size` bytes without publishing it, for a batch
+   * that ends with one `publishHead()` (one `head` store and at most one wake-up per batch:
+   * to producers this is a consumer that released the records at once).
+   */
+  advance(size: number): void {
+    this.#head = (this.#head + size) | 0
+  }
+
+  /** Stores the private `head` (§4 step 3), then wake-producers. */
+  publishHead(): void {
+    this.w.store(O_HEAD, this.#head)
     if (this.w.load(O_PRODUCER_SLEEPERS) > 0) {
       this.w.add(O_SPACE_SEQ, 1)
       this.w.notify(O_SPACE_SEQ)
@@ -442,6 +495,24 @@ export class Protocol {
     return r
   }
 
+  /**
+   * Consumer, after `spin()` found nothing (blocking calls only: it blocks the thread): short
+   * private naps, polling after each, for up to BACKOFF_MAX_MS, before the caller registers as a
+   * sleeper — so that producers pay no wake-up syscall per message while this consumer is merely
+   * descheduled between its polls. Returns like `poll()`.
+   */
+  nap(deadline: number): number | null {
+    let r: number | null = EMPTY
+    if (SPIN_MS === 0) return r
+    const last = Math.min(deadline, performance.now() + BACKOFF_MAX_MS)
+    for (let nap = BACKOFF_FIRST_MS; performance.now() < last; nap = Math.min(nap * 2, BACKOFF_NAP_MS)) {
+      Atomics.wait(NAP, 0, 0, nap)
+      r = this.poll()
+      if (r === null || r >= 0 || r === MORE) return r
+    }
+    return r
+  }
+
   /** How long one consumer sleep may last (§4, §6): the time left, capped for re-checks. */
   sleepMs(r: number, left: number, sleepersBefore: number): number {
     let ms = Math.min(left, sleepersBefore < 0 ? GARBAGE_RECHECK_MS : RECHECK_MS)
@@ -451,7 +522,7 @@ export class Protocol {
 
   /** Leaves the roles this handle holds (§3, §4) and drops its token's lock file. */
   leave(): void {
-    if (this.claim !== undefined) this.publish(PADDING)
+    if (this.claimIndex >= 0) this.publish(PADDING)
     const lock = this.#lock
     if (lock !== undefined) {
       if (this.consuming) this.w.cas(O_CONSUMER, lock.token, 0)
@@ -459,6 +530,7 @@ export class Protocol {
     }
     this.consuming = this.producing = false
     this.#lock = undefined
+    this.#token = 0
     lock?.release()
   }
 }

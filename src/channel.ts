@@ -83,10 +83,16 @@ function checkOptions(options: unknown, what = 'options'): Record<string, unknow
   return options as Record<string, unknown>
 }
 
-/** A deadline (ms on the performance clock, Infinity = none) from `options.timeout`. */
-function deadlineOf(options: unknown): [deadline: number, timeout: number] {
+/** A deadline (ms on the performance clock, Infinity = none) from `options.timeout` (no allocation). */
+function deadlineOf(options: unknown): number {
+  if (options === undefined) return Infinity
   const timeout = checkTimeout(checkOptions(options).timeout)
-  return [timeout === Infinity ? Infinity : performance.now() + timeout, timeout]
+  return timeout === Infinity ? Infinity : performance.now() + timeout
+}
+
+/** `options.timeout` (already checked by `deadlineOf`), for the ETIMEDOUT message. */
+function timeoutOf(options: unknown): number {
+  return checkTimeout(checkOptions(options).timeout)
 }
 
 /** A fixed-length view of a buffer that may be resizable / growable (a length-tracking view would change under us). */
@@ -195,6 +201,8 @@ export class Channel {
   readonly #caged: boolean
   /** Sleeper counts this handle holds while async waits are pending (undone by close()). */
   readonly #counted = { producer: 0, consumer: 0 }
+  /** Record size of the message a `receiveView()` handed out and `release()` has not released (-1: none). */
+  #viewSize = -1
 
   /**
    * Attaches to an existing channel by its segment name (as producer, consumer or both; the
@@ -343,12 +351,13 @@ export class Channel {
   send(data: ChannelData, options?: ChannelWaitOptions): void {
     this.#open('send')
     const bytes = bytesOf(data)
-    const [deadline, timeout] = deadlineOf(options)
+    const deadline = deadlineOf(options)
     const length = lengthOf(bytes)
     this.#checkLength(length)
     let i: number
     while ((i = this.#p.tryClaim(length, deadline)) === FULL) {
-      if (!this.#p.sleepForSpace(deadline)) throw timedOut('send', timeout)
+      if (this.#p.spinForSpace(deadline)) continue
+      if (!this.#p.sleepForSpace(deadline)) throw timedOut('send', timeoutOf(options))
     }
     this.#fillAndCommit(i, bytes, length)
   }
@@ -375,7 +384,7 @@ export class Channel {
    */
   async sendAsync(data: ChannelData, options?: ChannelWaitOptions): Promise<void> {
     this.#open('sendAsync')
-    const [deadline, timeout] = deadlineOf(options)
+    const deadline = deadlineOf(options)
     this.#checkLength(lengthOf(bytesOf(data)))
     for (;;) {
       const bytes = bytesOf(data)
@@ -385,10 +394,10 @@ export class Channel {
       const i = this.#p.tryClaim(length, lockDeadline)
       if (i !== FULL) return this.#fillAndCommit(i, bytes, length)
       if (!this.#p.oneToOne && this.#p.lockedOut) {
-        if (performance.now() >= deadline) throw timedOut('sendAsync', timeout)
+        if (performance.now() >= deadline) throw timedOut('sendAsync', timeoutOf(options))
         await this.#w.waitAsync(O_LOCK, this.#w.load(O_LOCK), Math.min(ASYNC_LOCK_SLEEP_MS, deadline - performance.now()))
       } else if (!(await this.#p.sleepForSpaceAsync(deadline, this.#counted))) {
-        throw timedOut('sendAsync', timeout)
+        throw timedOut('sendAsync', timeoutOf(options))
       }
       this.#open('sendAsync')
     }
@@ -405,10 +414,11 @@ export class Channel {
   claim(length: number, options?: ChannelWaitOptions): Uint8Array {
     this.#open('claim')
     const n = this.#claimLength(length)
-    const [deadline, timeout] = deadlineOf(options)
+    const deadline = deadlineOf(options)
     let i: number
     while ((i = this.#p.tryClaim(n, deadline)) === FULL) {
-      if (!this.#p.sleepForSpace(deadline)) throw timedOut('claim', timeout)
+      if (this.#p.spinForSpace(deadline)) continue
+      if (!this.#p.sleepForSpace(deadline)) throw timedOut('claim', timeoutOf(options))
     }
     return this.#w.view(HEADER + i + 8, n)
   }
@@ -435,7 +445,7 @@ export class Channel {
    */
   commit(): void {
     this.#open('commit')
-    if (this.#p.claim === undefined) throw coded(new Error('commit() without a pending claim()'), 'ERR_SHM_CHANNEL_NO_CLAIM')
+    if (this.#p.claimIndex < 0) throw coded(new Error('commit() without a pending claim()'), 'ERR_SHM_CHANNEL_NO_CLAIM')
     this.#p.publish(MESSAGE)
   }
 
@@ -445,7 +455,7 @@ export class Channel {
    */
   abort(): void {
     this.#open('abort')
-    if (this.#p.claim === undefined) throw coded(new Error('abort() without a pending claim()'), 'ERR_SHM_CHANNEL_NO_CLAIM')
+    if (this.#p.claimIndex < 0) throw coded(new Error('abort() without a pending claim()'), 'ERR_SHM_CHANNEL_NO_CLAIM')
     this.#p.publish(PADDING)
   }
 
@@ -478,6 +488,9 @@ export class Channel {
       const r = p.spin()
       if (r === null || r >= 0) return r
       if (r === MORE) continue
+      const n = p.nap(deadline)
+      if (n === null || n >= 0) return n
+      if (n === MORE) continue
       const v = this.#w.load(O_DATA_SEQ)
       const before = this.#w.add(O_CONSUMER_SLEEPERS, 1)
       try {
@@ -503,10 +516,10 @@ export class Channel {
    */
   receive(options?: ChannelWaitOptions): Uint8Array | null {
     this.#open('receive')
-    const [deadline, timeout] = deadlineOf(options)
-    const i = this.#await(deadline)
+    this.#noView('receive')
+    const i = this.#await(deadlineOf(options))
     if (i === null) return null
-    if (i < 0) throw timedOut('receive', timeout)
+    if (i < 0) throw timedOut('receive', timeoutOf(options))
     return this.#take(i)
   }
 
@@ -519,10 +532,10 @@ export class Channel {
   receiveInto(view: ArrayBufferView, options?: ChannelWaitOptions): number | null {
     this.#open('receiveInto')
     if (!ArrayBuffer.isView(view)) throw invalidType('view', 'an instance of Buffer, TypedArray or DataView', view)
-    const [deadline, timeout] = deadlineOf(options)
-    const i = this.#await(deadline)
+    this.#noView('receiveInto')
+    const i = this.#await(deadlineOf(options))
     if (i === null) return null
-    if (i < 0) throw timedOut('receiveInto', timeout)
+    if (i < 0) throw timedOut('receiveInto', timeoutOf(options))
     const length = this.#p.length
     if (length > view.byteLength) {
       throw coded(outOfRange('view.byteLength', `>= ${length} (the next message's length)`, String(view.byteLength)), 'ERR_OUT_OF_RANGE', { messageLength: length })
@@ -536,8 +549,116 @@ export class Channel {
   /** Receives the next message if one is ready now (a copy), else returns `null` at once. */
   tryReceive(): Uint8Array | null {
     this.#open('tryReceive')
+    this.#noView('tryReceive')
     const i = this.#p.next()
     return i < 0 ? null : this.#take(i)
+  }
+
+  #noView(method: string): void {
+    if (this.#viewSize >= 0) {
+      throw coded(new Error(`Cannot call ${method}() while a receiveView() is not released: call release() first`), 'ERR_SHM_CHANNEL_VIEW_PENDING')
+    }
+  }
+
+  /** The view of the message at `index` (its length in the protocol), held until `release()`. */
+  #hold(index: number): Uint8Array {
+    const length = this.#p.length
+    const view = this.#w.readView(HEADER + index + 8, length)
+    this.#viewSize = recordSize(length)
+    return view
+  }
+
+  /**
+   * Receives the next message **in place**: a view of its bytes in the ring (zero-copy; in caged
+   * mode a view of the local copy, into which exactly this message's bytes were copied), valid
+   * until `release()`. The message's room is not reused before `release()`, so producers may
+   * fill the rest of the ring meanwhile; after `release()` the view's bytes may change at any
+   * time (do not keep it: copy what you need). Waits like `receive`; returns `null` once the
+   * channel has ended and is drained. While a view is held, the other receive calls throw
+   * `ERR_SHM_CHANNEL_VIEW_PENDING`.
+   * @throws Error `ERR_SHM_CHANNEL_VIEW_PENDING` when the previous view is not released;
+   *   otherwise as `receive`.
+   */
+  receiveView(options?: ChannelWaitOptions): Uint8Array | null {
+    this.#open('receiveView')
+    this.#noView('receiveView')
+    const i = this.#await(deadlineOf(options))
+    if (i === null) return null
+    if (i < 0) throw timedOut('receiveView', timeoutOf(options))
+    return this.#hold(i)
+  }
+
+  /** Like `receiveView`, but returns `null` at once when no message is ready. */
+  tryReceiveView(): Uint8Array | null {
+    this.#open('tryReceiveView')
+    this.#noView('tryReceiveView')
+    const i = this.#p.next()
+    return i < 0 ? null : this.#hold(i)
+  }
+
+  /**
+   * Releases the message of the last `receiveView()`: its room in the ring goes back to the
+   * producers, and the view must not be used any more.
+   * @throws Error `ERR_SHM_CHANNEL_NO_VIEW` when no view is held.
+   */
+  release(): void {
+    this.#open('release')
+    const size = this.#viewSize
+    if (size < 0) throw coded(new Error('release() without a view from receiveView()'), 'ERR_SHM_CHANNEL_NO_VIEW')
+    this.#viewSize = -1
+    this.#p.release(size)
+  }
+
+  /**
+   * Receives a batch in place: calls `fn(view)` for each message ready now, in order, with a
+   * view of its bytes in the ring (caged: in the local copy) that is valid **only during that
+   * call**; returns how many messages it delivered. Waits like `receive` while there is none;
+   * returns `null` once the channel has ended and is drained. The room of the batch goes back to
+   * the producers with one `head` store (and at most one wake-up) at the end, or every quarter
+   * of the capacity in a long batch. A message whose `fn` throws counts as delivered: the batch
+   * stops there and the error propagates. At most `options.max` messages (default: all ready).
+   * @throws RangeError `ERR_OUT_OF_RANGE` for a `max` that is not an integer >= 1; otherwise as `receive`.
+   */
+  drain(fn: (view: Uint8Array) => void, options?: ChannelWaitOptions & { max?: number }): number | null {
+    this.#open('drain')
+    this.#noView('drain')
+    if (typeof fn !== 'function') throw invalidType('fn', 'of type function', fn)
+    let max = Infinity
+    if (options !== undefined && (options as { max?: unknown }).max !== undefined) {
+      const m = (checkOptions(options) as { max?: unknown }).max
+      if (typeof m !== 'number') throw invalidType('options.max', 'of type number', m)
+      if (!(m >= 1) || (m !== Infinity && !Number.isInteger(m))) throw outOfRange('options.max', 'an integer >= 1 or Infinity', String(m))
+      max = m
+    }
+    let i = this.#await(deadlineOf(options))
+    if (i === null) return null
+    if (i < 0) throw timedOut('drain', timeoutOf(options))
+    const p = this.#p
+    const w = this.#w
+    const flushAt = p.cap >>> 2
+    let pending = 0
+    let n = 0
+    try {
+      for (;;) {
+        const length = p.length
+        const size = recordSize(length)
+        p.advance(size) // before fn: a message whose fn throws counts as delivered
+        pending += size
+        n++
+        fn(w.readView(HEADER + i + 8, length))
+        if (n >= max) break
+        if (pending >= flushAt) {
+          p.publishHead()
+          pending = 0
+        }
+        const r = p.next()
+        if (r < 0) break
+        i = r
+      }
+    } finally {
+      if (pending > 0) p.publishHead()
+    }
+    return n
   }
 
   /**
@@ -549,11 +670,13 @@ export class Channel {
    */
   async receiveAsync(options?: ChannelWaitOptions): Promise<Uint8Array | null> {
     this.#open('receiveAsync')
-    const [deadline, timeout] = deadlineOf(options)
+    this.#noView('receiveAsync')
+    const deadline = deadlineOf(options)
     const p = this.#p
     const w = this.#w
     const counted = this.#counted
     for (;;) {
+      if (this.#viewSize >= 0) this.#noView('receiveAsync') // a view was taken while we waited
       const r = p.spin()
       if (r === null) return null
       if (r >= 0) return this.#take(r)
@@ -564,10 +687,13 @@ export class Channel {
       try {
         const again = p.poll()
         if (again === null) return null
-        if (again >= 0) return this.#take(again)
+        if (again >= 0) {
+          this.#noView('receiveAsync')
+          return this.#take(again)
+        }
         if (again === MORE) continue
         const left = deadline - performance.now()
-        if (left <= 0) throw timedOut('receiveAsync', timeout)
+        if (left <= 0) throw timedOut('receiveAsync', timeoutOf(options))
         await w.waitAsync(O_DATA_SEQ, v, p.sleepMs(again, left, before))
       } catch (e) {
         if (this.#mem === undefined) throw closedError('receiveAsync')
