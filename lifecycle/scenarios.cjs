@@ -627,6 +627,69 @@ scenario('teardown-gc-then-exit', 'teardown', async () => {
   }
 })
 
+// The hidden atomics view (hot.rs `atomicsView`) has no witness: its finalizer unmaps at the
+// worker's teardown, on the assumption that no JS can reach it. JS can, through any intrinsic the
+// class looks up at call time (found by the break17b review): the view is then moved out of the
+// worker like a buffer, and must stay mapped where it landed.
+ROLES.stealView = async ({ name, via }, send) => {
+  let stolen = null
+  const restore = []
+  if (via === 'atomics') {
+    const orig = Atomics.load
+    Atomics.load = function (v, i) {
+      stolen = v.buffer
+      return orig(v, i)
+    }
+    restore.push(() => (Atomics.load = orig))
+  } else if (via === 'ctor') {
+    const Orig = Int32Array
+    globalThis.Int32Array = function (ab, off, len) {
+      stolen = ab
+      return new Orig(ab, off, len)
+    }
+    restore.push(() => (globalThis.Int32Array = Orig))
+  } else if (via === 'byteLength') {
+    const d = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')
+    Object.defineProperty(ArrayBuffer.prototype, 'byteLength', {
+      configurable: true,
+      get() {
+        if (stolen === null && globalThis.__mem && this !== globalThis.__mem.buffer) stolen = this
+        return d.get.call(this)
+      },
+    })
+    restore.push(() => Object.defineProperty(ArrayBuffer.prototype, 'byteLength', d))
+  }
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  globalThis.__mem = mem // open until the worker's teardown
+  mem.atomicLoad(0)
+  for (const r of restore) r()
+  if (stolen === null) return send({ type: 'nothing' })
+  const { t, list, refused } = move(stolen, 'transfer')
+  const refusal = refused ?? postOrRefusal(parentPort, { type: 'moved', t, srcLen: stolen.byteLength }, list)
+  if (refusal) send({ type: 'refused', text: refusal })
+  // …and the worker ends by itself.
+}
+function stolenViewScenario(via) {
+  scenario(`teardown-stolen-atomics-view-${via}`, 'teardown', async () => {
+    const name = C.uniqueName('sv')
+    C.py('create', name, SIZE, 0, HEAD)
+    try {
+      const h = startWorker('stealView', { name, via })
+      const m = await h.next(['moved', 'refused', 'nothing'])
+      eq(await h.exitedWithin(5000), 0, 'exit code of the worker that moved the view')
+      if (m.type === 'nothing') return `${via}: no JS could reach the atomics view (${CAGED ? 'caged: none made' : 'intrinsics captured'})`
+      if (m.type === 'refused') return `${via}: the runtime refused to move the view (${m.text})`
+      await C.gcHard()
+      const fig = await receiverChecks(m.t.byteLength, name, async (what) => touch(m.t, what), m.srcLen === 0)
+      return `${via}: a worker reached the hidden atomics view, moved it here and ended; GC: ${fig}`
+    } finally {
+      C.removeEntry(C.shmPath(name))
+    }
+  })
+}
+for (const via of ['atomics', 'ctor', 'byteLength']) stolenViewScenario(via)
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()
