@@ -157,6 +157,19 @@ const ROLES = {
     globalThis.__keep = keep
     gc()
   },
+  // Receives buffers from main and drops + collects them while main is busy in Node-API calls.
+  async sink() {
+    let n = 0
+    parentPort.on('message', async (m) => {
+      if (m === 'end') return process.exit(0)
+      new Uint8Array(m.t)[0]++
+      m.t = null
+      if (++n % 10 === 0) {
+        gc()
+        parentPort.postMessage({ type: 'ack', n })
+      }
+    })
+  },
   // Keeps only a Uint8Array over the buffer, drops instance and buffer, GC, exits.
   async viewOnly({ name }) {
     const { SharedMemory } = lib()
@@ -324,6 +337,37 @@ const ATTACKS = {
     const after = names.reduce((s, n) => s + mapsOf(n), 0)
     for (const n of names) SharedMemory.unlink(n)
     return `40 × 1 MiB, opened twice each in a worker, 20 moved here; wrote all; maps held ${held}, after drop+GC ${after}`
+  },
+  // Main-made buffers released on the receiving worker's thread while main runs Node-API calls.
+  async 'm2w-release-race'() {
+    const { SharedMemory } = lib()
+    const name = uniq('mr')
+    SharedMemory.create(name, 4096).close()
+    const w = spawnW('sink', {})
+    let acks = 0
+    w.on('message', () => acks++)
+    const keep = []
+    const t0 = Date.now()
+    let sent = 0
+    while (Date.now() - t0 < 4000) {
+      const mem = new SharedMemory(name)
+      const t = moveOut(mem.buffer)
+      w.postMessage({ t }, [t])
+      sent++
+      if (sent % 3 === 0) mem.close()
+      else keep.push(mem)
+      for (let i = 0; i < 200; i++) keep[keep.length - 1]?.atomicAdd(8, 1)
+      if (keep.length > 50) keep.splice(0, 25)
+      if (sent % 20 === 0) await new Promise((r) => setImmediate(r))
+    }
+    w.postMessage('end')
+    await exited(w)
+    await gcHard()
+    keep.length = 0
+    await gcHard(6)
+    const n = mapsOf(name)
+    SharedMemory.unlink(name)
+    return `${sent} buffers main → worker, dropped there while main called atomics; acks ${acks}; maps left ${n}`
   },
   async 'view-only-exit'() {
     const { SharedMemory } = lib()

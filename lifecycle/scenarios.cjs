@@ -690,6 +690,54 @@ function stolenViewScenario(via) {
 }
 for (const via of ['atomics', 'ctor', 'byteLength']) stolenViewScenario(via)
 
+// A buffer moved main → worker and collected there: where the host runs the buffer's finalizer on
+// the thread that freed the memory (Bun 1.4, found by the break17b review), that finalizer must
+// not call Node-API with the main thread's env while the main thread runs JS and Node-API itself.
+ROLES.sinkGc = async (_data, send) => {
+  let n = 0
+  parentPort.on('message', (m) => {
+    if (m === 'end') return process.exit(0)
+    new Uint8Array(m.t)[48]++
+    m.t = null
+    if (++n % 10 === 0) {
+      C.gcNow()
+      send({ type: 'ack', n })
+    }
+  })
+}
+scenario('move-buffer-m2w-released-while-owner-busy', 'transfer', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('mb')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('sinkGc')
+    const keep = []
+    let sent = 0
+    const t0 = Date.now()
+    while (Date.now() - t0 < 3000) {
+      const mem = new SharedMemory(name)
+      if (mem.requiresCopy) mem.copyFrom()
+      const { t, list, refused } = move(mem.buffer, 'transfer')
+      if (refused) na('the runtime refused transfer()')
+      h.w.postMessage({ t }, list)
+      sent++
+      if (sent % 3 === 0) mem.close()
+      else keep.push(mem)
+      for (let i = 0; i < 200; i++) keep[keep.length - 1]?.atomicAdd(8, 1) // Node-API/JS busy here
+      if (keep.length > 50) keep.splice(0, 25)
+      if (sent % 20 === 0) await new Promise((r) => setImmediate(r))
+      // Flow control: at most ~60 buffers in flight (the worker collects every 10).
+      while (sent - (h.msgs.filter((m) => m.type === 'ack').at(-1)?.n ?? 0) > 60 && Date.now() - t0 < 8000) await sleep(1)
+    }
+    h.w.postMessage('end')
+    eq(await h.exitedWithin(5000), 0, 'receiving worker exit code')
+    for (const m of keep) m.close()
+    return `${sent} buffers moved main → worker and collected there while this thread ran atomics: no crash`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+}, { timeoutMs: 20000 })
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()
