@@ -659,6 +659,13 @@ ROLES.stealView = async ({ name, via }, send) => {
     })
     restore.push(() => Object.defineProperty(ArrayBuffer.prototype, 'byteLength', d))
   }
+  if (via === 'raw') {
+    // The raw binding (what hot.rs promises a direct caller: "an error but never bad memory").
+    const raw = require(path.join(__dirname, '..', 'index.js'))
+    const [handle] = raw.openSegment(name, undefined, undefined)
+    globalThis.__handle = handle // open until the worker's teardown
+    stolen = raw.atomicsView(handle)
+  }
   const { SharedMemory } = C.lib()
   const mem = new SharedMemory(name)
   globalThis.__mem = mem // open until the worker's teardown
@@ -688,7 +695,7 @@ function stolenViewScenario(via) {
     }
   })
 }
-for (const via of ['atomics', 'ctor', 'byteLength']) stolenViewScenario(via)
+for (const via of ['atomics', 'ctor', 'byteLength', 'raw']) stolenViewScenario(via)
 
 // A buffer moved main → worker and collected there: where the host runs the buffer's finalizer on
 // the thread that freed the memory (Bun 1.4, found by the break17b review), that finalizer must
