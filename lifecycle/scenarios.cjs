@@ -745,6 +745,57 @@ scenario('move-buffer-m2w-released-while-owner-busy', 'transfer', async () => {
   }
 }, { timeoutMs: 20000 })
 
+// The other way: a worker's buffers moved here and collected here while the worker runs JS and
+// Node-API calls (Bun 1.4 runs their finalizer on this thread, with the worker's env).
+ROLES.sourceBusy = async ({ name }, send) => {
+  const { SharedMemory } = C.lib()
+  let stop = false
+  let acked = 0
+  parentPort.on('message', (m) => (m === 'stop' ? (stop = true) : (acked = m)))
+  const keep = []
+  let n = 0
+  while (!stop) {
+    // Flow control: at most ~60 buffers in flight (the receiver collects every 10).
+    while (n - acked > 60 && !stop) await sleep(1)
+    const mem = new SharedMemory(name)
+    if (mem.requiresCopy) mem.copyFrom()
+    const { t, list, refused } = move(mem.buffer, 'transfer')
+    if (refused) return send({ type: 'refused' })
+    parentPort.postMessage({ type: 'moved', t }, list)
+    keep.push(mem)
+    if (keep.length > 40) keep.splice(0, 20)
+    for (let i = 0; i < 200; i++) mem.atomicAdd(8, 1)
+    if (++n % 20 === 0) await new Promise((r) => setImmediate(r))
+  }
+  for (const m of keep) m.close()
+  parentPort.close()
+}
+scenario('move-buffer-w2m-released-while-owner-busy', 'transfer', async () => {
+  const name = C.uniqueName('mw')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('sourceBusy', { name })
+    let got = 0
+    h.w.on('message', (m) => {
+      if (m.type !== 'moved') return
+      new Uint8Array(m.t)[48]++
+      m.t = null
+      if (++got % 10 === 0) {
+        C.gcNow()
+        h.w.postMessage(got)
+      }
+    })
+    await sleep(3000)
+    if (h.msgs.some((m) => m.type === 'refused')) na('the runtime refused transfer()')
+    h.msgs.length = 0
+    h.w.postMessage('stop')
+    eq(await h.exitedWithin(10000), 0, 'source worker exit code')
+    return `${got} buffers moved worker → main and collected here while the worker ran atomics: no crash`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+}, { timeoutMs: 25000 })
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()
