@@ -23,7 +23,9 @@ function mapsOf(name) {
 }
 const uniq = (t) => `nsm-b17-${process.pid}-${t}-${Math.random().toString(16).slice(2, 8)}`
 function spawnW(role, data, extra = {}) {
-  return new Worker(__filename, { workerData: { role, ...data }, ...extra })
+  const w = new Worker(__filename, { workerData: { role, ...data }, ...extra })
+  w.exitP = new Promise((r) => w.once('exit', r)) // attached at once: 'exit' may follow the last message in one tick
+  return w
 }
 function once(w, pred = () => true) {
   return new Promise((res, rej) => {
@@ -37,7 +39,7 @@ function once(w, pred = () => true) {
     w.once('error', rej)
   })
 }
-const exited = (w) => new Promise((r) => w.once('exit', r))
+const exited = (w) => w.exitP
 function moveOut(ab) {
   return typeof ab.transfer === 'function' ? ab.transfer() : ab
 }

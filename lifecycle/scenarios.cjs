@@ -796,6 +796,73 @@ scenario('move-buffer-w2m-released-while-owner-busy', 'transfer', async () => {
   }
 }, { timeoutMs: 25000 })
 
+// instance.rs `env_stopping` reads property "x" of a fresh plain object in the buffer finalizer,
+// "running no JS" — but the read goes up to Object.prototype, where a user getter runs (break17b).
+ROLES.protoGetterGive = async ({ name }, send) => {
+  // Any getter will do; this one allocates (so running it on a wrong thread shows).
+  Object.defineProperty(Object.prototype, 'x', { configurable: true, get: () => JSON.stringify({ a: [1, 2, 3].map(String) }) })
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  globalThis.__mem = mem
+  if (mem.requiresCopy) mem.copyFrom()
+  if (!giveToParent(mem, 'now')) send({ type: 'refused' })
+  await new Promise((res) => parentPort.once('message', res))
+  parentPort.close()
+}
+scenario('move-buffer-w2m-released-proto-getter', 'transfer', async () => {
+  const name = C.uniqueName('pg')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('protoGetterGive', { name })
+    const m = await h.next(['moved', 'refused'])
+    if (m.type === 'refused') na('the runtime refused transfer()')
+    eq(hex(m.t, 0, 4), HEAD, 'the moved buffer read here')
+    m.t = null
+    await C.gcHard(8) // the owner worker still runs, with a getter on its Object.prototype
+    h.w.postMessage('end')
+    eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+    return 'a worker with an Object.prototype getter moved its buffer here; dropped and collected here while it ran: no crash'
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+scenario('misuse-proto-getter-in-finalizer', 'misuse', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('pf')
+  C.py('create', name, SIZE, 0, HEAD)
+  let calls = 0
+  const uncaught = []
+  const onUncaught = (e) => uncaught.push(errStr(e))
+  process.on('uncaughtException', onUncaught)
+  Object.defineProperty(Object.prototype, 'x', {
+    configurable: true,
+    get() {
+      calls++
+      throw new Error('user getter ran inside a finalizer')
+    },
+  })
+  try {
+    const openDrop = () => {
+      const mem = new SharedMemory(name)
+      if (mem.requiresCopy) mem.copyFrom()
+      mem.atomicAdd(0, 1)
+    }
+    for (let i = 0; i < 20; i++) openDrop()
+    await until(() => C.mapsOf(name) === 0, 3000)
+    await C.gcHard()
+    delete Object.prototype.x
+    const maps = C.mapsOf(name)
+    eq(calls, 0, 'calls of a user Object.prototype.x getter made by the addon while 20 dropped instances were collected (instance.rs: "runs no JS")')
+    eq(uncaught.length, 0, `uncaught exceptions thrown from the addon's finalizers (${uncaught[0] ?? ''})`)
+    eq(maps, 0, 'mappings left after 20 unclosed instances were dropped and collected')
+    return '20 dropped unclosed instances with a throwing Object.prototype.x getter: no JS ran, 0 mappings left'
+  } finally {
+    delete Object.prototype.x
+    process.off('uncaughtException', onUncaught)
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()
