@@ -172,6 +172,15 @@ const ROLES = {
       }
     })
   },
+  async writer() {
+    parentPort.once('message', async ({ t }) => {
+      const u = new Uint8Array(t)
+      parentPort.postMessage('got')
+      await new Promise((r) => parentPort.once('message', r))
+      u[0] = 1
+      parentPort.postMessage('wrote')
+    })
+  },
   // Keeps only a Uint8Array over the buffer, drops instance and buffer, GC, exits.
   async viewOnly({ name }) {
     const { SharedMemory } = lib()
@@ -370,6 +379,27 @@ const ATTACKS = {
     const n = mapsOf(name)
     SharedMemory.unlink(name)
     return `${sent} buffers main → worker, dropped there while main called atomics; acks ${acks}; maps left ${n}`
+  },
+  // Main steals its own atomics view, moves it to a worker, then close(): the view was moved, the
+  // buffer was not, so close() unmaps under the worker.
+  async 'steal-view-transfer-close'() {
+    const { SharedMemory } = lib()
+    const name = uniq('st')
+    const mem = SharedMemory.create(name, 4096)
+    let stolen
+    const orig = Atomics.load
+    Atomics.load = (v, i) => ((stolen = v), orig(v, i))
+    mem.atomicLoad(0)
+    Atomics.load = orig
+    const t = moveOut(stolen.buffer)
+    const w = spawnW('writer', {})
+    w.postMessage({ t }, [t])
+    await once(w)
+    mem.close()
+    SharedMemory.unlink(name)
+    w.postMessage('write')
+    await once(w)
+    return 'the worker wrote through the moved view after close()'
   },
   async 'view-only-exit'() {
     const { SharedMemory } = lib()
