@@ -863,6 +863,41 @@ scenario('misuse-proto-getter-in-finalizer', 'misuse', async () => {
   }
 })
 
+// The witness finds the moved buffer's husk already collected (its weak reference empty): that
+// must count as "moved" (instance.rs: GONE). A worker moves its buffer here, drops its instance,
+// collects until the instance and the detached husk are gone, and ends (break17b: a witness
+// treating an empty weak reference as "still attached" survived every other scenario).
+ROLES.moveDropHusk = async ({ name }, send) => {
+  const { SharedMemory } = C.lib()
+  let mem = new SharedMemory(name)
+  if (mem.requiresCopy) mem.copyFrom()
+  let gone = 0
+  const reg = new FinalizationRegistry(() => gone++)
+  reg.register(mem.buffer, 'husk')
+  reg.register(mem, 'instance')
+  if (!giveToParent(mem, 'now')) return send({ type: 'refused' })
+  mem = null
+  for (let i = 0; i < 30 && gone < 2; i++) await C.gcHard(1)
+  send({ type: 'ready', gone })
+  // …and the worker ends by itself.
+}
+scenario('teardown-moved-husk-collected', 'teardown', async () => {
+  const name = C.uniqueName('th')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('moveDropHusk', { name })
+    const m = await h.next(['moved', 'refused'])
+    if (m.type === 'refused') return 'the runtime refused to move the buffer (safe)'
+    const r = await h.next('ready')
+    eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+    await C.gcHard()
+    const fig = await receiverChecks(m.t.byteLength, name, async (what) => touch(m.t, what), m.srcLen === 0)
+    return `a worker moved its buffer here, dropped its instance and collected (${r.gone}/2 of instance and husk collected), ended: ${fig}`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()
