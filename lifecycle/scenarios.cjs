@@ -671,6 +671,31 @@ ROLES.stealView = async ({ name, via }, send) => {
   globalThis.__mem = mem // open until the worker's teardown
   mem.atomicLoad(0)
   for (const r of restore) r()
+  if (via === 'inspector') {
+    // No intrinsic patched: the in-process inspector lists every ArrayBuffer of this isolate.
+    let inspector
+    try {
+      inspector = require('node:inspector')
+      if (typeof inspector.Session !== 'function') throw new Error('no inspector.Session')
+    } catch (e) {
+      na(`node:inspector Session missing (${errStr(e)})`)
+    }
+    const sess = new inspector.Session()
+    const post = (m, p) => new Promise((res, rej) => sess.post(m, p, (e, r) => (e ? rej(e) : res(r))))
+    sess.connect()
+    try {
+      const proto = await post('Runtime.evaluate', { expression: 'ArrayBuffer.prototype' })
+      const q = await post('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId })
+      await post('Runtime.callFunctionOn', { objectId: q.objects.objectId, functionDeclaration: 'function () { globalThis.__allBuffers = this }' })
+    } catch (e) {
+      na(`the inspector cannot list objects here (${errStr(e)})`)
+    } finally {
+      sess.disconnect()
+    }
+    const all = globalThis.__allBuffers
+    delete globalThis.__allBuffers
+    stolen = all.find((ab) => ab !== mem.buffer && ab.byteLength === SIZE && hex(ab, 0, 4) === HEAD) ?? null
+  }
   if (stolen === null) return send({ type: 'nothing' })
   const { t, list, refused } = move(stolen, 'transfer')
   const refusal = refused ?? postOrRefusal(parentPort, { type: 'moved', t, srcLen: stolen.byteLength }, list)
@@ -695,7 +720,7 @@ function stolenViewScenario(via) {
     }
   })
 }
-for (const via of ['atomics', 'ctor', 'byteLength', 'raw']) stolenViewScenario(via)
+for (const via of ['atomics', 'ctor', 'byteLength', 'raw', 'inspector']) stolenViewScenario(via)
 
 // A buffer moved main → worker and collected there: where the host runs the buffer's finalizer on
 // the thread that freed the memory (Bun 1.4, found by the break17b review), that finalizer must
