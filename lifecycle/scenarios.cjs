@@ -923,6 +923,69 @@ scenario('teardown-moved-husk-collected', 'teardown', async () => {
   }
 })
 
+// Witness confusion (break17b): the witness is reachable from JS through the in-process inspector
+// (Runtime.queryObjects); detached (transfer(), dropped) and collected while the worker runs, it is
+// finalized early and records "attached"; the buffer, moved afterwards, is then unmapped at the
+// worker's end under the receiver.
+async function allArrayBuffers() {
+  let inspector
+  try {
+    inspector = require('node:inspector')
+    if (typeof inspector.Session !== 'function') throw new Error('no inspector.Session')
+  } catch (e) {
+    na(`node:inspector Session missing (${errStr(e)})`)
+  }
+  const sess = new inspector.Session()
+  const post = (m, p) => new Promise((res, rej) => sess.post(m, p, (e, r) => (e ? rej(e) : res(r))))
+  sess.connect()
+  try {
+    const proto = await post('Runtime.evaluate', { expression: 'ArrayBuffer.prototype' })
+    const q = await post('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId })
+    await post('Runtime.callFunctionOn', { objectId: q.objects.objectId, functionDeclaration: 'function () { globalThis.__allBuffers = this }' })
+  } catch (e) {
+    na(`the inspector cannot list objects here (${errStr(e)})`)
+  } finally {
+    sess.disconnect()
+  }
+  const all = globalThis.__allBuffers
+  delete globalThis.__allBuffers
+  return all
+}
+ROLES.killWitness = async ({ name }, send) => {
+  const before = new Set(await allArrayBuffers())
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  globalThis.__mem = mem
+  if (mem.requiresCopy) mem.copyFrom()
+  const fresh = (await allArrayBuffers()).filter((ab) => !before.has(ab) && ab !== mem.buffer)
+  let detached = 0
+  for (const ab of fresh) {
+    if (ab.byteLength === 0 || typeof ab.transfer !== 'function') continue
+    ab.transfer() // the new buffer is dropped at once
+    detached++
+  }
+  await C.gcHard()
+  if (!giveToParent(mem, 'now')) send({ type: 'refused' })
+  send({ type: 'ready', detached })
+  // …and the worker ends by itself.
+}
+scenario('teardown-witness-detached-early', 'teardown', async () => {
+  const name = C.uniqueName('tw')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('killWitness', { name })
+    const m = await h.next(['moved', 'refused'])
+    const r = await h.next('ready')
+    eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+    if (m.type === 'refused') return 'the runtime refused to move the buffer (safe)'
+    await C.gcHard()
+    const fig = await receiverChecks(m.t.byteLength, name, async (what) => touch(m.t, what), m.srcLen === 0)
+    return `a worker detached and collected the ${r.detached} hidden buffer(s) the package made with its buffer, moved the buffer here and ended: ${fig}`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()
