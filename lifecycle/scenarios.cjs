@@ -793,7 +793,7 @@ ROLES.sourceBusy = async ({ name }, send) => {
     if (++n % 20 === 0) await new Promise((r) => setImmediate(r))
   }
   for (const m of keep) m.close()
-  parentPort.close()
+  process.exit(0)
 }
 scenario('move-buffer-w2m-released-while-owner-busy', 'transfer', async () => {
   const name = C.uniqueName('mw')
