@@ -664,7 +664,8 @@ ROLES.stealView = async ({ name, via }, send) => {
     const raw = require(path.join(__dirname, '..', 'index.js'))
     const [handle] = raw.openSegment(name, undefined, undefined)
     globalThis.__handle = handle // open until the worker's teardown
-    stolen = raw.atomicsView(handle)
+    const view = raw.atomicsView(handle) // an Int32Array over the hidden buffer, or null
+    stolen = view?.buffer ?? null
   }
   const { SharedMemory } = C.lib()
   const mem = new SharedMemory(name)
