@@ -77,7 +77,7 @@ const KNOWN_LIMITATIONS = [
     scenario: 'teardown-moved-released-while-owner-runs',
     runtimes: ['bun'],
     modes: ['zero-copy'],
-    reason: "in our runs Bun 1.4 never finalized an external ArrayBuffer moved to another thread when that thread dropped and collected it, so its mapping stayed (README, Limits: Workers)",
+    reason: "in our runs on Bun 1.4 the mappings of buffers moved out of workers and collected here while those workers ran still stayed after the workers ended (Bun finalizes a moved buffer on the collecting thread, at times deferred to the owner's environment, which need not run it before its end) (README, Limits: Workers)",
   },
   ...['move-buffer-m2w-released-while-owner-busy', 'move-buffer-w2m-released-while-owner-busy', 'move-buffer-w2m-released-proto-getter'].map((scenario) => ({
     scenario,
