@@ -67,7 +67,9 @@
 //! the thread it was made on ([`this_thread`]); a finalizer running on another thread calls no
 //! Node-API (that env belongs to another thread) and decides nothing: the memory was freed by the
 //! thread that held its last reference, so no agent can reach the mapping any more and dropping
-//! the guard's `Arc<Region>` is safe, as on Deno.
+//! the guard's `Arc<Region>` is safe, as on Deno. (Bun 1.4.5 itself at times crashes around such
+//! an off-thread finalizer while the owning thread runs, with no frame of ours on the stack: a
+//! known limitation of the lifecycle suite, README Limits.)
 //!
 //! Deno calls a buffer's finalizer from its V8 backing store's deleter: only once no agent holds
 //! the memory, maybe on another thread, maybe after the env is gone. There the finalizer must
