@@ -12,7 +12,9 @@
 //!   [`BufferGuard`] (its finalize hint), which holds another `Arc<Region>`: the mapping stays
 //!   until every buffer over it is gone or `close()` unmaps it after detaching them.
 //! * The instance holds its zero-copy `buffer` by a strong reference (`held`) that its finalizer
-//!   deletes: the buffer outlives its instance by at least one collection (see below).
+//!   deletes: the buffer outlives its instance by at least one collection (see below). It holds
+//!   its newest atomics view's buffer the same way (`held_view`): a view collected with its
+//!   instance would look moved to its witness at a worker's end and keep its mapping.
 //! * Each zero-copy `buffer` and atomics view also has a [`Witness`]: a 1-byte external
 //!   `ArrayBuffer` over a static byte (never freed), made right after it, kept alive by a strong
 //!   reference that its `BufferGuard` holds (and deletes when the buffer is finalized); the
@@ -101,6 +103,11 @@ pub struct Instance {
     /// Strong reference to the zero-copy `buffer` (null when caged), deleted by the instance's
     /// finalizer: the buffer outlives the instance by at least one collection (module docs).
     pub held: Cell<sys::napi_ref>,
+    /// Strong reference to the newest atomics view's `ArrayBuffer` (null: none), for the same
+    /// reason as `held`: collected with its instance, a view would look moved to its witness at
+    /// a worker's teardown and keep its mapping. Replaced (the older one deleted) by each new
+    /// view, so a caller making views in a loop holds one at most; deleted by the finalizer.
+    pub held_view: Cell<sys::napi_ref>,
     /// The ArrayBuffers made for this instance, which `close()` detaches (`buffers.rs`).
     pub made: crate::buffers::Made,
 }
@@ -152,12 +159,38 @@ unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _h
         // SAFETY: as above.
         unsafe { sys::napi_delete_reference(env, held) };
     }
+    // SAFETY: as above, for `held_view`.
+    let held_view = unsafe {
+        (*data.cast::<Instance>())
+            .held_view
+            .replace(ptr::null_mut())
+    };
+    if !held_view.is_null() {
+        // SAFETY: as above.
+        unsafe { sys::napi_delete_reference(env, held_view) };
+    }
     // SAFETY: registered in `wrap` with exactly this function and argument; removing a hook that
     // already ran (teardown) is a no-op.
     unsafe { sys::napi_remove_env_cleanup_hook(env, Some(instance_teardown), data) };
     // SAFETY: `data` is the Box<Instance> leaked in `wrap`; Node-API calls this once.
     let inst = unsafe { Box::from_raw(data.cast::<Instance>()) };
     inst.made.release(env);
+}
+
+/// Holds `ab` (a new atomics view's buffer) until the instance is finalized or a newer view
+/// replaces it (`Instance::held_view`).
+pub fn hold_view(env: sys::napi_env, inst: &Instance, ab: sys::napi_value) {
+    let mut r = ptr::null_mut();
+    // SAFETY: env/ab are live values of the current callback. A failure leaves no reference: the
+    // view is then only as long-lived as its holder (a kept mapping at worst, never an unmap).
+    if unsafe { sys::napi_create_reference(env, ab, 1, &mut r) } != sys::Status::napi_ok {
+        r = ptr::null_mut();
+    }
+    let old = inst.held_view.replace(r);
+    if !old.is_null() {
+        // SAFETY: our strong reference, made here on this env's thread, deleted once.
+        unsafe { sys::napi_delete_reference(env, old) };
+    }
 }
 
 /// Wraps `instance` in a new `External`; holds `buffer` (the zero-copy one) until the instance
