@@ -627,6 +627,366 @@ scenario('teardown-gc-then-exit', 'teardown', async () => {
   }
 })
 
+// The hidden atomics view (hot.rs `atomicsView`) has no witness: its finalizer unmaps at the
+// worker's teardown, on the assumption that no JS can reach it. JS can, through any intrinsic the
+// class looks up at call time (found by the break17b review): the view is then moved out of the
+// worker like a buffer, and must stay mapped where it landed.
+ROLES.stealView = async ({ name, via }, send) => {
+  let stolen = null
+  const restore = []
+  if (via === 'atomics') {
+    const orig = Atomics.load
+    Atomics.load = function (v, i) {
+      stolen = v.buffer
+      return orig(v, i)
+    }
+    restore.push(() => (Atomics.load = orig))
+  } else if (via === 'ctor') {
+    const Orig = Int32Array
+    globalThis.Int32Array = function (ab, off, len) {
+      stolen = ab
+      return new Orig(ab, off, len)
+    }
+    restore.push(() => (globalThis.Int32Array = Orig))
+  } else if (via === 'byteLength') {
+    const d = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')
+    Object.defineProperty(ArrayBuffer.prototype, 'byteLength', {
+      configurable: true,
+      get() {
+        if (stolen === null && globalThis.__mem && this !== globalThis.__mem.buffer) stolen = this
+        return d.get.call(this)
+      },
+    })
+    restore.push(() => Object.defineProperty(ArrayBuffer.prototype, 'byteLength', d))
+  }
+  if (via === 'raw') {
+    // The raw binding (what hot.rs promises a direct caller: "an error but never bad memory").
+    const raw = require(path.join(__dirname, '..', 'index.js'))
+    const [handle] = raw.openSegment(name, undefined, undefined)
+    globalThis.__handle = handle // open until the worker's teardown
+    const view = raw.atomicsView(handle) // an Int32Array over the hidden buffer, or null
+    stolen = view?.buffer ?? null
+  }
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  globalThis.__mem = mem // open until the worker's teardown
+  mem.atomicLoad(0)
+  for (const r of restore) r()
+  if (via === 'inspector') {
+    // No intrinsic patched: the in-process inspector lists every ArrayBuffer of this isolate.
+    let inspector
+    try {
+      inspector = require('node:inspector')
+      if (typeof inspector.Session !== 'function') throw new Error('no inspector.Session')
+    } catch (e) {
+      na(`node:inspector Session missing (${errStr(e)})`)
+    }
+    const sess = new inspector.Session()
+    const post = (m, p) => new Promise((res, rej) => sess.post(m, p, (e, r) => (e ? rej(e) : res(r))))
+    sess.connect()
+    try {
+      const proto = await post('Runtime.evaluate', { expression: 'ArrayBuffer.prototype' })
+      const q = await post('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId })
+      await post('Runtime.callFunctionOn', { objectId: q.objects.objectId, functionDeclaration: 'function () { globalThis.__allBuffers = this }' })
+    } catch (e) {
+      na(`the inspector cannot list objects here (${errStr(e)})`)
+    } finally {
+      sess.disconnect()
+    }
+    const all = globalThis.__allBuffers
+    delete globalThis.__allBuffers
+    stolen = all.find((ab) => ab !== mem.buffer && ab.byteLength === SIZE && hex(ab, 0, 4) === HEAD) ?? null
+  }
+  if (stolen === null) return send({ type: 'nothing' })
+  const { t, list, refused } = move(stolen, 'transfer')
+  const refusal = refused ?? postOrRefusal(parentPort, { type: 'moved', t, srcLen: stolen.byteLength }, list)
+  if (refusal) send({ type: 'refused', text: refusal })
+  // …and the worker ends by itself.
+}
+function stolenViewScenario(via) {
+  scenario(`teardown-stolen-atomics-view-${via}`, 'teardown', async () => {
+    const name = C.uniqueName('sv')
+    C.py('create', name, SIZE, 0, HEAD)
+    try {
+      const h = startWorker('stealView', { name, via })
+      const m = await h.next(['moved', 'refused', 'nothing'])
+      eq(await h.exitedWithin(5000), 0, 'exit code of the worker that moved the view')
+      if (m.type === 'nothing') return `${via}: no JS could reach the atomics view (${CAGED ? 'caged: none made' : 'intrinsics captured'})`
+      if (m.type === 'refused') return `${via}: the runtime refused to move the view (${m.text})`
+      await C.gcHard()
+      const fig = await receiverChecks(m.t.byteLength, name, async (what) => touch(m.t, what), m.srcLen === 0)
+      return `${via}: a worker reached the hidden atomics view, moved it here and ended; GC: ${fig}`
+    } finally {
+      C.removeEntry(C.shmPath(name))
+    }
+  })
+}
+for (const via of ['atomics', 'ctor', 'byteLength', 'raw', 'inspector']) stolenViewScenario(via)
+
+// A buffer moved main → worker and collected there: where the host runs the buffer's finalizer on
+// the thread that freed the memory (Bun 1.4, found by the break17b review), that finalizer must
+// not call Node-API with the main thread's env while the main thread runs JS and Node-API itself.
+ROLES.sinkGc = async (_data, send) => {
+  let n = 0
+  parentPort.on('message', (m) => {
+    if (m === 'end') return process.exit(0)
+    new Uint8Array(m.t)[48]++
+    m.t = null
+    if (++n % 10 === 0) {
+      C.gcNow()
+      send({ type: 'ack', n })
+    }
+  })
+}
+scenario('move-buffer-m2w-released-while-owner-busy', 'transfer', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('mb')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('sinkGc')
+    const keep = []
+    let sent = 0
+    const t0 = Date.now()
+    while (Date.now() - t0 < 3000) {
+      const mem = new SharedMemory(name)
+      if (mem.requiresCopy) mem.copyFrom()
+      const { t, list, refused } = move(mem.buffer, 'transfer')
+      if (refused) na('the runtime refused transfer()')
+      h.w.postMessage({ t }, list)
+      sent++
+      if (sent % 3 === 0) mem.close()
+      else keep.push(mem)
+      for (let i = 0; i < 200; i++) keep[keep.length - 1]?.atomicAdd(8, 1) // Node-API/JS busy here
+      if (keep.length > 50) keep.splice(0, 25)
+      if (sent % 20 === 0) await new Promise((r) => setImmediate(r))
+      // Flow control: at most ~60 buffers in flight (the worker collects every 10).
+      while (sent - (h.msgs.filter((m) => m.type === 'ack').at(-1)?.n ?? 0) > 60 && Date.now() - t0 < 8000) await sleep(1)
+    }
+    h.w.postMessage('end')
+    eq(await h.exitedWithin(5000), 0, 'receiving worker exit code')
+    for (const m of keep) m.close()
+    return `${sent} buffers moved main → worker and collected there while this thread ran atomics: no crash`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+}, { timeoutMs: 20000 })
+
+// The other way: a worker's buffers moved here and collected here while the worker runs JS and
+// Node-API calls (Bun 1.4 runs their finalizer on this thread, with the worker's env).
+ROLES.sourceBusy = async ({ name }, send) => {
+  const { SharedMemory } = C.lib()
+  let stop = false
+  let acked = 0
+  parentPort.on('message', (m) => (m === 'stop' ? (stop = true) : (acked = m)))
+  const keep = []
+  let n = 0
+  while (!stop) {
+    // Flow control: at most ~60 buffers in flight (the receiver collects every 10).
+    while (n - acked > 60 && !stop) await sleep(1)
+    const mem = new SharedMemory(name)
+    if (mem.requiresCopy) mem.copyFrom()
+    const { t, list, refused } = move(mem.buffer, 'transfer')
+    if (refused) return send({ type: 'refused' })
+    parentPort.postMessage({ type: 'moved', t }, list)
+    keep.push(mem)
+    if (keep.length > 40) keep.splice(0, 20)
+    for (let i = 0; i < 200; i++) mem.atomicAdd(8, 1)
+    if (++n % 20 === 0) await new Promise((r) => setImmediate(r))
+  }
+  for (const m of keep) m.close()
+  process.exit(0)
+}
+scenario('move-buffer-w2m-released-while-owner-busy', 'transfer', async () => {
+  const name = C.uniqueName('mw')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('sourceBusy', { name })
+    let got = 0
+    h.w.on('message', (m) => {
+      if (m.type !== 'moved') return
+      new Uint8Array(m.t)[48]++
+      m.t = null
+      if (++got % 10 === 0) {
+        C.gcNow()
+        h.w.postMessage(got)
+      }
+    })
+    await sleep(3000)
+    if (h.msgs.some((m) => m.type === 'refused')) na('the runtime refused transfer()')
+    h.msgs.length = 0
+    h.w.postMessage('stop')
+    eq(await h.exitedWithin(10000), 0, 'source worker exit code')
+    return `${got} buffers moved worker → main and collected here while the worker ran atomics: no crash`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+}, { timeoutMs: 25000 })
+
+// instance.rs `env_stopping` reads property "x" of a fresh plain object in the buffer finalizer,
+// "running no JS" — but the read goes up to Object.prototype, where a user getter runs (break17b).
+ROLES.protoGetterGive = async ({ name }, send) => {
+  // Any getter will do; this one allocates (so running it on a wrong thread shows).
+  Object.defineProperty(Object.prototype, 'x', { configurable: true, get: () => JSON.stringify({ a: [1, 2, 3].map(String) }) })
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  globalThis.__mem = mem
+  if (mem.requiresCopy) mem.copyFrom()
+  if (!giveToParent(mem, 'now')) send({ type: 'refused' })
+  await new Promise((res) => parentPort.once('message', res))
+  parentPort.close()
+}
+scenario('move-buffer-w2m-released-proto-getter', 'transfer', async () => {
+  const name = C.uniqueName('pg')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('protoGetterGive', { name })
+    const m = await h.next(['moved', 'refused'])
+    if (m.type === 'refused') na('the runtime refused transfer()')
+    eq(hex(m.t, 0, 4), HEAD, 'the moved buffer read here')
+    m.t = null
+    await C.gcHard(8) // the owner worker still runs, with a getter on its Object.prototype
+    h.w.postMessage('end')
+    eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+    return 'a worker with an Object.prototype getter moved its buffer here; dropped and collected here while it ran: no crash'
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+scenario('misuse-proto-getter-in-finalizer', 'misuse', async () => {
+  const { SharedMemory } = C.lib()
+  const name = C.uniqueName('pf')
+  C.py('create', name, SIZE, 0, HEAD)
+  let calls = 0
+  const uncaught = []
+  const onUncaught = (e) => uncaught.push(errStr(e))
+  process.on('uncaughtException', onUncaught)
+  Object.defineProperty(Object.prototype, 'x', {
+    configurable: true,
+    get() {
+      calls++
+      throw new Error('user getter ran inside a finalizer')
+    },
+  })
+  try {
+    const openDrop = () => {
+      const mem = new SharedMemory(name)
+      if (mem.requiresCopy) mem.copyFrom()
+      mem.atomicAdd(0, 1)
+    }
+    for (let i = 0; i < 20; i++) openDrop()
+    await until(() => C.mapsOf(name) === 0, 3000)
+    await C.gcHard()
+    delete Object.prototype.x
+    const maps = C.mapsOf(name)
+    eq(calls, 0, 'calls of a user Object.prototype.x getter made by the addon while 20 dropped instances were collected (instance.rs: "runs no JS")')
+    eq(uncaught.length, 0, `uncaught exceptions thrown from the addon's finalizers (${uncaught[0] ?? ''})`)
+    eq(maps, 0, 'mappings left after 20 unclosed instances were dropped and collected')
+    return '20 dropped unclosed instances with a throwing Object.prototype.x getter: no JS ran, 0 mappings left'
+  } finally {
+    delete Object.prototype.x
+    process.off('uncaughtException', onUncaught)
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
+// The witness finds the moved buffer's husk already collected (its weak reference empty): that
+// must count as "moved" (instance.rs: GONE). A worker moves its buffer here, drops its instance,
+// collects until the instance and the detached husk are gone, and ends (break17b: a witness
+// treating an empty weak reference as "still attached" survived every other scenario).
+ROLES.moveDropHusk = async ({ name }, send) => {
+  const { SharedMemory } = C.lib()
+  let mem = new SharedMemory(name)
+  if (mem.requiresCopy) mem.copyFrom()
+  let gone = 0
+  const reg = new FinalizationRegistry(() => gone++)
+  reg.register(mem.buffer, 'husk')
+  reg.register(mem, 'instance')
+  if (!giveToParent(mem, 'now')) return send({ type: 'refused' })
+  mem = null
+  for (let i = 0; i < 30 && gone < 2; i++) await C.gcHard(1)
+  send({ type: 'ready', gone })
+  // …and the worker ends by itself.
+}
+scenario('teardown-moved-husk-collected', 'teardown', async () => {
+  const name = C.uniqueName('th')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('moveDropHusk', { name })
+    const m = await h.next(['moved', 'refused'])
+    if (m.type === 'refused') return 'the runtime refused to move the buffer (safe)'
+    const r = await h.next('ready')
+    eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+    await C.gcHard()
+    const fig = await receiverChecks(m.t.byteLength, name, async (what) => touch(m.t, what), m.srcLen === 0)
+    return `a worker moved its buffer here, dropped its instance and collected (${r.gone}/2 of instance and husk collected), ended: ${fig}`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
+// Witness confusion (break17b): the witness is reachable from JS through the in-process inspector
+// (Runtime.queryObjects); detached (transfer(), dropped) and collected while the worker runs, it is
+// finalized early and records "attached"; the buffer, moved afterwards, is then unmapped at the
+// worker's end under the receiver.
+async function allArrayBuffers() {
+  let inspector
+  try {
+    inspector = require('node:inspector')
+    if (typeof inspector.Session !== 'function') throw new Error('no inspector.Session')
+  } catch (e) {
+    na(`node:inspector Session missing (${errStr(e)})`)
+  }
+  const sess = new inspector.Session()
+  const post = (m, p) => new Promise((res, rej) => sess.post(m, p, (e, r) => (e ? rej(e) : res(r))))
+  sess.connect()
+  try {
+    const proto = await post('Runtime.evaluate', { expression: 'ArrayBuffer.prototype' })
+    const q = await post('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId })
+    await post('Runtime.callFunctionOn', { objectId: q.objects.objectId, functionDeclaration: 'function () { globalThis.__allBuffers = this }' })
+  } catch (e) {
+    na(`the inspector cannot list objects here (${errStr(e)})`)
+  } finally {
+    sess.disconnect()
+  }
+  const all = globalThis.__allBuffers
+  delete globalThis.__allBuffers
+  return all
+}
+ROLES.killWitness = async ({ name }, send) => {
+  const before = new Set(await allArrayBuffers())
+  const { SharedMemory } = C.lib()
+  const mem = new SharedMemory(name)
+  globalThis.__mem = mem
+  if (mem.requiresCopy) mem.copyFrom()
+  const fresh = (await allArrayBuffers()).filter((ab) => !before.has(ab) && ab !== mem.buffer)
+  let detached = 0
+  for (const ab of fresh) {
+    if (ab.byteLength === 0 || typeof ab.transfer !== 'function') continue
+    ab.transfer() // the new buffer is dropped at once
+    detached++
+  }
+  await C.gcHard()
+  if (!giveToParent(mem, 'now')) send({ type: 'refused' })
+  send({ type: 'ready', detached })
+  // …and the worker ends by itself.
+}
+scenario('teardown-witness-detached-early', 'teardown', async () => {
+  const name = C.uniqueName('tw')
+  C.py('create', name, SIZE, 0, HEAD)
+  try {
+    const h = startWorker('killWitness', { name })
+    const m = await h.next(['moved', 'refused'])
+    const r = await h.next('ready')
+    eq(await h.exitedWithin(5000), 0, 'owner worker exit code')
+    if (m.type === 'refused') return 'the runtime refused to move the buffer (safe)'
+    await C.gcHard()
+    const fig = await receiverChecks(m.t.byteLength, name, async (what) => touch(m.t, what), m.srcLen === 0)
+    return `a worker detached and collected the ${r.detached} hidden buffer(s) the package made with its buffer, moved the buffer here and ended: ${fig}`
+  } finally {
+    C.removeEntry(C.shmPath(name))
+  }
+})
+
 const MIB = 1 << 20
 ROLES.giveBig = async ({ name, close, stay }, send) => {
   const { SharedMemory } = C.lib()

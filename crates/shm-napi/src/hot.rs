@@ -496,6 +496,7 @@ unsafe extern "C" fn atomics_view(
         return null(env);
     }
     inst.made.remember(env, ab);
+    instance::hold_view(env, inst, ab);
     view
 }
 

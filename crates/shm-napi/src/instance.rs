@@ -12,11 +12,14 @@
 //!   [`BufferGuard`] (its finalize hint), which holds another `Arc<Region>`: the mapping stays
 //!   until every buffer over it is gone or `close()` unmaps it after detaching them.
 //! * The instance holds its zero-copy `buffer` by a strong reference (`held`) that its finalizer
-//!   deletes: the buffer outlives its instance by at least one collection (see below).
-//! * The zero-copy `buffer` also has a [`Witness`]: a 1-byte external `ArrayBuffer` no JS ever
-//!   sees, made right after it, kept alive by a strong reference that its `BufferGuard` holds
-//!   (and deletes when the buffer is finalized); the witness holds a weak reference to the buffer
-//!   and the `seen` mark both share.
+//!   deletes: the buffer outlives its instance by at least one collection (see below). It holds
+//!   its newest atomics view's buffer the same way (`held_view`): a view collected with its
+//!   instance would look moved to its witness at a worker's end and keep its mapping.
+//! * Each zero-copy `buffer` and atomics view also has a [`Witness`]: a 1-byte external
+//!   `ArrayBuffer` over a static byte (never freed), made right after it, kept alive by a strong
+//!   reference that its `BufferGuard` holds (and deletes when the buffer is finalized); the
+//!   witness holds a weak reference to the buffer and the `seen` mark both share. No JS is given
+//!   the witness (the in-process inspector can still find it: see below).
 //! * A `SharedArrayBuffer` owns an `Arc<Region>` released by its env-less finalizer, which runs
 //!   when the last agent drops it, on any thread.
 //!
@@ -35,10 +38,15 @@
 //! the rest of the process on `GONE` (releasing the OS handle: a bounded leak of address space,
 //! never a use after unmap), and with no verdict (a plain collection while the environment runs,
 //! or a host that finalized in another order) keeps it only if the environment is stopping.
-//! That is asked of Node-API in a way that runs no JS (a property read fails once the
-//! environment can no longer run JS). A witness is never finalized during the environment's life
-//! before its buffer (its strong reference goes only in the buffer's finalizer), so no verdict is
-//! recorded while JS could still move the buffer. No JS is involved: no listener order, global or
+//! Whether it is stopping is asked of Node-API in a way that runs no JS: a read, from a fresh
+//! object, of a property keyed by a symbol made just then, which Node-API refuses once the
+//! environment can no longer run JS and which no getter of anyone's can intercept (a string key
+//! would reach a user's `Object.prototype` getter). A verdict counts only if the witness was
+//! finalized while the environment was stopping: the inspector (`Runtime.queryObjects`) can hand
+//! the witness to JS, which could move or drop it so that it is finalized while the worker runs
+//! and JS can still move the buffer afterwards; such a witness records nothing, and its buffer's
+//! finalizer falls back on "keep if stopping". The witness's byte is a static for the same reason:
+//! a witness moved to another thread outlives its finalizer there. No listener order, global or
 //! `worker.terminate()` changes the outcome.
 //!
 //! `GONE` also covers a buffer already collected when the witness looks: a moved buffer's
@@ -55,6 +63,16 @@
 //! the worker runs, the receiver's collection does reach the finalizer (on the worker's thread),
 //! which releases it.
 //!
+//! Bun calls a buffer's (and a witness's) finalizer on whichever thread frees its memory, with the
+//! env of the thread that made it: a buffer moved to another thread and collected there is
+//! finalized on that thread, maybe while its own thread runs JS. Each guard and witness records
+//! the thread it was made on ([`this_thread`]); a finalizer running on another thread calls no
+//! Node-API (that env belongs to another thread) and decides nothing: the memory was freed by the
+//! thread that held its last reference, so no agent can reach the mapping any more and dropping
+//! the guard's `Arc<Region>` is safe, as on Deno. (Bun 1.4.5 itself at times crashes around such
+//! an off-thread finalizer while the owning thread runs, with no frame of ours on the stack: a
+//! known limitation of the lifecycle suite, README Limits.)
+//!
 //! Deno calls a buffer's finalizer from its V8 backing store's deleter: only once no agent holds
 //! the memory, maybe on another thread, maybe after the env is gone. There the finalizer must
 //! not call Node-API and need not decide anything: it drops its `Arc<Region>` (no witness is
@@ -65,7 +83,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use napi::sys;
@@ -85,6 +103,11 @@ pub struct Instance {
     /// Strong reference to the zero-copy `buffer` (null when caged), deleted by the instance's
     /// finalizer: the buffer outlives the instance by at least one collection (module docs).
     pub held: Cell<sys::napi_ref>,
+    /// Strong reference to the newest atomics view's `ArrayBuffer` (null: none), for the same
+    /// reason as `held`: collected with its instance, a view would look moved to its witness at
+    /// a worker's teardown and keep its mapping. Replaced (the older one deleted) by each new
+    /// view, so a caller making views in a loop holds one at most; deleted by the finalizer.
+    pub held_view: Cell<sys::napi_ref>,
     /// The ArrayBuffers made for this instance, which `close()` detaches (`buffers.rs`).
     pub made: crate::buffers::Made,
 }
@@ -136,12 +159,38 @@ unsafe extern "C" fn finalize_instance(env: sys::napi_env, data: *mut c_void, _h
         // SAFETY: as above.
         unsafe { sys::napi_delete_reference(env, held) };
     }
+    // SAFETY: as above, for `held_view`.
+    let held_view = unsafe {
+        (*data.cast::<Instance>())
+            .held_view
+            .replace(ptr::null_mut())
+    };
+    if !held_view.is_null() {
+        // SAFETY: as above.
+        unsafe { sys::napi_delete_reference(env, held_view) };
+    }
     // SAFETY: registered in `wrap` with exactly this function and argument; removing a hook that
     // already ran (teardown) is a no-op.
     unsafe { sys::napi_remove_env_cleanup_hook(env, Some(instance_teardown), data) };
     // SAFETY: `data` is the Box<Instance> leaked in `wrap`; Node-API calls this once.
     let inst = unsafe { Box::from_raw(data.cast::<Instance>()) };
     inst.made.release(env);
+}
+
+/// Holds `ab` (a new atomics view's buffer) until the instance is finalized or a newer view
+/// replaces it (`Instance::held_view`).
+pub fn hold_view(env: sys::napi_env, inst: &Instance, ab: sys::napi_value) {
+    let mut r = ptr::null_mut();
+    // SAFETY: env/ab are live values of the current callback. A failure leaves no reference: the
+    // view is then only as long-lived as its holder (a kept mapping at worst, never an unmap).
+    if unsafe { sys::napi_create_reference(env, ab, 1, &mut r) } != sys::Status::napi_ok {
+        r = ptr::null_mut();
+    }
+    let old = inst.held_view.replace(r);
+    if !old.is_null() {
+        // SAFETY: our strong reference, made here on this env's thread, deleted once.
+        unsafe { sys::napi_delete_reference(env, old) };
+    }
 }
 
 /// Wraps `instance` in a new `External`; holds `buffer` (the zero-copy one) until the instance
@@ -204,26 +253,58 @@ pub fn unwrap<'a>(env: sys::napi_env, handle: sys::napi_value) -> Option<&'a Ins
     Some(unsafe { &*data.cast::<Instance>() })
 }
 
-/// Whether `env` can no longer run JS (it is being torn down). Runs no JS: reading a property
-/// of a fresh plain object only passes Node-API's "may this call run JS" check.
+/// Whether `env` can no longer run JS (it is being torn down). Runs no JS: it reads a property
+/// keyed by a symbol made just now from a fresh plain object. Node-API refuses the read (with
+/// napi_pending_exception or napi_cannot_run_js) when the environment cannot run JS; otherwise
+/// the lookup walks the object and `Object.prototype`, where no getter, setter or proxy of
+/// anyone's can be keyed by a symbol that did not exist before this call (and `Object.prototype`'s
+/// own prototype cannot be changed). (A string key such as "x" would meet a user's
+/// `Object.prototype.x` getter: user JS inside a finalizer.) Only on the env's thread.
 fn env_stopping(env: sys::napi_env) -> bool {
     let mut obj = ptr::null_mut();
+    let mut key = ptr::null_mut();
     let mut v = ptr::null_mut();
-    // SAFETY: called from a finalizer on the env's thread; the object is a local of a handle
-    // scope the finalizer runs in; a non-ok status is the answer, not an error.
+    // SAFETY: called from a finalizer on the env's thread (checked by the callers); the object
+    // and the symbol are locals of the handle scope the finalizer runs in; a non-ok status is the
+    // answer, not an error.
     unsafe {
         sys::napi_create_object(env, &mut obj) != sys::Status::napi_ok
-            || sys::napi_get_named_property(env, obj, c"x".as_ptr(), &mut v) != sys::Status::napi_ok
+            || sys::napi_create_symbol(env, ptr::null_mut(), &mut key) != sys::Status::napi_ok
+            || sys::napi_get_property(env, obj, key, &mut v) != sys::Status::napi_ok
     }
 }
 
-/// Whether the host finalizes external buffers as Node.js does: on the JS thread, with a usable
-/// env, and also when the environment is torn down even if the memory lives on elsewhere (Node.js,
-/// Bun). Otherwise (Deno) a buffer's finalizer is its V8 backing store's deleter: it runs once no
-/// agent holds the memory, on any thread, maybe after the env is gone, so it must not call
-/// Node-API — and need not, as dropping the mapping then is always safe. Told natively, from what
-/// the host executable exports (V8's embedder API or libuv, which Deno does not export), never
-/// from JS globals any JS could change.
+thread_local! {
+    /// This thread's token (0: not drawn yet); const-initialized without a destructor, so it can
+    /// be read even while the thread's other thread-locals are being destroyed.
+    static TOKEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A number unique to the current thread for the life of the process (never reused, unlike a
+/// thread-local's address), to tell a finalizer that runs on its env's thread from one that does
+/// not (Bun: on whichever thread frees the memory).
+fn this_thread() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    TOKEN.with(|t| {
+        if t.get() == 0 {
+            t.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        t.get()
+    })
+}
+
+/// Whether the host finalizes external buffers as Node.js and Bun do, in two respects:
+/// * **at teardown**: when an environment is torn down it finalizes every external buffer made
+///   there, even one whose memory was moved to another thread that still uses it (so the
+///   finalizer must decide: the witness);
+/// * **on which thread**: Node.js always finalizes on the env's thread, with a usable env; Bun on
+///   whichever thread frees the memory (the finalizer checks the thread before any Node-API call).
+///
+/// Otherwise (Deno) a buffer's finalizer is its V8 backing store's deleter: it runs once no agent
+/// holds the memory, on any thread, maybe after the env is gone, so it must not call Node-API —
+/// and need not, as dropping the mapping then is always safe. Told natively, from what the host
+/// executable exports (V8's embedder API or libuv, which Deno does not export), never from JS
+/// globals any JS could change.
 fn node_like_host() -> bool {
     static NODE_LIKE: OnceLock<bool> = OnceLock::new();
     *NODE_LIKE.get_or_init(|| {
@@ -240,33 +321,46 @@ fn node_like_host() -> bool {
 
 /// [`Witness::seen`] values.
 const UNSEEN: i32 = 0;
-/// The witness was finalized while the buffer was still attached in its environment.
+/// The witness was finalized, while its environment was stopping, with the buffer still attached
+/// there.
 const ATTACHED: i32 = 1;
-/// The witness was finalized while the buffer was detached (transferred, or `close()`d) or
-/// already collected.
+/// The witness was finalized, while its environment was stopping, with the buffer detached
+/// (transferred, or `close()`d) or already collected.
 const GONE: i32 = 2;
+
+/// The one byte behind every witness `ArrayBuffer`. Never freed: a witness moved to another
+/// thread (JS can reach it through the inspector) outlives its finalizer there, and may still
+/// read and write its byte; that then touches this static, never freed memory. Native code never
+/// reads it.
+static WITNESS_BYTE: AtomicU8 = AtomicU8::new(0);
 
 /// A user-visible buffer's witness (module docs): a 1-byte external `ArrayBuffer` made right
 /// after the buffer, that only a strong reference held by the buffer's [`BufferGuard`] keeps
-/// alive. Its finalizer records whether the buffer is still attached at that moment.
+/// alive. Its finalizer records whether the buffer is still attached at that moment — if that
+/// moment is the environment's teardown.
 struct Witness {
     /// Weak reference to the user-visible buffer.
     buffer: sys::napi_ref,
     seen: Arc<AtomicI32>,
-    /// The witness `ArrayBuffer`'s one byte (never read: no JS can reach that buffer).
-    byte: u8,
+    /// [`this_thread`] of the env's thread.
+    thread: u64,
 }
 
 unsafe extern "C" fn witness_finalized(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` is the Box<Witness> leaked in `make_witness`; Node-API calls this once.
+    // SAFETY: `hint` is the Box<Witness> leaked in `make_witness`; the runtime calls this once.
     let w = unsafe { Box::from_raw(hint.cast::<Witness>()) };
+    if w.thread != this_thread() {
+        // Bun: the witness was moved to another thread, which collected it. No Node-API here
+        // (the env is another thread's: the weak reference is leaked) and no verdict.
+        return;
+    }
     let mut scope = ptr::null_mut();
     let mut ab = ptr::null_mut();
     let mut detached = true;
-    // SAFETY: a finalizer on the env's thread; none of these calls runs JS; the weak reference
-    // is ours, and deleted here once. A failing call leaves `ab` null or `detached` true: GONE,
-    // which keeps the mapping (the safe answer).
-    unsafe {
+    // SAFETY: a finalizer on the env's thread (checked above); none of these calls runs JS
+    // (`env_stopping` included); the weak reference is ours, and deleted here once. A failing
+    // call leaves `ab` null or `detached` true: GONE, which keeps the mapping (the safe answer).
+    let stopping = unsafe {
         let scoped = sys::napi_open_handle_scope(env, &mut scope) == sys::Status::napi_ok;
         if sys::napi_get_reference_value(env, w.buffer, &mut ab) == sys::Status::napi_ok
             && !ab.is_null()
@@ -274,18 +368,26 @@ unsafe extern "C" fn witness_finalized(env: sys::napi_env, _data: *mut c_void, h
             sys::napi_is_detached_arraybuffer(env, ab, &mut detached);
         }
         sys::napi_delete_reference(env, w.buffer);
+        let stopping = env_stopping(env);
         if scoped {
             sys::napi_close_handle_scope(env, scope);
         }
+        stopping
+    };
+    // A verdict counts only once no JS can move the buffer any more. Before that the witness is
+    // collected only after its buffer's finalizer (which then reads nothing), or because JS got
+    // hold of it (the inspector) and moved or dropped it: then there is no verdict, and the
+    // buffer's finalizer falls back on `env_stopping`.
+    if stopping {
+        w.seen.store(
+            if ab.is_null() || detached {
+                GONE
+            } else {
+                ATTACHED
+            },
+            Ordering::SeqCst,
+        );
     }
-    w.seen.store(
-        if ab.is_null() || detached {
-            GONE
-        } else {
-            ATTACHED
-        },
-        Ordering::SeqCst,
-    );
 }
 
 /// Makes `buffer`'s witness; returns the strong reference that keeps it alive, or null if the
@@ -303,17 +405,16 @@ fn make_witness(
     let w = Box::into_raw(Box::new(Witness {
         buffer: weak,
         seen: Arc::clone(seen),
-        byte: 0,
+        thread: this_thread(),
     }));
     let mut ab = ptr::null_mut();
     let mut strong = ptr::null_mut();
-    // SAFETY: the byte lives in the Box until `witness_finalized` frees it, which Node-API
-    // calls once the witness buffer is gone (collected or detached at teardown); no JS ever
-    // holds the witness, so nothing reads or writes that byte.
+    // SAFETY: the byte is a static, valid for the life of the process whoever holds the witness
+    // and whenever it is finalized; native code never reads it (JS writes to it are harmless).
     let made = unsafe {
         sys::napi_create_external_arraybuffer(
             env,
-            ptr::addr_of_mut!((*w).byte).cast(),
+            WITNESS_BYTE.as_ptr().cast(),
             1,
             Some(witness_finalized),
             w.cast(),
@@ -352,6 +453,8 @@ struct BufferGuard {
     seen: Option<Arc<AtomicI32>>,
     /// Strong reference to the witness (null: none).
     witness: sys::napi_ref,
+    /// [`this_thread`] of the env's thread (the one that made the buffer).
+    thread: u64,
 }
 
 unsafe extern "C" fn release_guard(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
@@ -360,18 +463,26 @@ unsafe extern "C" fn release_guard(env: sys::napi_env, _data: *mut c_void, hint:
     if !node_like_host() {
         return; // no agent holds the memory any more: drop the mapping (no Node-API here)
     }
+    if guard.thread != this_thread() {
+        // Bun: the buffer was moved to another thread, and this one freed its memory — the last
+        // reference to it, so no agent can reach the mapping any more: drop our part of it, as
+        // on Deno. `env` is the owning thread's, busy or gone: no Node-API here (the strong
+        // reference to the witness is leaked; the witness goes at its env's teardown).
+        return;
+    }
     if !guard.witness.is_null() {
         // The witness may go now (if the environment still runs, it is collected later and
-        // records a verdict nobody reads).
-        // SAFETY: our strong reference, deleted once, on the env's thread.
+        // records no verdict).
+        // SAFETY: our strong reference, deleted once, on the env's thread (checked above).
         unsafe { sys::napi_delete_reference(env, guard.witness) };
     }
     let keep = match guard.seen.as_ref().map(|s| s.load(Ordering::SeqCst)) {
         None => false,
         Some(ATTACHED) => false,
         Some(GONE) => true,
-        // No verdict: collected while its environment runs, or a runtime that finalized the
-        // witness after the buffer (or none made): keep it if the environment is stopping.
+        // No verdict: collected while its environment runs, a witness JS got hold of and let go
+        // early, or a runtime that finalized the witness after the buffer (or none made): keep
+        // it if the environment is stopping.
         Some(_) => env_stopping(env),
     };
     if keep {
@@ -414,6 +525,7 @@ pub fn external_buffer(
         region: Arc::clone(region),
         seen,
         witness: ptr::null_mut(),
+        thread: this_thread(),
     }));
     let mut ab = ptr::null_mut();
     // SAFETY: `ptr` is valid for `region.len()` bytes until the region unmaps, which happens

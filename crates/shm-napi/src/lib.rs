@@ -172,6 +172,7 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
             shared_made: Default::default(),
             closed: Default::default(),
             held: std::cell::Cell::new(ptr::null_mut()),
+            held_view: std::cell::Cell::new(ptr::null_mut()),
             made,
         },
         (!caged).then_some(buffer),
