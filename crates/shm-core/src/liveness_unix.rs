@@ -19,7 +19,11 @@ use crate::Error;
 fn lock_dir() -> PathBuf {
     // Never `$TMPDIR` / `std::env::temp_dir()`: per user (and per sandbox) on macOS, so peers of
     // two users would each see the other's lock files missing, i.e. every live participant dead.
-    PathBuf::from(if cfg!(target_os = "linux") { "/dev/shm" } else { "/tmp" })
+    PathBuf::from(if cfg!(target_os = "linux") {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    })
 }
 
 /// The lock file of participant `token` of the segment `name` (leading `/` ignored).
@@ -260,10 +264,16 @@ mod tests {
         let live = ParticipantLock::acquire(&n).unwrap();
         let link = lock_path(&n, 4243);
         std::os::unix::fs::symlink(lock_path(&n, live.token()), &link).unwrap();
-        assert!(!participant_alive(&n, 4243), "a symlink is not a participant's lock file");
+        assert!(
+            !participant_alive(&n, 4243),
+            "a symlink is not a participant's lock file"
+        );
         let sock = lock_path(&n, 4244);
         let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        assert!(!participant_alive(&n, 4244), "a socket is not a participant's lock file");
+        assert!(
+            !participant_alive(&n, 4244),
+            "a socket is not a participant's lock file"
+        );
         assert!(participant_alive(&n, live.token().into()));
         drop((live, listener));
         let _ = std::fs::remove_file(&link);
