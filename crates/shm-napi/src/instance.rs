@@ -421,10 +421,12 @@ fn make_witness(
             &mut ab,
         )
     } == sys::Status::napi_ok;
-    // SAFETY: `ab` is a live local of this callback.
-    if made
-        && unsafe { sys::napi_create_reference(env, ab, 1, &mut strong) } == sys::Status::napi_ok
-    {
+    let held = made && {
+        // SAFETY: `ab` is a live local of this callback.
+        let status = unsafe { sys::napi_create_reference(env, ab, 1, &mut strong) };
+        status == sys::Status::napi_ok
+    };
+    if held {
         return strong;
     }
     // SAFETY: `w` came from Box::into_raw above; if Node-API took it, its finalizer cannot run
