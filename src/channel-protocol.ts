@@ -71,7 +71,14 @@ const BACKOFF_FIRST_MS = 0.02
 const BACKOFF_NAP_MS = 0.2
 const BACKOFF_MAX_MS = 2
 /** The word the naps wait on: private, never notified. */
-const NAP = new Int32Array(new SharedArrayBuffer(4))
+let NAP: Int32Array | undefined
+/** Sleeps `ms` on a private word. The word is made on first use, not at load: nothing of this
+ * module may call a global constructor while the package loads (one patched before the load
+ * could recurse or throw there). */
+function sleepFor(ms: number): void {
+  NAP ??= new Int32Array(new SharedArrayBuffer(4))
+  Atomics.wait(NAP, 0, 0, ms)
+}
 
 export function endedError(name: string): Error {
   return coded(new Error(`channel '${name}' has ended`), 'ERR_SHM_CHANNEL_ENDED')
@@ -329,7 +336,7 @@ export class Protocol {
     // per release while we are merely descheduled), doubling up to BACKOFF_MAX_MS in all.
     const last = Math.min(deadline, until + BACKOFF_MAX_MS)
     for (let nap = BACKOFF_FIRST_MS; performance.now() < last; nap = Math.min(nap * 2, BACKOFF_NAP_MS)) {
-      Atomics.wait(NAP, 0, 0, nap)
+      sleepFor(nap)
       if (this.w.load(O_HEAD) !== seen || this.w.load(O_ENDED) !== 0) return true
     }
     return false
@@ -506,7 +513,7 @@ export class Protocol {
     if (SPIN_MS === 0) return r
     const last = Math.min(deadline, performance.now() + BACKOFF_MAX_MS)
     for (let nap = BACKOFF_FIRST_MS; performance.now() < last; nap = Math.min(nap * 2, BACKOFF_NAP_MS)) {
-      Atomics.wait(NAP, 0, 0, nap)
+      sleepFor(nap)
       r = this.poll()
       if (r === null || r >= 0 || r === MORE) return r
     }
