@@ -188,7 +188,7 @@ async function main() {
         } catch {}
         const ok = r.code === 0 && !r.signal && rec && rec.worstOverMs <= OVERRUN_MS
         if (!ok) failures++
-        console.log(`${ok ? 'ok  ' : 'FAIL'} [${mode}] round ${round} ${chMode} cap ${capacity} ${r.lang}: ${rec ? `${rec.calls} calls, worst overrun ${rec.worstOverMs} ms, errors ${JSON.stringify(rec.errors)}` : `exit ${r.code ?? r.signal}`}${ok ? '' : `\n     ${r.stderr.trim().split('\n').slice(-5).join('\n     ')}`}`)
+        console.log(`${ok ? 'ok  ' : 'FAIL'} [${mode}] round ${round} ${chMode} cap ${capacity} ${r.lang}: ${rec ? `${rec.calls} calls, worst overrun ${rec.worstOverMs} ms, errors ${JSON.stringify(rec.errors)}` : `exit ${r.code ?? r.signal}`}${ok ? '' : `\n     ${r.stderr.trim().split('\n').slice(0, 12).join('\n     ')}`}`)
       }
       console.log(`     (${writes} hostile writes)`)
     }

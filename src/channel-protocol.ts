@@ -151,8 +151,8 @@ export class Protocol {
   /** `used = tail − head` (unsigned), checked: garbage is ERR_SHM_CHANNEL_LAYOUT (§1). */
   #used(tail: number, head: number): number {
     const used = (tail - head) >>> 0
-    if (used > this.cap || (used & 7) !== 0) {
-      throw layoutError(this.name, `tail ${tail >>> 0} − head ${head >>> 0} is ${used}, not a multiple of 8 within the capacity ${this.cap}`)
+    if (used > this.cap || ((tail | head) & 7) !== 0) {
+      throw layoutError(this.name, `tail ${tail >>> 0} − head ${head >>> 0} is ${used}: both must be multiples of 8, within the capacity ${this.cap} of each other`)
     }
     return used
   }
@@ -213,8 +213,12 @@ export class Protocol {
       if (this.#alive(holder)) throw busyError(this.name, 'one-to-one producer', holder)
       if (this.w.cas(O_LOCK, holder, me) === holder) break
     }
+    const tail = this.w.load(O_TAIL)
+    // The cached tail only moves by whole records from here: a misaligned one (a peer's garbage)
+    // would put every record header of this producer off its 8-byte grid (§7).
+    if ((tail & 7) !== 0) throw layoutError(this.name, `tail ${tail >>> 0} is not a multiple of 8`)
     this.producing = true
-    this.#tail = this.w.load(O_TAIL)
+    this.#tail = tail
     this.headSeen = this.w.load(O_HEAD)
   }
 

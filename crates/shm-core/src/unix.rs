@@ -143,8 +143,13 @@ impl Segment {
             return Err(Error::os("ftruncate", io::Error::from(Errno::FBIG)));
         }
         // Should the name vanish between our exclusive attempt and the open of the existing
-        // segment (a peer unlinked it), try again a few times.
-        for _ in 0..8 {
+        // segment (a peer unlinked it), try again; a peer that creates and unlinks in a tight
+        // loop can win several rounds in a row (8 were lost once under valgrind's serialized
+        // threads), so give it many, yielding between them.
+        for attempt in 0..64 {
+            if attempt > 0 {
+                std::thread::yield_now();
+            }
             match shm_open(&path, How::CreateExclusive(mode)) {
                 Ok(fd) => {
                     if let Err(e) = rustix::fs::ftruncate(&fd, len) {
