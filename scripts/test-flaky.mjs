@@ -7,6 +7,7 @@
 //   node scripts/test-flaky.mjs                      # 200 runs of each, both modes, CPU busy
 //   node scripts/test-flaky.mjs --runs 20 --only model --modes caged --no-busy
 //   node scripts/test-flaky.mjs --list
+//   node scripts/test-flaky.mjs --minutes 90   # stop after the round that passes 90 minutes
 //
 // Needs a built addon (`npm run build`). Each run is its own `ava` process (fresh seeds: the
 // property tests draw theirs from Date.now() unless FC_SEED is set, and print it on failure).
@@ -29,7 +30,7 @@ export const TESTS = [
 ]
 
 function parse(argv) {
-  const o = { runs: 200, only: null, modes: ['zero-copy', 'caged'], busy: true, list: false, timeoutS: 180 }
+  const o = { runs: 200, only: null, modes: ['zero-copy', 'caged'], busy: true, list: false, timeoutS: 180, minutes: 0 }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--runs') o.runs = Number(argv[++i])
@@ -38,6 +39,7 @@ function parse(argv) {
     else if (a === '--no-busy') o.busy = false
     else if (a === '--timeout') o.timeoutS = Number(argv[++i])
     else if (a === '--list') o.list = true
+    else if (a === '--minutes') o.minutes = Number(argv[++i])
     else throw new Error(`unknown argument ${a}`)
   }
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a positive integer')
@@ -82,51 +84,63 @@ async function main() {
   }
   let busy = null
   if (o.busy) busy = spawn(process.execPath, ['-e', BUSY], { stdio: 'ignore' })
+  const node = spawnSync(process.execPath, ['--version'], { encoding: 'utf8' }).stdout.trim()
+  console.log(`test:flaky: ${o.runs} runs × ${tests.length} tests × ${o.modes.join('+')}; node ${node}; ` +
+    `${availableParallelism()} CPUs; other CPU busy: ${o.busy}; load at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
+  // Round-robin: run i of every test and mode before run i + 1 of any, so a run stopped early
+  // (SIGINT/SIGTERM, or --minutes) still reports every row with about the same count.
+  const cells = []
+  for (const [id, file, match] of tests) {
+    for (const mode of o.modes) cells.push({ id, file, match, mode, runs: 0, fails: 0, total: 0, slowest: 0, notes: [] })
+  }
+  const t0 = Date.now()
+  let stopped = null
+  const report = () => {
+    const rows = cells.map((c) => `| ${c.id} | ${c.mode} | ${c.runs} | ${c.fails} | ${c.runs ? (c.total / c.runs / 1000).toFixed(1) : '—'} s | ` +
+      `${(c.slowest / 1000).toFixed(1)} s | ${c.notes.join('; ') || '—'} |`)
+    console.log(`\n| test | mode | runs | failed | mean | slowest | failures |\n|---|---|---|---|---|---|---|\n${rows.join('\n')}`)
+    console.log(`load at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; wall ${((Date.now() - t0) / 60000).toFixed(1)} min${stopped ? `; stopped early (${stopped})` : ''}`)
+    const runs = cells.reduce((a, c) => a + c.runs, 0)
+    const failures = cells.reduce((a, c) => a + c.fails, 0)
+    console.log(`flaky: ${runs - failures} passed, ${failures} failed`)
+    return failures
+  }
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
       busy?.kill('SIGKILL')
       current?.kill('SIGKILL')
+      stopped = sig
+      report()
       process.exit(2)
     })
   }
-  const node = spawnSync(process.execPath, ['--version'], { encoding: 'utf8' }).stdout.trim()
-  console.log(`test:flaky: ${o.runs} runs × ${tests.length} tests × ${o.modes.join('+')}; node ${node}; ` +
-    `${availableParallelism()} CPUs; other CPU busy: ${o.busy}; load at start ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
-  const rows = []
-  let failures = 0
   try {
-    for (const [id, file, match] of tests) {
-      for (const mode of o.modes) {
-        let fails = 0
-        let slowest = 0
-        let total = 0
-        const notes = []
-        for (let i = 1; i <= o.runs; i++) {
-          const r = await runOnce(file, match, mode, o.timeoutS)
-          total += r.ms
-          slowest = Math.max(slowest, r.ms)
-          if (!r.ok) {
-            fails++
-            const seed = /seed[^0-9-]*(-?\d+)/i.exec(r.out)
-            notes.push(`run ${i}: exit ${r.code ?? r.signal}${seed ? `, seed ${seed[1]}` : ''}`)
-            console.log(`--- ${id} ${mode} run ${i} FAILED (exit ${r.code ?? r.signal}, ${r.ms} ms)\n${r.out.split('\n').slice(-40).join('\n')}`)
-          }
-          if (i % 25 === 0 || i === o.runs) {
-            process.stdout.write(`  ${id} ${mode}: ${i}/${o.runs} runs, ${fails} failed\n`)
-          }
+    for (let i = 1; i <= o.runs && !stopped; i++) {
+      if (o.minutes && Date.now() - t0 > o.minutes * 60000) {
+        stopped = `--minutes ${o.minutes}`
+        break
+      }
+      for (const c of cells) {
+        const r = await runOnce(c.file, c.match, c.mode, o.timeoutS)
+        c.runs++
+        c.total += r.ms
+        c.slowest = Math.max(c.slowest, r.ms)
+        if (!r.ok) {
+          c.fails++
+          const seed = /seed[^0-9-]*(-?\d+)/i.exec(r.out)
+          c.notes.push(`run ${i}: exit ${r.code ?? r.signal}${seed ? `, seed ${seed[1]}` : ''}`)
+          console.log(`--- ${c.id} ${c.mode} run ${i} FAILED (exit ${r.code ?? r.signal}, ${r.ms} ms)\n${r.out.split('\n').slice(-40).join('\n')}`)
         }
-        failures += fails
-        rows.push(`| ${id} | ${mode} | ${o.runs} | ${fails} | ${(total / o.runs / 1000).toFixed(1)} s | ${(slowest / 1000).toFixed(1)} s | ${notes.join('; ') || '—'} |`)
+      }
+      if (i % 10 === 0 || i === o.runs) {
+        const f = cells.reduce((a, c) => a + c.fails, 0)
+        console.log(`  round ${i}/${o.runs}: ${f} failed so far; load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
       }
     }
   } finally {
     busy?.kill('SIGKILL')
   }
-  console.log(`\n| test | mode | runs | failed | mean | slowest | failures |\n|---|---|---|---|---|---|---|\n${rows.join('\n')}`)
-  console.log(`load at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
-  const n = rows.length * o.runs
-  console.log(`flaky: ${n - failures} passed, ${failures} failed`)
-  process.exitCode = failures ? 1 : 0
+  process.exitCode = report() ? 1 : 0
 }
 
 main().catch((e) => {
