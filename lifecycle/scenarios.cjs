@@ -674,27 +674,7 @@ ROLES.stealView = async ({ name, via }, send) => {
   for (const r of restore) r()
   if (via === 'inspector') {
     // No intrinsic patched: the in-process inspector lists every ArrayBuffer of this isolate.
-    let inspector
-    try {
-      inspector = require('node:inspector')
-      if (typeof inspector.Session !== 'function') throw new Error('no inspector.Session')
-    } catch (e) {
-      na(`node:inspector Session missing (${errStr(e)})`)
-    }
-    const sess = new inspector.Session()
-    const post = (m, p) => new Promise((res, rej) => sess.post(m, p, (e, r) => (e ? rej(e) : res(r))))
-    sess.connect()
-    try {
-      const proto = await post('Runtime.evaluate', { expression: 'ArrayBuffer.prototype' })
-      const q = await post('Runtime.queryObjects', { prototypeObjectId: proto.result.objectId })
-      await post('Runtime.callFunctionOn', { objectId: q.objects.objectId, functionDeclaration: 'function () { globalThis.__allBuffers = this }' })
-    } catch (e) {
-      na(`the inspector cannot list objects here (${errStr(e)})`)
-    } finally {
-      sess.disconnect()
-    }
-    const all = globalThis.__allBuffers
-    delete globalThis.__allBuffers
+    const all = await allArrayBuffers()
     stolen = all.find((ab) => ab !== mem.buffer && ab.byteLength === SIZE && hex(ab, 0, 4) === HEAD) ?? null
   }
   if (stolen === null) return send({ type: 'nothing' })
