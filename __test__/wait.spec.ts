@@ -6,24 +6,32 @@ import { readFileSync } from 'node:fs'
 import { SharedMemory } from '../dist'
 import { ROOT, uniqueName } from './helpers/util'
 
-/** Runs a Node child and kills it (failing the test) if it has not exited within `ms`. */
-function runNodeBounded(script: string, args: string[], ms: number) {
-  return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; killed: boolean }>((resolve) => {
-    const child = spawn(process.execPath, ['-e', script, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    let killed = false
-    const timer = setTimeout(() => {
-      killed = true
-      child.kill('SIGKILL')
-    }, ms)
-    child.stdout.on('data', (d) => (stdout += d))
-    child.stderr.on('data', (d) => (stderr += d))
+/** Spawns a Node child running `script`; `done` resolves when it exits (killed after `ms`). */
+function spawnBounded(script: string, args: string[], ms: number) {
+  const child = spawn(process.execPath, ['-e', script, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  let killed = false
+  let exited = false
+  const timer = setTimeout(() => {
+    killed = true
+    child.kill('SIGKILL')
+  }, ms)
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string; killed: boolean }>((resolve) => {
     child.on('close', (code, signal) => {
+      exited = true
       clearTimeout(timer)
       resolve({ code, signal, stdout, stderr, killed })
     })
   })
+  return { pid: child.pid!, done, exited: () => exited, stdout: () => stdout }
+}
+
+/** Runs a Node child and kills it (failing the test) if it has not exited within `ms`. */
+function runNodeBounded(script: string, args: string[], ms: number) {
+  return spawnBounded(script, args, ms).done
 }
 
 const PINGPONG = `
@@ -130,29 +138,6 @@ test('waitAsync is woken by a notify from another process', async (t) => {
   t.is(mem.atomicLoad(8), 0)
   mem.close()
 })
-
-/** Spawns a Node child running `script`; `done` resolves when it exits (killed after `ms`). */
-function spawnBounded(script: string, args: string[], ms: number) {
-  const child = spawn(process.execPath, ['-e', script, '--', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  let killed = false
-  let exited = false
-  const timer = setTimeout(() => {
-    killed = true
-    child.kill('SIGKILL')
-  }, ms)
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }>((resolve) => {
-    child.on('close', (code) => {
-      exited = true
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr, killed })
-    })
-  })
-  return { pid: child.pid!, done, exited: () => exited, stdout: () => stdout }
-}
 
 /**
  * Whether the main thread of `pid` is asleep in the kernel in futex(2) on OUR word: wait()
