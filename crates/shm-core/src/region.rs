@@ -219,21 +219,51 @@ impl Region {
         Ok(())
     }
 
-    /// What a fault (or a futex `EFAULT`) on the range `..end` means: the segment shrank
-    /// below `end` (the usual case), else an OS error (`ENOMEM`: the page could not be
-    /// provided). One `fstat`/`lseek`, on this error path only.
-    fn fault_error(&self, guard: &Guard<'_>, end: usize) -> RegionError {
+    /// What a fault (or a futex `EFAULT`) on the range `..end` means: `Some(Shrunk)` when the
+    /// segment no longer covers `..end` (the usual case); `None` when it covers it again (a
+    /// peer shrank and regrew it since the access faulted): the caller retries the access.
+    /// One `fstat`/`lseek`, on this error path only.
+    fn after_fault(&self, guard: &Guard<'_>, end: usize) -> Option<RegionError> {
         let Some(segment) = self.segment(guard) else {
-            return RegionError::Closed;
+            return Some(RegionError::Closed);
         };
         match segment.size() {
-            Ok(size) if size < end as u64 => RegionError::Shrunk {
+            Ok(size) if size < end as u64 => Some(RegionError::Shrunk {
                 size,
                 needed: end as u64,
-            },
-            Ok(_) => RegionError::Os(Error::os("mmap access", fault::unexplained())),
-            Err(e) => RegionError::Os(e),
+            }),
+            Ok(_) => None,
+            Err(e) => Some(RegionError::Os(e)),
         }
+    }
+
+    /// The error for an access to `..end` that kept faulting while the segment covered it
+    /// [`FAULT_RETRIES`] times in a row: a page the system could not provide (`tmpfs` full).
+    fn unexplained_fault() -> RegionError {
+        RegionError::Os(Error::os("mmap access", fault::unexplained()))
+    }
+
+    /// Runs a guarded access to `..end`; a fault is [`RegionError::Shrunk`] when the segment
+    /// no longer covers `..end`, and the access is retried when it does again (shrunk and
+    /// regrown by a peer in between: then the access succeeds on the regrown segment). A
+    /// retry is safe: a faulting atomic had no effect, and a copy copies the same bytes again.
+    fn guarded<T>(
+        &self,
+        guard: &Guard<'_>,
+        end: usize,
+        mut access: impl FnMut() -> Result<T, fault::Fault>,
+    ) -> Result<T, RegionError> {
+        for _ in 0..FAULT_RETRIES {
+            match access() {
+                Ok(v) => return Ok(v),
+                Err(fault::Fault) => {
+                    if let Some(e) = self.after_fault(guard, end) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Err(Self::unexplained_fault())
     }
 
     /// Copies `dst.len()` bytes at `offset` out of the segment. A peer that shrank the segment
@@ -248,10 +278,9 @@ impl Region {
         // SAFETY: the range is inside the mapping (checked) and not empty, the mapping stays
         // mapped while the guard is held, a fault on it becomes `Err` (or the size was checked
         // just now where no guard exists), and `dst` is a separate buffer owned by the caller.
-        unsafe {
+        self.guarded(&guard, offset + dst.len(), || unsafe {
             fault::copy_from_segment(self.ptr.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
-        }
-        .map_err(|_| self.fault_error(&guard, offset + dst.len()))
+        })
     }
 
     /// Copies `src` into the segment at `offset`, with the same size re-check as [`read`](Self::read).
@@ -266,8 +295,9 @@ impl Region {
         }
         self.check_size(&guard, offset + src.len())?;
         // SAFETY: as in `read`; the mapping is shared and writable (read-write access checked).
-        unsafe { fault::copy_to_segment(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len()) }
-            .map_err(|_| self.fault_error(&guard, offset + src.len()))
+        self.guarded(&guard, offset + src.len(), || unsafe {
+            fault::copy_to_segment(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
+        })
     }
 
     /// Checks the bounds of an `Int32` operation at `byte_offset`.
@@ -302,7 +332,7 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         // SAFETY: `p` is an aligned word of the mapping (checked by `atomic`), mapped while the
         // guard is held; a fault on it becomes `Err`.
-        unsafe { fault::load(p) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))
+        self.guarded(&guard, byte_offset + 4, || unsafe { fault::load(p) })
     }
 
     /// Sequentially consistent store; returns `value`, as `Atomics.store` does.
@@ -311,7 +341,7 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `load`; the mapping is writable (checked).
-        unsafe { fault::store(p, value) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))?;
+        self.guarded(&guard, byte_offset + 4, || unsafe { fault::store(p, value) })?;
         Ok(value)
     }
 
@@ -321,7 +351,7 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `store`.
-        unsafe { fault::add(p, delta) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))
+        self.guarded(&guard, byte_offset + 4, || unsafe { fault::add(p, delta) })
     }
 
     /// Compare-and-exchange; returns the old value (equal to `expected` when it swapped).
@@ -335,8 +365,9 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `store`.
-        unsafe { fault::compare_exchange(p, expected, replacement) }
-            .map_err(|_| self.fault_error(&guard, byte_offset + 4))
+        self.guarded(&guard, byte_offset + 4, || unsafe {
+            fault::compare_exchange(p, expected, replacement)
+        })
     }
 
     /// Blocks the calling thread while the `Int32` at `byte_offset` equals `expected`, until a
@@ -377,8 +408,19 @@ impl Region {
         let p = atomic.as_ptr();
         // Every load of the word is guarded (`None`: its page is gone), and so is the futex
         // call (`EFAULT`).
-        // SAFETY: `p` is an aligned word of the mapping, mapped while the guard is held.
-        let load = || unsafe { fault::load(p) }.ok();
+        // A fault is retried while the segment covers the word again (see `guarded`); the
+        // error it ended with is kept for the result.
+        let failed = std::cell::Cell::new(None);
+        let load = || {
+            // SAFETY: `p` is an aligned word of the mapping, mapped while the guard is held.
+            match self.guarded(&guard, byte_offset + 4, || unsafe { fault::load(p) }) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failed.set(Some(e));
+                    None
+                }
+            }
+        };
         let outcome = match load() {
             None => Err(None),
             Some(v) if v != expected => Ok(Some(WaitOutcome::NotEqual)),
@@ -401,7 +443,10 @@ impl Region {
         };
         let outcome = outcome.map_err(|e| match e {
             Some(e) if !fault::is_gone(&e) => RegionError::Os(Error::os(futex::WAIT_SYSCALL, e)),
-            _ => self.fault_error(&guard, byte_offset + 4),
+            _ => failed.take().unwrap_or_else(|| {
+                self.after_fault(&guard, byte_offset + 4)
+                    .unwrap_or_else(Self::unexplained_fault)
+            }),
         });
         drop(guard);
         if self.is_closed() {
@@ -447,6 +492,9 @@ impl Region {
                 Ok(WaitOutcome::NotEqual) => break Ok(Some(WaitOutcome::Ok)),
                 // Woken: by a notify, or by `wake_waiters` for a waiter that must stop.
                 Ok(WaitOutcome::Ok) => break Ok((!interrupted()).then_some(WaitOutcome::Ok)),
+                // The word's page is gone: the guarded load below tells a shrink (and ends
+                // the wait) from a segment regrown in between (then the wait goes on).
+                Err(e) if fault::is_gone(&e) => {}
                 Err(e) => break Err(e),
             }
             match load() {
@@ -498,13 +546,19 @@ impl Region {
     pub fn notify(&self, byte_offset: usize, count: u32) -> Result<u32, RegionError> {
         let guard = self.enter()?;
         let atomic = self.atomic(byte_offset)?;
-        futex::wake(atomic, count).map_err(|e| {
-            if fault::is_gone(&e) {
-                self.fault_error(&guard, byte_offset + 4)
-            } else {
-                RegionError::Os(Error::os(futex::WAKE_SYSCALL, e))
+        for _ in 0..FAULT_RETRIES {
+            match futex::wake(atomic, count) {
+                Ok(n) => return Ok(n),
+                Err(e) if fault::is_gone(&e) => {
+                    // Shrunk, or regrown since: then wake again (as in `guarded`).
+                    if let Some(e) = self.after_fault(&guard, byte_offset + 4) {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(RegionError::Os(Error::os(futex::WAKE_SYSCALL, e))),
             }
-        })
+        }
+        Err(Self::unexplained_fault())
     }
 
     /// Closes the region: later operations fail with [`RegionError::Closed`], threads blocked
@@ -544,6 +598,10 @@ pub const WAIT_SLICE: Duration = Duration::from_millis(20);
 
 /// How long a waiter watches the word before it asks the kernel to put it to sleep.
 const SPIN: Duration = Duration::from_micros(3);
+
+/// How many times a guarded access that faulted is retried while the segment covers its range
+/// again (a peer that shrinks and regrows it): past that, the page could not be provided.
+const FAULT_RETRIES: usize = 8;
 
 /// Adaptive spin before sleeping, as glibc's adaptive mutexes do (and, like them, only where
 /// this process may run on more than one CPU): a peer on another core
