@@ -73,12 +73,6 @@ pub(crate) const GUARDED: bool = true;
 #[derive(Debug)]
 pub(crate) struct Fault;
 
-/// The error for a fault on bytes the segment still covers (a `tmpfs` that cannot provide
-/// the page, or a peer that shrank and grew the segment again in between).
-pub(crate) fn unexplained() -> std::io::Error {
-    std::io::Error::from_raw_os_error(libc::ENOMEM)
-}
-
 /// The error a guarded load of a vanished word stands for (what the futex call says then).
 pub(crate) fn gone() -> std::io::Error {
     std::io::Error::from_raw_os_error(libc::EFAULT)
@@ -452,14 +446,7 @@ type Entry = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
 /// that never returns (`siglongjmp`), chains with a copy of `siginfo`, or re-raises the signal
 /// leaves nothing behind and cannot make the fault go round in a loop.
 const ENTRIES: [Entry; CHAIN_MAX] = [
-    entry::<0>,
-    entry::<1>,
-    entry::<2>,
-    entry::<3>,
-    entry::<4>,
-    entry::<5>,
-    entry::<6>,
-    entry::<7>,
+    entry::<0>, entry::<1>, entry::<2>, entry::<3>, entry::<4>, entry::<5>, entry::<6>, entry::<7>,
 ];
 
 /// Whether `action` (a `sa_sigaction` value) is one of our entries.
@@ -572,11 +559,7 @@ unsafe fn pass_on(
     info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
 ) {
-    let Some(chain) = SIGNALS
-        .iter()
-        .position(|&s| s == sig)
-        .map(|i| &CHAINS[i])
-    else {
+    let Some(chain) = SIGNALS.iter().position(|&s| s == sig).map(|i| &CHAINS[i]) else {
         // SAFETY: the handler's arguments.
         return unsafe { call(None, sig, info, ctx) };
     };

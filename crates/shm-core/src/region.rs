@@ -24,7 +24,8 @@ pub enum RegionError {
     /// (`ftruncate`). Nothing was copied or changed, unless the truncation happened during
     /// the copy itself (then a prefix of the range may have been copied).
     Shrunk {
-        /// The segment's size now.
+        /// The segment's size now; `>= needed` when it grew back (a peer shrank and regrew it
+        /// faster than the access could be retried).
         size: u64,
         /// The end of the range the operation needed.
         needed: u64,
@@ -42,6 +43,10 @@ impl fmt::Display for RegionError {
             RegionError::OutOfRange => f.write_str("the range is outside the mapping"),
             RegionError::Misaligned => f.write_str("the byte offset is not a multiple of 4"),
             RegionError::ReadOnly => f.write_str("the shared memory was opened read-only"),
+            RegionError::Shrunk { size, needed } if size >= needed => write!(
+                f,
+                "the segment shrank below {needed} bytes while mapped and grew back to {size} bytes"
+            ),
             RegionError::Shrunk { size, needed } => write!(
                 f,
                 "the segment shrank to {size} bytes while mapped; bytes up to {needed} are gone"
@@ -219,51 +224,58 @@ impl Region {
         Ok(())
     }
 
-    /// What a fault (or a futex `EFAULT`) on the range `..end` means: `Some(Shrunk)` when the
-    /// segment no longer covers `..end` (the usual case); `None` when it covers it again (a
+    /// What a fault (or a futex `EFAULT`) on the range `..end` means: `Err(Shrunk)` when the
+    /// segment no longer covers `..end` (the usual case); `Ok(size)` when it covers it again (a
     /// peer shrank and regrew it since the access faulted): the caller retries the access.
     /// One `fstat`/`lseek`, on this error path only.
-    fn after_fault(&self, guard: &Guard<'_>, end: usize) -> Option<RegionError> {
+    fn after_fault(&self, guard: &Guard<'_>, end: usize) -> Result<u64, RegionError> {
         let Some(segment) = self.segment(guard) else {
-            return Some(RegionError::Closed);
+            return Err(RegionError::Closed);
         };
         match segment.size() {
-            Ok(size) if size < end as u64 => Some(RegionError::Shrunk {
+            Ok(size) if size < end as u64 => Err(RegionError::Shrunk {
                 size,
                 needed: end as u64,
             }),
-            Ok(_) => None,
-            Err(e) => Some(RegionError::Os(e)),
+            Ok(size) => Ok(size),
+            Err(e) => Err(RegionError::Os(e)),
         }
     }
 
-    /// The error for an access to `..end` that kept faulting while the segment covered it
-    /// [`FAULT_RETRIES`] times in a row: a page the system could not provide (`tmpfs` full).
-    fn unexplained_fault() -> RegionError {
-        RegionError::Os(Error::os("mmap access", fault::unexplained()))
-    }
-
-    /// Runs a guarded access to `..end`; a fault is [`RegionError::Shrunk`] when the segment
-    /// no longer covers `..end`, and the access is retried when it does again (shrunk and
-    /// regrown by a peer in between: then the access succeeds on the regrown segment). A
-    /// retry is safe: a faulting atomic had no effect, and a copy copies the same bytes again.
+    /// Runs a guarded access to `..end`. A fault is always [`RegionError::Shrunk`]: the access
+    /// is retried (up to [`FAULT_RETRIES`] times) while the segment covers `..end` again
+    /// (shrunk and regrown by a peer in between: the access then succeeds on the regrown
+    /// segment); if it never got through, `Shrunk` with the size it had grown back to
+    /// (`size >= needed`). A retry is safe: a faulting atomic had no effect, and a copy copies
+    /// the same bytes again.
     fn guarded<T>(
         &self,
         guard: &Guard<'_>,
         end: usize,
         mut access: impl FnMut() -> Result<T, fault::Fault>,
     ) -> Result<T, RegionError> {
+        let mut size = 0;
         for _ in 0..FAULT_RETRIES {
             match access() {
                 Ok(v) => return Ok(v),
-                Err(fault::Fault) => {
-                    if let Some(e) = self.after_fault(guard, end) {
-                        return Err(e);
-                    }
-                }
+                Err(fault::Fault) => size = self.after_fault(guard, end)?,
             }
         }
-        Err(Self::unexplained_fault())
+        Err(RegionError::Shrunk {
+            size,
+            needed: end as u64,
+        })
+    }
+
+    /// The error for a fault on `..end` seen after the access (see [`guarded`](Self::guarded)).
+    fn fault_error(&self, guard: &Guard<'_>, end: usize) -> RegionError {
+        match self.after_fault(guard, end) {
+            Err(e) => e,
+            Ok(size) => RegionError::Shrunk {
+                size,
+                needed: end as u64,
+            },
+        }
     }
 
     /// Copies `dst.len()` bytes at `offset` out of the segment. A peer that shrank the segment
@@ -341,7 +353,9 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `load`; the mapping is writable (checked).
-        self.guarded(&guard, byte_offset + 4, || unsafe { fault::store(p, value) })?;
+        self.guarded(&guard, byte_offset + 4, || unsafe {
+            fault::store(p, value)
+        })?;
         Ok(value)
     }
 
@@ -443,10 +457,9 @@ impl Region {
         };
         let outcome = outcome.map_err(|e| match e {
             Some(e) if !fault::is_gone(&e) => RegionError::Os(Error::os(futex::WAIT_SYSCALL, e)),
-            _ => failed.take().unwrap_or_else(|| {
-                self.after_fault(&guard, byte_offset + 4)
-                    .unwrap_or_else(Self::unexplained_fault)
-            }),
+            _ => failed
+                .take()
+                .unwrap_or_else(|| self.fault_error(&guard, byte_offset + 4)),
         });
         drop(guard);
         if self.is_closed() {
@@ -551,14 +564,12 @@ impl Region {
                 Ok(n) => return Ok(n),
                 Err(e) if fault::is_gone(&e) => {
                     // Shrunk, or regrown since: then wake again (as in `guarded`).
-                    if let Some(e) = self.after_fault(&guard, byte_offset + 4) {
-                        return Err(e);
-                    }
+                    self.after_fault(&guard, byte_offset + 4)?;
                 }
                 Err(e) => return Err(RegionError::Os(Error::os(futex::WAKE_SYSCALL, e))),
             }
         }
-        Err(Self::unexplained_fault())
+        Err(self.fault_error(&guard, byte_offset + 4))
     }
 
     /// Closes the region: later operations fail with [`RegionError::Closed`], threads blocked
@@ -600,7 +611,7 @@ pub const WAIT_SLICE: Duration = Duration::from_millis(20);
 const SPIN: Duration = Duration::from_micros(3);
 
 /// How many times a guarded access that faulted is retried while the segment covers its range
-/// again (a peer that shrinks and regrows it): past that, the page could not be provided.
+/// again (a peer that shrinks and regrows it): past that, it is `Shrunk` all the same.
 const FAULT_RETRIES: usize = 8;
 
 /// Adaptive spin before sleeping, as glibc's adaptive mutexes do (and, like them, only where
