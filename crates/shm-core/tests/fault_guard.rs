@@ -212,6 +212,13 @@ extern "C" fn own_oneshot(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: 
     unsafe {
         OWN_CALLS += 1;
         say(b"one-shot handler ran\n");
+        // Run as the kernel would: its sa_mask (SIGUSR1) and the signal itself blocked.
+        let mut now: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
+        if libc::sigismember(&now, libc::SIGUSR1) == 1 && libc::sigismember(&now, libc::SIGBUS) == 1
+        {
+            say(b"mask as delivered\n");
+        }
         if OWN_CALLS > 50 {
             say(b"looping: _exit(99)\n");
             libc::_exit(99);
@@ -275,6 +282,7 @@ fn install_flags(
         act.sa_sigaction = f as *const () as usize;
         act.sa_flags = libc::SA_SIGINFO | flags;
         libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaddset(&mut act.sa_mask, libc::SIGUSR1);
         libc::sigaction(
             libc::SIGBUS,
             &act,
@@ -685,6 +693,11 @@ fn a_one_shot_handler_before_or_after_ours_runs_once_then_the_default_action_kil
         assert!(err.contains("ours recovered"), "{scenario}: {err}");
         assert_eq!(
             err.matches("one-shot handler ran").count(),
+            1,
+            "{scenario}: {err}"
+        );
+        assert_eq!(
+            err.matches("mask as delivered").count(),
             1,
             "{scenario}: {err}"
         );
