@@ -51,7 +51,9 @@
 //!   calls back with a copy of `siginfo`, re-raises the signal (after re-installing its
 //!   predecessor), or never returns (`siglongjmp`) runs once and the fault goes on down (or to
 //!   the default action) without bookkeeping to unwind. Limits: a handler installed after ours
-//!   catches our faults until the next `Region::open`; at most [`CHAIN_MAX`] installs.
+//!   catches our faults until the next `Region::open`; at most [`CHAIN_MAX`] installs; a
+//!   link runs on the stack ours runs on (the alternate signal stack if the thread has one),
+//!   whatever its own `SA_ONSTACK`.
 //! * The handler is never removed (an addon can be unloaded only with its process here; Node
 //!   never `dlclose`s an addon).
 //!
