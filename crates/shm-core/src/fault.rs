@@ -23,27 +23,37 @@
 //!   on aarch64) and never writes those registers. The handler reads them from the signal's
 //!   `ucontext`, so several threads can copy at once without any shared or thread-local
 //!   variable, and the handler touches no memory that could be uninitialised for a thread.
-//! * **The handler is async-signal-safe**: it reads the context, atomics and the immutable
-//!   chain of previous actions; the only calls it makes are `sigaction` and `raise`
-//!   (async-signal-safe in POSIX) and the previous handlers themselves.
+//! * **The handler is async-signal-safe and keeps no state across a call to another
+//!   handler**: it reads the context, atomics and the chain of previous actions (written once
+//!   each); the only calls it makes are `sigaction`, `pthread_sigmask` and `raise`
+//!   (async-signal-safe in POSIX) and the previous handlers themselves. Only a fault the kernel
+//!   raised (`si_code > 0`) can be ours: a SIGBUS/SIGSEGV sent by `kill`/`sigqueue`/`raise` is
+//!   passed on whatever address it claims; so is a call with a null `siginfo` or context.
 //! * **Every fault that is not ours goes on, untouched, to the handler installed before
-//!   ours** (`sa_sigaction` with `SA_SIGINFO`, else `sa_handler`): `SIG_DFL` is honoured by
-//!   restoring the default action and letting the fault happen again (or re-raising a signal
-//!   that was sent, not caused), `SIG_IGN` by ignoring a sent signal (a fault cannot be
-//!   ignored: the kernel kills, so we restore the default action). Node installs a SIGSEGV
-//!   handler at start-up for WebAssembly's bounds checks, Electron crash reporters install
-//!   theirs before any addon loads: both stay in the chain behind ours.
+//!   ours, as the kernel would have delivered it**: `sa_sigaction` with `SA_SIGINFO`, else
+//!   `sa_handler`; its `sa_mask` (and the signal, unless `SA_NODEFER`) blocked around the call
+//!   and unblocked after (a handler that leaves by `siglongjmp` restores its own mask);
+//!   `SA_RESETHAND` honoured (the first fault runs it, later ones take the default action, as
+//!   the kernel resets the action); `SIG_DFL` by restoring the default action and letting the
+//!   fault happen again (or re-raising, unblocked, a signal that was sent), `SIG_IGN` by
+//!   ignoring a sent signal (a fault cannot be ignored: the kernel kills, so we restore the
+//!   default action). Node installs a SIGSEGV handler at start-up for WebAssembly's bounds
+//!   checks, Electron crash reporters install theirs before any addon loads: both stay in the
+//!   chain behind ours.
 //! * **A handler installed after ours** becomes the first to see every fault. One that chains
 //!   to its predecessor (as crash reporters and wasm trap handlers do) calls ours, which then
 //!   recovers our faults as usual. One that does not chain would see our faults as its own, so
-//!   [`install`] (called by every `Region::open`) checks whether ours is still the installed
-//!   action and, if not, installs ours again on top, keeping the one found as the first link
-//!   of the chain. A link that chains back to us is recognised by its `siginfo` pointer
-//!   (the same fault coming back down) and continues with the next link down. Limits: a
-//!   handler installed after ours catches our faults until the next `Region::open`; one that
-//!   passes faults on by re-installing ours and returning (so the instruction faults again)
-//!   would bounce between the two: after [`LOOP_LIMIT`] identical faults in a row (same
-//!   instruction, same address) the later links are skipped.
+//!   [`install`] (called by every `Region::open`) checks whether one of ours is still the
+//!   installed action and, if not, installs ours again on top, keeping the one found as the
+//!   next link of the chain. Each level of the chain has its own entry point ([`ENTRIES`]):
+//!   entry `k` passes a foreign fault to link `k`, and a link installed over entry `k` that
+//!   chains to its predecessor calls entry `k`, never ours at another level. So a link that
+//!   calls back with a copy of `siginfo`, re-raises the signal (after re-installing its
+//!   predecessor), or never returns (`siglongjmp`) runs once and the fault goes on down (or to
+//!   the default action) without bookkeeping to unwind. Limits: a handler installed after ours
+//!   catches our faults until the next `Region::open`; at most [`CHAIN_MAX`] installs; a
+//!   link runs on the stack ours runs on (the alternate signal stack if the thread has one),
+//!   whatever its own `SA_ONSTACK`.
 //! * The handler is never removed (an addon can be unloaded only with its process here; Node
 //!   never `dlclose`s an addon).
 //!
@@ -55,7 +65,7 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// This platform recovers faults in the routines below; `Region` needs no size re-check.
@@ -64,12 +74,6 @@ pub(crate) const GUARDED: bool = true;
 /// A routine touched a page the segment no longer has.
 #[derive(Debug)]
 pub(crate) struct Fault;
-
-/// The error for a fault on bytes the segment still covers (a `tmpfs` that cannot provide
-/// the page, or a peer that shrank and grew the segment again in between).
-pub(crate) fn unexplained() -> std::io::Error {
-    std::io::Error::from_raw_os_error(libc::ENOMEM)
-}
 
 /// The error a guarded load of a vanished word stands for (what the futex call says then).
 pub(crate) fn gone() -> std::io::Error {
@@ -400,79 +404,99 @@ pub(crate) unsafe fn compare_exchange(
 const SIGNALS: [libc::c_int; 2] = [libc::SIGBUS, libc::SIGSEGV];
 
 /// How many actions one signal's chain keeps: the one found at the first install, plus one per
-/// re-install over a handler installed after ours.
+/// re-install over a handler installed after ours (or over one installed by another thread
+/// between our query and our install).
 const CHAIN_MAX: usize = 8;
 
-/// Identical foreign faults in a row after which later links are skipped (see the module docs).
-pub(crate) const LOOP_LIMIT: usize = 16;
-
-/// The actions ours passes foreign faults to. `slots[0]` is the action found at the first
-/// install; `slots[k]` the one found on top of ours at the k-th re-install. A slot is written
-/// once, under [`INSTALL`], before `len` is raised past it (Release), and never changes after:
-/// the handler reads only slots below the `len` it loaded (Acquire).
+/// The actions ours passes foreign faults to. `slots[k]` is the action that was installed when
+/// entry `k` ([`ENTRIES`]) replaced it: `slots[0]` the one found at the first install,
+/// `slots[k]` the one found on top of ours at a later re-install. A slot is written once, under
+/// [`INSTALL`], before `len` is raised past it (Release) and before its entry is installed, and
+/// never changes after. `spent[k]` is set when a `SA_RESETHAND` slot has been run once: the
+/// kernel would have reset that action to `SIG_DFL`, so the slot counts as `SIG_DFL` after.
 struct Chain {
     len: AtomicUsize,
     slots: [UnsafeCell<MaybeUninit<libc::sigaction>>; CHAIN_MAX],
+    spent: [AtomicBool; CHAIN_MAX],
 }
 
-// SAFETY: see `Chain`: each slot is written once before it is published and only read after.
+// SAFETY: see `Chain`: each slot is written once before it is published and only read after;
+// `len` and `spent` are atomics.
 unsafe impl Sync for Chain {}
 
 #[allow(clippy::declare_interior_mutable_const)] // only an array initialiser
 const EMPTY_SLOT: UnsafeCell<MaybeUninit<libc::sigaction>> = UnsafeCell::new(MaybeUninit::uninit());
 #[allow(clippy::declare_interior_mutable_const)]
+const FRESH: AtomicBool = AtomicBool::new(false);
+#[allow(clippy::declare_interior_mutable_const)]
 const EMPTY_CHAIN: Chain = Chain {
     len: AtomicUsize::new(0),
     slots: [EMPTY_SLOT; CHAIN_MAX],
+    spent: [FRESH; CHAIN_MAX],
 };
 static CHAINS: [Chain; 2] = [EMPTY_CHAIN; 2];
 
 /// Serialises installs (never taken by the handler).
 static INSTALL: Mutex<()> = Mutex::new(());
 
-/// Foreign faults being passed down a chain right now, by `siginfo` address (one slot per
-/// fault in flight on some thread; 0 = free), and the chain level each was last passed to.
-const IN_FLIGHT: usize = 64;
-#[allow(clippy::declare_interior_mutable_const)]
-const ZERO: AtomicUsize = AtomicUsize::new(0);
-static FLIGHT_INFO: [AtomicUsize; IN_FLIGHT] = [ZERO; IN_FLIGHT];
-static FLIGHT_LEVEL: [AtomicUsize; IN_FLIGHT] = [ZERO; IN_FLIGHT];
+type Entry = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
-/// The last foreign fault (instruction, address) and how many times in a row it came.
-static LAST_PC: AtomicUsize = AtomicUsize::new(0);
-static LAST_ADDR: AtomicUsize = AtomicUsize::new(0);
-static REPEATS: AtomicUsize = AtomicUsize::new(0);
+/// Our handler's entry points, one per chain level: entry `k` passes a fault that is not ours
+/// to `slots[k]`, whoever called it. A handler installed after ours records the entry it
+/// replaced as its predecessor, so when it chains "to us" it calls the entry one level below
+/// it, which continues with the right link. So no state is kept across a call to a link: one
+/// that never returns (`siglongjmp`), chains with a copy of `siginfo`, or re-raises the signal
+/// leaves nothing behind and cannot make the fault go round in a loop.
+const ENTRIES: [Entry; CHAIN_MAX] = [
+    entry::<0>, entry::<1>, entry::<2>, entry::<3>, entry::<4>, entry::<5>, entry::<6>, entry::<7>,
+];
 
-/// Installs the handler for SIGBUS and SIGSEGV if it is not the installed action (the first
-/// time, or after a later `sigaction` replaced it), chaining to what it finds. Called by every
-/// `Region::open`; two `sigaction` queries when nothing changed.
+/// Whether `action` (a `sa_sigaction` value) is one of our entries.
+fn is_ours(action: usize) -> bool {
+    ENTRIES.iter().any(|&e| e as usize == action)
+}
+
+/// Installs the handler for SIGBUS and SIGSEGV if none of its entries is the installed action
+/// (the first time, or after a later `sigaction` replaced it), chaining to what it finds.
+/// Called by every `Region::open`; two `sigaction` queries when nothing changed. The install
+/// swaps the action atomically and checks what it replaced: if another thread installed a
+/// handler between our query and our install, that one is chained too (and put back below ours).
 pub(crate) fn install() {
     let _lock = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     for (chain, &sig) in CHAINS.iter().zip(SIGNALS.iter()) {
         // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only queries.
-        let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+        let mut found: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: valid pointers; querying has no effect.
-        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut current) } != 0 {
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut found) } != 0 {
             continue;
         }
-        if current.sa_sigaction == handler as *const () as usize {
-            continue;
+        while !is_ours(found.sa_sigaction) {
+            let len = chain.len.load(Ordering::Relaxed);
+            if len == CHAIN_MAX {
+                break; // documented limit: no more re-installs
+            }
+            // SAFETY: slot `len` is not yet published (only we, under the lock, write slots).
+            unsafe { (*chain.slots[len].get()).write(found) };
+            chain.len.store(len + 1, Ordering::Release);
+            // SAFETY: a zeroed sigaction plus the fields set below is a valid action.
+            let mut ours: libc::sigaction = unsafe { std::mem::zeroed() };
+            ours.sa_sigaction = ENTRIES[len] as usize;
+            ours.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+            // SAFETY: `ours.sa_mask` is a valid sigset to clear.
+            unsafe { libc::sigemptyset(&mut ours.sa_mask) };
+            // SAFETY: installs entry `len`, whose slot (published above) holds `found`; `found`
+            // receives the action it replaced.
+            if unsafe { libc::sigaction(sig, &ours, &mut found) } != 0 {
+                break;
+            }
+            // Normally `found` is what we queried, still chained in slot `len`; if it is
+            // not, another thread installed a handler in between: chain that one too.
+            // SAFETY: slot `len` is published and never written again.
+            let chained = unsafe { (*chain.slots[len].get()).assume_init_ref() };
+            if found.sa_sigaction == chained.sa_sigaction && found.sa_flags == chained.sa_flags {
+                break;
+            }
         }
-        let len = chain.len.load(Ordering::Relaxed);
-        if len == CHAIN_MAX {
-            continue; // documented limit: no more re-installs
-        }
-        // SAFETY: slot `len` is not yet published (only we, under the lock, write slots).
-        unsafe { (*chain.slots[len].get()).write(current) };
-        chain.len.store(len + 1, Ordering::Release);
-        // SAFETY: a zeroed sigaction plus the fields set below is a valid action.
-        let mut ours: libc::sigaction = unsafe { std::mem::zeroed() };
-        ours.sa_sigaction = handler as *const () as usize;
-        ours.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-        // SAFETY: `ours.sa_mask` is a valid sigset to clear.
-        unsafe { libc::sigemptyset(&mut ours.sa_mask) };
-        // SAFETY: installs a handler whose chain (published above) already holds `current`.
-        unsafe { libc::sigaction(sig, &ours, std::ptr::null_mut()) };
     }
 }
 
@@ -493,100 +517,79 @@ fn context(uc: &mut libc::ucontext_t) -> (&mut u64, usize, usize) {
     (&mut m.pc, lo, hi)
 }
 
-extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel (or a chaining handler passing ours its own arguments) gives an
-    // SA_SIGINFO handler a valid siginfo and ucontext for this thread.
-    let (uc, addr) = unsafe {
-        (
-            &mut *ctx.cast::<libc::ucontext_t>(),
-            (*info).si_addr() as usize,
-        )
-    };
-    let (pc, lo, hi) = context(uc);
-    let at = *pc as usize;
-    if (nsm_guard_start as *const () as usize..nsm_guard_end as *const () as usize).contains(&at)
-        && (lo..hi).contains(&addr)
-    {
-        *pc = nsm_guard_fixup as *const () as usize as _;
-        return;
+/// Entry `K` of the handler: recovers our faults, passes every other one to `slots[K]`.
+extern "C" fn entry<const K: usize>(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    if !info.is_null() && !ctx.is_null() {
+        // SAFETY: non-null; the kernel (or a chaining handler passing ours its own arguments
+        // or a copy of them) gives an SA_SIGINFO handler a valid siginfo and ucontext.
+        let (code, addr, uc) = unsafe {
+            (
+                (*info).si_code,
+                (*info).si_addr() as usize,
+                &mut *ctx.cast::<libc::ucontext_t>(),
+            )
+        };
+        // si_code > 0: raised by the kernel for a fault; a signal sent by kill/sigqueue/raise
+        // (si_code <= 0) is never ours, whatever address it claims.
+        if code > 0 {
+            let (pc, lo, hi) = context(uc);
+            let at = *pc as usize;
+            if (nsm_guard_start as *const () as usize..nsm_guard_end as *const () as usize)
+                .contains(&at)
+                && (lo..hi).contains(&addr)
+            {
+                *pc = nsm_guard_fixup as *const () as usize as _;
+                return;
+            }
+        }
     }
-    // SAFETY: as above.
-    unsafe { pass_on(sig, info, ctx, at, addr) }
+    // SAFETY: the handler's own arguments, passed on as received.
+    unsafe { pass_on(K, sig, info, ctx) }
 }
 
-/// Hands a fault that is not ours to the chain, top link first.
+/// Hands a fault that is not ours to `slots[level]`, as the kernel would have delivered it.
 ///
 /// # Safety
 /// The handler's own arguments.
 unsafe fn pass_on(
+    level: usize,
     sig: libc::c_int,
     info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
-    pc: usize,
-    addr: usize,
 ) {
-    let chain = &CHAINS[usize::from(sig != libc::SIGBUS)];
-    let len = chain.len.load(Ordering::Acquire);
-    let key = info as usize;
-    // Coming back down from a link we called (it chained to us): continue one level lower.
-    if let Some(i) = (0..IN_FLIGHT).find(|&i| FLIGHT_INFO[i].load(Ordering::Acquire) == key) {
-        let level = FLIGHT_LEVEL[i].load(Ordering::Relaxed);
-        if level == 0 {
-            // The oldest link called us back: nothing below it; take the default action.
-            // SAFETY: the handler's arguments.
-            return unsafe { call(None, sig, info, ctx) };
-        }
-        FLIGHT_LEVEL[i].store(level - 1, Ordering::Relaxed);
-        // SAFETY: slot `level - 1` < len is published.
-        return unsafe {
-            call(
-                Some((*chain.slots[level - 1].get()).assume_init_ref()),
-                sig,
-                info,
-                ctx,
-            )
-        };
-    }
-    if len == 0 {
+    let Some(chain) = SIGNALS.iter().position(|&s| s == sig).map(|i| &CHAINS[i]) else {
+        // SAFETY: the handler's arguments.
+        return unsafe { call(None, sig, info, ctx) };
+    };
+    if level >= chain.len.load(Ordering::Acquire) {
         // SAFETY: the handler's arguments.
         return unsafe { call(None, sig, info, ctx) };
     }
-    // A fresh fault: the top link first, unless the same fault keeps coming back (a later link
-    // that re-installs ours and returns), then the oldest link.
-    let same_pc = LAST_PC.swap(pc, Ordering::Relaxed) == pc;
-    let same_addr = LAST_ADDR.swap(addr, Ordering::Relaxed) == addr;
-    let repeats = if same_pc && same_addr {
-        REPEATS.fetch_add(1, Ordering::Relaxed) + 1
-    } else {
-        REPEATS.store(0, Ordering::Relaxed);
-        0
-    };
-    let top = if repeats >= LOOP_LIMIT { 0 } else { len - 1 };
-    let slot = (0..IN_FLIGHT).find(|&i| {
-        FLIGHT_INFO[i]
-            .compare_exchange(0, key, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-    });
-    // A full table: go straight to the oldest link (nothing can come back then).
-    let top = if slot.is_some() { top } else { 0 };
-    if let Some(i) = slot {
-        FLIGHT_LEVEL[i].store(top, Ordering::Relaxed);
+    // SAFETY: slot `level` < len is published and never written again.
+    let action = unsafe { (*chain.slots[level].get()).assume_init_ref() };
+    let handler = action.sa_sigaction;
+    if action.sa_flags & libc::SA_RESETHAND != 0
+        && handler != libc::SIG_DFL
+        && handler != libc::SIG_IGN
+        && chain.spent[level].swap(true, Ordering::AcqRel)
+    {
+        // A one-shot handler already ran: the kernel would now take the default action.
+        // SAFETY: the handler's arguments.
+        return unsafe { call(None, sig, info, ctx) };
     }
-    // SAFETY: slot `top` < len is published.
-    unsafe {
-        call(
-            Some((*chain.slots[top].get()).assume_init_ref()),
-            sig,
-            info,
-            ctx,
-        )
-    };
-    if let Some(i) = slot {
-        FLIGHT_INFO[i].store(0, Ordering::Release);
-    }
+    // SAFETY: the handler's arguments; `action` is a published slot.
+    unsafe { call(Some(action), sig, info, ctx) }
 }
 
-/// Runs `action` (`None`: the default action) for this fault.
+/// Runs `action` (`None`: the default action) for this signal, emulating the kernel's
+/// delivery: `SIG_IGN` ignores a sent signal, `SIG_DFL` (and `SIG_IGN` for a fault, which the
+/// kernel cannot ignore) restores the default action and lets the fault happen again on
+/// return or re-raises a sent signal; a handler runs with its `sa_mask` (and the signal itself
+/// unless `SA_NODEFER`) blocked, with the 1- or 3-argument signature its `SA_SIGINFO` says.
 ///
 /// # Safety
 /// The handler's own arguments; `action` a published chain slot.
@@ -596,36 +599,54 @@ unsafe fn call(
     info: *mut libc::siginfo_t,
     ctx: *mut libc::c_void,
 ) {
-    // SAFETY: `info` is valid (the handler's contract).
-    let sent = unsafe { (*info).si_code } <= 0; // kill/raise/sigqueue, not a fault
+    // kill/raise/sigqueue (si_code <= 0), not a fault; without a siginfo we cannot tell, and
+    // re-raising kills with the same signal either way.
+    // SAFETY: `info` is non-null here and valid (the handler's contract).
+    let sent = info.is_null() || unsafe { (*info).si_code } <= 0;
     let what = action.map_or(libc::SIG_DFL, |a| a.sa_sigaction);
     if what == libc::SIG_IGN && sent {
         return;
     }
-    if what == libc::SIG_DFL || what == libc::SIG_IGN {
-        // The default action (an ignored fault kills anyway): restore it, then let the fault
-        // happen again on return, or re-raise a signal that was sent.
-        // SAFETY: a zeroed sigaction with SIG_DFL is a valid action; sigaction and raise are
-        // async-signal-safe.
+    let Some(action) = action.filter(|_| what != libc::SIG_DFL && what != libc::SIG_IGN) else {
+        // The default action: restore it, then let the fault happen again on return, or
+        // re-raise a signal that was sent (unblocked, so that it acts now, as it would have).
+        // SAFETY: a zeroed sigaction with SIG_DFL is a valid action, a zeroed sigset plus
+        // sigaddset is valid; sigaction, pthread_sigmask and raise are async-signal-safe.
         unsafe {
             let mut dfl: libc::sigaction = std::mem::zeroed();
             dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut dfl.sa_mask);
             libc::sigaction(sig, &dfl, std::ptr::null_mut());
             if sent {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
                 libc::raise(sig);
             }
         }
         return;
+    };
+    // Block what the kernel would have blocked for this action, restore after it returns (a
+    // handler that leaves by siglongjmp restores its own saved mask).
+    let mut mask = action.sa_mask;
+    // SAFETY: zeroed sigset is a valid out-parameter; `mask` is a valid sigset.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    if action.sa_flags & libc::SA_NODEFER == 0 {
+        // SAFETY: `mask` is a valid sigset, `sig` a valid signal number.
+        unsafe { libc::sigaddset(&mut mask, sig) };
     }
-    let action = action.expect("SIG_DFL handled above");
+    // SAFETY: valid sigsets; pthread_sigmask is async-signal-safe.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &mask, &mut old) };
     if action.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: installed with SA_SIGINFO, so it has the three-argument signature.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(what) };
+        let f: Entry = unsafe { std::mem::transmute(what) };
         f(sig, info, ctx);
     } else {
         // SAFETY: a plain `sa_handler`.
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(what) };
         f(sig);
     }
+    // SAFETY: `old` was filled by the call above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
 }

@@ -14,11 +14,6 @@ pub(crate) struct Fault;
 
 pub(crate) fn install() {}
 
-/// Never used here (no fault is recovered).
-pub(crate) fn unexplained() -> std::io::Error {
-    std::io::Error::from(std::io::ErrorKind::OutOfMemory)
-}
-
 /// Never used here (loads do not fail).
 pub(crate) fn gone() -> std::io::Error {
     std::io::Error::from(std::io::ErrorKind::InvalidData)

@@ -24,7 +24,8 @@ pub enum RegionError {
     /// (`ftruncate`). Nothing was copied or changed, unless the truncation happened during
     /// the copy itself (then a prefix of the range may have been copied).
     Shrunk {
-        /// The segment's size now.
+        /// The segment's size now; `>= needed` when it grew back (a peer shrank and regrew it
+        /// faster than the access could be retried).
         size: u64,
         /// The end of the range the operation needed.
         needed: u64,
@@ -42,6 +43,10 @@ impl fmt::Display for RegionError {
             RegionError::OutOfRange => f.write_str("the range is outside the mapping"),
             RegionError::Misaligned => f.write_str("the byte offset is not a multiple of 4"),
             RegionError::ReadOnly => f.write_str("the shared memory was opened read-only"),
+            RegionError::Shrunk { size, needed } if size >= needed => write!(
+                f,
+                "the segment shrank below {needed} bytes while mapped and grew back to {size} bytes"
+            ),
             RegionError::Shrunk { size, needed } => write!(
                 f,
                 "the segment shrank to {size} bytes while mapped; bytes up to {needed} are gone"
@@ -219,20 +224,57 @@ impl Region {
         Ok(())
     }
 
-    /// What a fault (or a futex `EFAULT`) on the range `..end` means: the segment shrank
-    /// below `end` (the usual case), else an OS error (`ENOMEM`: the page could not be
-    /// provided). One `fstat`/`lseek`, on this error path only.
-    fn fault_error(&self, guard: &Guard<'_>, end: usize) -> RegionError {
+    /// What a fault (or a futex `EFAULT`) on the range `..end` means: `Err(Shrunk)` when the
+    /// segment no longer covers `..end` (the usual case); `Ok(size)` when it covers it again (a
+    /// peer shrank and regrew it since the access faulted): the caller retries the access.
+    /// One `fstat`/`lseek`, on this error path only.
+    fn after_fault(&self, guard: &Guard<'_>, end: usize) -> Result<u64, RegionError> {
         let Some(segment) = self.segment(guard) else {
-            return RegionError::Closed;
+            return Err(RegionError::Closed);
         };
         match segment.size() {
-            Ok(size) if size < end as u64 => RegionError::Shrunk {
+            Ok(size) if size < end as u64 => Err(RegionError::Shrunk {
+                size,
+                needed: end as u64,
+            }),
+            Ok(size) => Ok(size),
+            Err(e) => Err(RegionError::Os(e)),
+        }
+    }
+
+    /// Runs a guarded access to `..end`. A fault is always [`RegionError::Shrunk`]: the access
+    /// is retried (up to [`FAULT_RETRIES`] times) while the segment covers `..end` again
+    /// (shrunk and regrown by a peer in between: the access then succeeds on the regrown
+    /// segment); if it never got through, `Shrunk` with the size it had grown back to
+    /// (`size >= needed`). A retry is safe: a faulting atomic had no effect, and a copy copies
+    /// the same bytes again.
+    fn guarded<T>(
+        &self,
+        guard: &Guard<'_>,
+        end: usize,
+        mut access: impl FnMut() -> Result<T, fault::Fault>,
+    ) -> Result<T, RegionError> {
+        let mut size = 0;
+        for _ in 0..FAULT_RETRIES {
+            match access() {
+                Ok(v) => return Ok(v),
+                Err(fault::Fault) => size = self.after_fault(guard, end)?,
+            }
+        }
+        Err(RegionError::Shrunk {
+            size,
+            needed: end as u64,
+        })
+    }
+
+    /// The error for a fault on `..end` seen after the access (see [`guarded`](Self::guarded)).
+    fn fault_error(&self, guard: &Guard<'_>, end: usize) -> RegionError {
+        match self.after_fault(guard, end) {
+            Err(e) => e,
+            Ok(size) => RegionError::Shrunk {
                 size,
                 needed: end as u64,
             },
-            Ok(_) => RegionError::Os(Error::os("mmap access", fault::unexplained())),
-            Err(e) => RegionError::Os(e),
         }
     }
 
@@ -248,10 +290,9 @@ impl Region {
         // SAFETY: the range is inside the mapping (checked) and not empty, the mapping stays
         // mapped while the guard is held, a fault on it becomes `Err` (or the size was checked
         // just now where no guard exists), and `dst` is a separate buffer owned by the caller.
-        unsafe {
+        self.guarded(&guard, offset + dst.len(), || unsafe {
             fault::copy_from_segment(self.ptr.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
-        }
-        .map_err(|_| self.fault_error(&guard, offset + dst.len()))
+        })
     }
 
     /// Copies `src` into the segment at `offset`, with the same size re-check as [`read`](Self::read).
@@ -266,8 +307,9 @@ impl Region {
         }
         self.check_size(&guard, offset + src.len())?;
         // SAFETY: as in `read`; the mapping is shared and writable (read-write access checked).
-        unsafe { fault::copy_to_segment(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len()) }
-            .map_err(|_| self.fault_error(&guard, offset + src.len()))
+        self.guarded(&guard, offset + src.len(), || unsafe {
+            fault::copy_to_segment(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
+        })
     }
 
     /// Checks the bounds of an `Int32` operation at `byte_offset`.
@@ -302,7 +344,7 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         // SAFETY: `p` is an aligned word of the mapping (checked by `atomic`), mapped while the
         // guard is held; a fault on it becomes `Err`.
-        unsafe { fault::load(p) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))
+        self.guarded(&guard, byte_offset + 4, || unsafe { fault::load(p) })
     }
 
     /// Sequentially consistent store; returns `value`, as `Atomics.store` does.
@@ -311,7 +353,9 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `load`; the mapping is writable (checked).
-        unsafe { fault::store(p, value) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))?;
+        self.guarded(&guard, byte_offset + 4, || unsafe {
+            fault::store(p, value)
+        })?;
         Ok(value)
     }
 
@@ -321,7 +365,7 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `store`.
-        unsafe { fault::add(p, delta) }.map_err(|_| self.fault_error(&guard, byte_offset + 4))
+        self.guarded(&guard, byte_offset + 4, || unsafe { fault::add(p, delta) })
     }
 
     /// Compare-and-exchange; returns the old value (equal to `expected` when it swapped).
@@ -335,8 +379,9 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `store`.
-        unsafe { fault::compare_exchange(p, expected, replacement) }
-            .map_err(|_| self.fault_error(&guard, byte_offset + 4))
+        self.guarded(&guard, byte_offset + 4, || unsafe {
+            fault::compare_exchange(p, expected, replacement)
+        })
     }
 
     /// Blocks the calling thread while the `Int32` at `byte_offset` equals `expected`, until a
@@ -377,8 +422,19 @@ impl Region {
         let p = atomic.as_ptr();
         // Every load of the word is guarded (`None`: its page is gone), and so is the futex
         // call (`EFAULT`).
-        // SAFETY: `p` is an aligned word of the mapping, mapped while the guard is held.
-        let load = || unsafe { fault::load(p) }.ok();
+        // A fault is retried while the segment covers the word again (see `guarded`); the
+        // error it ended with is kept for the result.
+        let failed = std::cell::Cell::new(None);
+        let load = || {
+            // SAFETY: `p` is an aligned word of the mapping, mapped while the guard is held.
+            match self.guarded(&guard, byte_offset + 4, || unsafe { fault::load(p) }) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    failed.set(Some(e));
+                    None
+                }
+            }
+        };
         let outcome = match load() {
             None => Err(None),
             Some(v) if v != expected => Ok(Some(WaitOutcome::NotEqual)),
@@ -401,7 +457,9 @@ impl Region {
         };
         let outcome = outcome.map_err(|e| match e {
             Some(e) if !fault::is_gone(&e) => RegionError::Os(Error::os(futex::WAIT_SYSCALL, e)),
-            _ => self.fault_error(&guard, byte_offset + 4),
+            _ => failed
+                .take()
+                .unwrap_or_else(|| self.fault_error(&guard, byte_offset + 4)),
         });
         drop(guard);
         if self.is_closed() {
@@ -447,6 +505,9 @@ impl Region {
                 Ok(WaitOutcome::NotEqual) => break Ok(Some(WaitOutcome::Ok)),
                 // Woken: by a notify, or by `wake_waiters` for a waiter that must stop.
                 Ok(WaitOutcome::Ok) => break Ok((!interrupted()).then_some(WaitOutcome::Ok)),
+                // The word's page is gone: the guarded load below tells a shrink (and ends
+                // the wait) from a segment regrown in between (then the wait goes on).
+                Err(e) if fault::is_gone(&e) => {}
                 Err(e) => break Err(e),
             }
             match load() {
@@ -498,13 +559,17 @@ impl Region {
     pub fn notify(&self, byte_offset: usize, count: u32) -> Result<u32, RegionError> {
         let guard = self.enter()?;
         let atomic = self.atomic(byte_offset)?;
-        futex::wake(atomic, count).map_err(|e| {
-            if fault::is_gone(&e) {
-                self.fault_error(&guard, byte_offset + 4)
-            } else {
-                RegionError::Os(Error::os(futex::WAKE_SYSCALL, e))
+        for _ in 0..FAULT_RETRIES {
+            match futex::wake(atomic, count) {
+                Ok(n) => return Ok(n),
+                Err(e) if fault::is_gone(&e) => {
+                    // Shrunk, or regrown since: then wake again (as in `guarded`).
+                    self.after_fault(&guard, byte_offset + 4)?;
+                }
+                Err(e) => return Err(RegionError::Os(Error::os(futex::WAKE_SYSCALL, e))),
             }
-        })
+        }
+        Err(self.fault_error(&guard, byte_offset + 4))
     }
 
     /// Closes the region: later operations fail with [`RegionError::Closed`], threads blocked
@@ -544,6 +609,10 @@ pub const WAIT_SLICE: Duration = Duration::from_millis(20);
 
 /// How long a waiter watches the word before it asks the kernel to put it to sleep.
 const SPIN: Duration = Duration::from_micros(3);
+
+/// How many times a guarded access that faulted is retried while the segment covers its range
+/// again (a peer that shrinks and regrows it): past that, it is `Shrunk` all the same.
+const FAULT_RETRIES: usize = 8;
 
 /// Adaptive spin before sleeping, as glibc's adaptive mutexes do (and, like them, only where
 /// this process may run on more than one CPU): a peer on another core

@@ -193,6 +193,11 @@ pub fn from_region(err: RegionError, method: &str, name: &str) -> JsErr {
             // Shaped like the OS's EACCES (13 on every supported OS), `syscall` naming the call.
             system: Some((-13, method.to_string(), name.to_string())),
         },
+        RegionError::Shrunk { size, needed } if size >= needed => JsErr::new(
+            Kind::Error,
+            "ERR_SHM_SHRUNK",
+            format!("{method}(): shared memory '{name}' shrank below byte {needed} while mapped (another process truncated it) and grew back to {size} bytes before the call could complete; nothing was read or changed"),
+        ),
         RegionError::Shrunk { size, needed } => JsErr::new(
             Kind::Error,
             "ERR_SHM_SHRUNK",
