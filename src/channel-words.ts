@@ -9,6 +9,14 @@ import type { SharedMemory } from './shared-memory'
 export interface Words {
   load(off: number): number
   store(off: number, v: number): void
+  /**
+   * A plain (non-atomic) load/store, for words ordered by the atomics around them, as payload
+   * bytes are (docs/channel.md "Conventions"): a record's `length` read after its `state`, a
+   * claimed record's `length`/`state` written before `tail` is stored past it. In V8 an `Atomics`
+   * call is a builtin call (~100 instructions), a plain element access a few. Caged: atomic.
+   */
+  loadPlain(off: number): number
+  storePlain(off: number, v: number): void
   /** Adds `v`; returns the value before. */
   add(off: number, v: number): number
   /** Returns the value found (== `expected` when swapped). */
@@ -104,6 +112,12 @@ export class MappedWords implements Words {
   store(off: number, v: number): void {
     atomicsStore(this.#i32, off >> 2, v)
   }
+  loadPlain(off: number): number {
+    return this.#i32[off >> 2]
+  }
+  storePlain(off: number, v: number): void {
+    this.#i32[off >> 2] = v
+  }
   add(off: number, v: number): number {
     return atomicsAdd(this.#i32, off >> 2, v)
   }
@@ -176,6 +190,12 @@ export class CagedWords implements Words {
     return this.#mem.atomicLoad(off)
   }
   store(off: number, v: number): void {
+    this.#mem.atomicStore(off, v | 0)
+  }
+  loadPlain(off: number): number {
+    return this.#mem.atomicLoad(off)
+  }
+  storePlain(off: number, v: number): void {
     this.#mem.atomicStore(off, v | 0)
   }
   add(off: number, v: number): number {

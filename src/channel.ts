@@ -201,6 +201,10 @@ export class Channel {
   readonly #caged: boolean
   /** Sleeper counts this handle holds while async waits are pending (undone by close()). */
   readonly #counted = { producer: 0, consumer: 0 }
+  /** `sendMany`'s message lengths (reused). */
+  readonly #lengths: number[] = []
+  /** The last `send` data found to be a plain Uint8Array over a fixed-length buffer (see `send`). */
+  #lastU8: unknown = undefined
   /** Record size of the message a `receiveView()` handed out and `release()` has not released (-1: none). */
   #viewSize = -1
 
@@ -350,9 +354,18 @@ export class Channel {
    */
   send(data: ChannelData, options?: ChannelWaitOptions): void {
     this.#open('send')
-    const bytes = bytesOf(data)
+    let bytes: Uint8Array | string
+    let length: number
+    // The same Uint8Array as last time: its kind, buffer and offset cannot have changed (a
+    // fixed-length buffer's view only loses its bytes by detaching, which the length shows).
+    if (data === this.#lastU8 && (length = taAccess.length(data) as number) !== 0) {
+      bytes = data as Uint8Array
+    } else {
+      bytes = bytesOf(data)
+      length = lengthOf(bytes)
+      this.#lastU8 = typeof bytes !== 'string' && bytes === data ? data : undefined
+    }
     const deadline = deadlineOf(options)
-    const length = lengthOf(bytes)
     this.#checkLength(length)
     let i: number
     while ((i = this.#p.tryClaim(length, deadline)) === FULL) {
@@ -375,6 +388,59 @@ export class Channel {
     if (i === FULL) return false
     this.#fillAndCommit(i, bytes, length)
     return true
+  }
+
+  /**
+   * Sends every message of `messages`, in order, as `send` would one by one, but claims as many
+   * as fit at a time with one `tail` store, one end check and at most one wake-up of the consumer
+   * per batch (docs/channel.md §3, "Batches"). Every element is checked first: a bad one throws
+   * before anything is sent. Waits while the channel is full; a batch larger than the ring goes
+   * out in as many parts as it takes.
+   * @throws as `send`. An `ETIMEDOUT` or `ERR_SHM_CHANNEL_ENDED` that comes after part of the
+   *   batch was sent carries `err.sent`: how many of the first messages were sent (the rest were not).
+   */
+  sendMany(messages: readonly ChannelData[], options?: ChannelWaitOptions): void {
+    this.#open('sendMany')
+    if (!Array.isArray(messages)) throw invalidType('messages', 'an instance of Array', messages)
+    const count = messages.length
+    const lengths = this.#lengths
+    for (let k = 0; k < count; k++) {
+      const length = lengthOf(bytesOf(messages[k]))
+      this.#checkLength(length)
+      lengths[k] = length
+    }
+    const deadline = deadlineOf(options)
+    const p = this.#p
+    const w = this.#w
+    let k = 0
+    try {
+      while (k < count) {
+        const got = p.tryClaimMany(lengths, k, count, deadline)
+        if (got === 0) {
+          if (p.spinForSpace(deadline)) continue
+          if (!p.sleepForSpace(deadline)) throw timedOut('sendMany', timeoutOf(options))
+          continue
+        }
+        let filled = 0
+        try {
+          for (; filled < got; filled++) {
+            const length = lengths[k + filled]
+            // Taken again right before the copy (an array proxy could hand out another element).
+            const bytes = bytesOf(messages[k + filled])
+            if (lengthOf(bytes) !== length) {
+              throw coded(new TypeError(`messages[${k + filled}] changed length while sendMany() ran`), 'ERR_INVALID_STATE')
+            }
+            w.write(HEADER + p.batchAt[filled] + 8, bytes, length)
+          }
+        } finally {
+          p.commitMany(filled)
+          k += filled
+        }
+      }
+    } catch (e) {
+      if (k > 0 && e !== null && typeof e === 'object') (e as { sent?: number }).sent = k
+      throw e
+    }
   }
 
   /**
