@@ -424,6 +424,36 @@ test.serial('send of the same Uint8Array again sends its current bytes; once its
   t.is(ch.tryReceive(), null, 'a detached array sends no (empty) message')
 })
 
+test.serial('drainRange(fn): each message as (ring, offset, length) of one Uint8Array, in order, read in place', (t) => {
+  const [ch, name] = fresh(t, 'drain-range', 1024)
+  const tx = new Channel(name)
+  const mem = new SharedMemory(name)
+  t.teardown(() => (tx.close(), mem.close()))
+  // A wrap on the way: 7 × 136-byte records, then padding, then more.
+  for (let round = 0; round < 3; round++) {
+    const sent = Array.from({ length: 5 }, (_, k) => Buffer.alloc(120 + k, 0x41 + round * 5 + k))
+    tx.sendMany(sent)
+    const rings: Uint8Array[] = []
+    const got: Buffer[] = []
+    t.is(
+      ch.drainRange((ring, offset, length) => {
+        rings.push(ring)
+        got.push(Buffer.from(ring.subarray(offset, offset + length)))
+      }),
+      5,
+    )
+    t.deepEqual(got, sent, `round ${round}`)
+    t.true(rings.every((r) => r === rings[0]), 'the same ring object for every message')
+    t.is(rings[0]!.byteLength, 1024)
+  }
+  t.is(mem.atomicLoad(256), mem.atomicLoad(128), 'every record released')
+  tx.send('abc')
+  t.is(ch.drainRange((ring, offset, length) => t.is(Buffer.from(ring.subarray(offset, offset + length)).toString(), 'abc'), { max: 1 }), 1)
+  t.is((t.throws(() => ch.drainRange(() => {}, { timeout: 20 })) as NodeJS.ErrnoException).code, 'ETIMEDOUT')
+  ch.end()
+  t.is(ch.drainRange(() => {}), null)
+})
+
 test.serial('bad input is a coded error, never a crash or a silent drop', (t) => {
   const [ch, name] = fresh(t, 'bad', 256)
   const code = (f: () => unknown, c: string, k: ErrorConstructor = Error) => t.is((t.throws(f, { instanceOf: k }) as NodeJS.ErrnoException).code, c)

@@ -32,6 +32,8 @@ export interface Words {
   view(at: number, length: number): Uint8Array
   /** A view of `length` bytes at `at` for a reader (caged: exactly those bytes copied in first). */
   readView(at: number, length: number): Uint8Array
+  /** Makes `length` bytes at `at` readable through `view` (caged: copies exactly them in; zero-copy: nothing). */
+  stage(at: number, length: number): void
   /** Makes bytes written through `view`/`write` visible to other processes (caged: copyTo). */
   flush(at: number, length: number): void
 }
@@ -173,6 +175,7 @@ export class MappedWords implements Words {
   readView(at: number, length: number): Uint8Array {
     return new Uint8Array(this.#bytes.buffer, at, length)
   }
+  stage(): void {}
   flush(): void {}
 }
 
@@ -228,6 +231,9 @@ export class CagedWords implements Words {
   readView(at: number, length: number): Uint8Array {
     if (length > 0) this.#mem.copyFrom(at, at, length)
     return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
+  }
+  stage(at: number, length: number): void {
+    if (length > 0) this.#mem.copyFrom(at, at, length)
   }
   flush(at: number, length: number): void {
     if (length > 0) this.#mem.copyTo(at, at, length)

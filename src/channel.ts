@@ -203,6 +203,9 @@ export class Channel {
   readonly #counted = { producer: 0, consumer: 0 }
   /** `sendMany`'s message lengths (reused). */
   readonly #lengths: number[] = []
+  /** `sendMany`'s message bytes from its checking pass (reused; emptied after each call). */
+  readonly #list: (Uint8Array | string | undefined)[] = []
+  #inSendMany = false
   /** The last `send` data found to be a plain Uint8Array over a fixed-length buffer (see `send`). */
   #lastU8: unknown = undefined
   /** Record size of the message a `receiveView()` handed out and `release()` has not released (-1: none). */
@@ -403,12 +406,28 @@ export class Channel {
     this.#open('sendMany')
     if (!Array.isArray(messages)) throw invalidType('messages', 'an instance of Array', messages)
     const count = messages.length
-    const lengths = this.#lengths
-    for (let k = 0; k < count; k++) {
-      const length = lengthOf(bytesOf(messages[k]))
-      this.#checkLength(length)
-      lengths[k] = length
+    // An array proxy's trap could call sendMany again while this one checks: that call gets arrays of its own.
+    const outer = !this.#inSendMany
+    const lengths = outer ? this.#lengths : []
+    const list = outer ? this.#list : []
+    this.#inSendMany = true
+    try {
+      for (let k = 0; k < count; k++) {
+        // Each element read once (an array proxy could hand out another one the second time).
+        const bytes = (list[k] = bytesOf(messages[k]))
+        const length = lengthOf(bytes)
+        this.#checkLength(length)
+        lengths[k] = length
+      }
+      this.#open('sendMany') // a proxy's trap may have closed this handle
+      this.#sendList(lengths, list, count, options)
+    } finally {
+      for (let k = 0; k < count; k++) list[k] = undefined
+      if (outer) this.#inSendMany = false
     }
+  }
+
+  #sendList(lengths: number[], list: (Uint8Array | string | undefined)[], count: number, options: unknown): void {
     const deadline = deadlineOf(options)
     const p = this.#p
     const w = this.#w
@@ -425,9 +444,10 @@ export class Channel {
         try {
           for (; filled < got; filled++) {
             const length = lengths[k + filled]
-            // Taken again right before the copy (an array proxy could hand out another element).
-            const bytes = bytesOf(messages[k + filled])
-            if (lengthOf(bytes) !== length) {
+            const bytes = list[k + filled]!
+            // Read again right before the copy: nothing of ours runs user code in between, but
+            // a view's length must match its claim whatever happened (detached: 0).
+            if (typeof bytes !== 'string' && (taAccess.length(bytes) as number) !== length) {
               throw coded(new TypeError(`messages[${k + filled}] changed length while sendMany() ran`), 'ERR_INVALID_STATE')
             }
             w.write(HEADER + p.batchAt[filled] + 8, bytes, length)
@@ -687,7 +707,28 @@ export class Channel {
    */
   drain(fn: (view: Uint8Array) => void, options?: ChannelWaitOptions & { max?: number }): number | null {
     this.#open('drain')
-    this.#noView('drain')
+    return this.#drain('drain', fn, options, false)
+  }
+
+  /**
+   * Like `drain`, without a view object per message: calls `fn(ring, offset, length)` for each
+   * message, where `ring` is one `Uint8Array` over the whole ring (the same object every call;
+   * caged: over the local copy, into which exactly this message's bytes were copied) and the
+   * message is `ring[offset … offset + length)`, valid only during that call. Make a view
+   * (`ring.subarray(offset, offset + length)`) only where one is needed. Read only the
+   * message's bytes: the rest of the ring belongs to other messages and to the producers.
+   * Returns, waits and throws as `drain`.
+   */
+  drainRange(fn: (ring: Uint8Array, offset: number, length: number) => void, options?: ChannelWaitOptions & { max?: number }): number | null {
+    this.#open('drainRange')
+    return this.#drain('drainRange', fn, options, true)
+  }
+
+  /** The ring as one Uint8Array (made on first use), for `drainRange`. */
+  #ring: Uint8Array | undefined
+
+  #drain(method: string, fn: unknown, options: unknown, range: boolean): number | null {
+    this.#noView(method)
     if (typeof fn !== 'function') throw invalidType('fn', 'of type function', fn)
     let max = Infinity
     if (options !== undefined && (options as { max?: unknown }).max !== undefined) {
@@ -698,9 +739,10 @@ export class Channel {
     }
     let i = this.#await(deadlineOf(options))
     if (i === null) return null
-    if (i < 0) throw timedOut('drain', timeoutOf(options))
+    if (i < 0) throw timedOut(method, timeoutOf(options))
     const p = this.#p
     const w = this.#w
+    const ring = range ? (this.#ring ??= w.view(HEADER, p.cap)) : undefined
     const flushAt = p.cap >>> 2
     let pending = 0
     let n = 0
@@ -711,7 +753,10 @@ export class Channel {
         p.advance(size) // before fn: a message whose fn throws counts as delivered
         pending += size
         n++
-        fn(w.readView(HEADER + i + 8, length))
+        if (ring !== undefined) {
+          w.stage(HEADER + i + 8, length)
+          ;(fn as (ring: Uint8Array, offset: number, length: number) => void)(ring, i + 8, length)
+        } else (fn as (view: Uint8Array) => void)(w.readView(HEADER + i + 8, length))
         if (n >= max) break
         if (pending >= flushAt) {
           p.publishHead()
