@@ -3,14 +3,19 @@
 // prefix), worker_threads postMessage, and shared-memory-disruptor, all in this one run.
 //
 // Rows: 64 B messages/s and 64 KiB throughput for Node → Node, Rust → Node (Python → Node, 64 B,
-// informative) and 4 producers → 1; round-trip latency vs the raw wait/notify ping-pong.
+// informative) and 4 producers → 1; round-trip latency vs the raw wait/notify ping-pong. Each
+// channel row's label says what its consumer does: `receiveInto` copies every message out,
+// `drain(fn)` hands a view per message, `drainRange(fn)` an offset into one view of the ring (no
+// object per message); the in-place rows are the like-for-like comparison with the disruptor,
+// whose consumer only counts the elements it gets views of. `sendMany` rows send batches of 64.
 // Throughput is timed in the consumer, from its first message to its last. This process is the
 // consumer (or the ping side); every producer is a child process (a worker for postMessage).
 // Targets are printed with ratios and MEET/MISS, never enforced. Every row runs twice: unpinned,
 // and pinned (this process on one CPU, every producer/echo process on another, with `taskset`;
 // the postMessage rows share one process's mask and run unpinned only). Round trips report the
 // mean and p50/p99 of per-message latency. JSON: .bench/channel-results.json (BENCH_CHANNEL_OUT
-// overrides). BENCH_CHANNEL_SCALE=0.2 for a quick run; BENCH_CHANNEL_PIN=0 skips the pinned pass.
+// overrides). BENCH_CHANNEL_SCALE=0.2 for a quick run; BENCH_CHANNEL_PIN=0 skips the pinned pass;
+// BENCH_CHANNEL_ROWS=nn64,uds64 runs only those rows (the keys of `rows` in runPass).
 import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
@@ -107,7 +112,20 @@ async function channelRow(label, { size, total, producers, mode = 'one-to-one', 
     const kids = producers(name).map((args) => child(args))
     const view = new Uint8Array(size)
     let t0 = 0
-    if (consume === 'drain') {
+    if (consume === 'drainRange') {
+      // In place, no object per message: fn checks the length and reads one byte.
+      let bad = 0
+      let sum = 0
+      const fn = (ring, offset, length) => {
+        if (length !== size) bad++
+        sum += ring[offset]
+      }
+      const opts = { timeout: 60_000 }
+      let got = ch.drainRange(fn, { timeout: 60_000, max: 1 }) // the clock starts after the first message
+      t0 = now()
+      while (got < total) got += ch.drainRange(fn, opts)
+      if (bad !== 0 || got !== total || sum !== total * 0x5a) throw new Error(`drainRange: ${bad} of a wrong length, ${got} of ${total}`)
+    } else if (consume === 'drain') {
       // In place: fn checks the length and reads one byte of each view (the disruptor row's
       // consumer reads none), never copies.
       let bad = 0
@@ -353,12 +371,13 @@ async function runPass(isPinned) {
   await put('memcpy', () => memcpyRow())
   await put('nn64', () => channelRow('channel Node → Node, 64 B (one-to-one; send → receiveInto, a copy out)', { size: 64, total: N64, capacity: MiB, producers: (n) => [sub(node(N64, 64), n)] }))
   await put('nn64d', () => channelRow('channel Node → Node, 64 B (one-to-one; send → drain(fn), fn reads the view in place)', { size: 64, total: N64, capacity: MiB, consume: 'drain', producers: (n) => [sub(node(N64, 64), n)] }))
-  await put('nn64b', () => channelRow('channel Node → Node, 64 B (one-to-one; sendMany of 64 → drain(fn), in place)', { size: 64, total: N64, capacity: MiB, consume: 'drain', producers: (n) => [sub(node(N64, 64, 'sendMany'), n)] }))
+  await put('nn64r', () => channelRow('channel Node → Node, 64 B (one-to-one; send → drainRange(fn), in place, no object per message)', { size: 64, total: N64, capacity: MiB, consume: 'drainRange', producers: (n) => [sub(node(N64, 64), n)] }))
+  await put('nn64b', () => channelRow('channel Node → Node, 64 B (one-to-one; sendMany of 64 → drainRange(fn))', { size: 64, total: N64, capacity: MiB, consume: 'drainRange', producers: (n) => [sub(node(N64, 64, 'sendMany'), n)] }))
   await put('nn64m', () => channelRow('channel Node → Node, 64 B (many-to-one mode, 1 producer; send → receiveInto)', { size: 64, total: N64, capacity: MiB, mode: 'many-to-one', producers: (n) => [sub(node(N64, 64), n)] }))
   await put('nn64k', () => channelRow('channel Node → Node, 64 KiB (one-to-one; send → receiveInto, a 64 KiB copy out)', { size: KiB64, total: N64K, capacity: 4 * MiB, producers: (n) => [sub(node(N64K, KiB64), n)] }))
   await put('nn64kd', () => channelRow('channel Node → Node, 64 KiB (one-to-one; send → drain(fn), fn reads 1 byte in place, as the disruptor row)', { size: KiB64, total: N64K, capacity: 4 * MiB, consume: 'drain', producers: (n) => [sub(node(N64K, KiB64), n)] }))
   await put('many64', () => channelRow('channel 4 Node producers → Node, 64 B (many-to-one)', { size: 64, total: 4 * Math.round(N64 / 4), capacity: MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64 / 4), 64), n)) }))
-  await put('many64b', () => channelRow('channel 4 Node producers → Node, 64 B (many-to-one; sendMany of 64 → drain(fn))', { size: 64, total: 4 * Math.round(N64 / 4), capacity: MiB, mode: 'many-to-one', consume: 'drain', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64 / 4), 64, 'sendMany'), n)) }))
+  await put('many64b', () => channelRow('channel 4 Node producers → Node, 64 B (many-to-one; sendMany of 64 → drainRange(fn))', { size: 64, total: 4 * Math.round(N64 / 4), capacity: MiB, mode: 'many-to-one', consume: 'drainRange', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64 / 4), 64, 'sendMany'), n)) }))
   await put('many64k', () => channelRow('channel 4 Node producers → Node, 64 KiB (many-to-one)', { size: KiB64, total: 4 * Math.round(N64K / 4), capacity: 4 * MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64K / 4), KiB64), n)) }))
   if (rust.bin) {
     await put('rn64', () => channelRow('channel Rust → Node, 64 B (one-to-one; → receiveInto)', { size: 64, total: N64, capacity: MiB, producers: (n) => [[rust.bin, 'flood', n, String(N64), '64']] }))
@@ -389,14 +408,15 @@ async function runPass(isPinned) {
     ['64 B msgs/s: channel Node→Node vs Unix socket', ratio('nn64', 'uds64', 'msgs_per_s'), '>=', 10],
     ['64 B msgs/s: channel Node→Node vs shared-memory-disruptor', ratio('nn64', 'dis64', 'msgs_per_s'), '>=', 2],
     ['64 B msgs/s: one-to-one vs many-to-one with 1 producer (one-to-one fastest)', ratio('nn64', 'nn64m', 'msgs_per_s'), '>=', 1],
-    ['64 B msgs/s: channel Node→Node, drain in place, vs Unix socket', ratio('nn64d', 'uds64', 'msgs_per_s'), '>=', 10],
-    ['64 B msgs/s: channel Node→Node, drain in place, vs disruptor (like for like)', ratio('nn64d', 'dis64', 'msgs_per_s'), '>=', 2],
-    ['64 B msgs/s: channel sendMany → drain vs Unix socket', ratio('nn64b', 'uds64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel Node→Node, drainRange in place, vs Unix socket', ratio('nn64r', 'uds64', 'msgs_per_s'), '>=', 10],
+    ['64 B msgs/s: channel Node→Node, drainRange in place, vs disruptor (like for like)', ratio('nn64r', 'dis64', 'msgs_per_s'), '>=', 2],
+    ['64 B msgs/s: channel Node→Node, drain(view) in place, vs Unix socket', ratio('nn64d', 'uds64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel sendMany → drainRange vs Unix socket', ratio('nn64b', 'uds64', 'msgs_per_s'), '>=', null],
     ['64 KiB throughput: channel Node→Node vs shared-memory-disruptor', ratio('nn64k', 'dis64k', 'gib_per_s'), '>=', 1],
     ['64 KiB throughput: channel, drain in place, vs disruptor (like for like)', ratio('nn64kd', 'dis64k', 'gib_per_s'), '>=', 1],
     ['64 B msgs/s: channel Rust→Node vs Unix socket', ratio('rn64', 'uds64', 'msgs_per_s'), '>=', null],
     ['64 B msgs/s: channel 4→1 vs Unix socket', ratio('many64', 'uds64', 'msgs_per_s'), '>=', null],
-    ['64 B msgs/s: channel 4→1, sendMany → drain, vs Unix socket', ratio('many64b', 'uds64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel 4→1, sendMany → drainRange, vs Unix socket', ratio('many64b', 'uds64', 'msgs_per_s'), '>=', null],
     ['64 B msgs/s: channel Node→Node vs worker postMessage', ratio('nn64', 'worker64', 'msgs_per_s'), '>=', null],
     ['64 KiB throughput: channel Node→Node vs memcpy bandwidth', ratio('nn64k', 'memcpy', 'gib_per_s'), '>=', 0.5],
     ['64 KiB throughput: channel, drain in place, vs memcpy bandwidth', ratio('nn64kd', 'memcpy', 'gib_per_s'), '>=', 0.5],
