@@ -44,8 +44,8 @@ async function churn(name, seconds) {
   let x = 1
   while (Date.now() < until) {
     x = (x * 1103515245 + 12345) & 0x7fffffff
-    const op = x % 11
-    const timed = op === 1 || op === 3 || op === 4 || op === 5 || op === 8 || op === 9
+    const op = x % 12
+    const timed = op === 1 || op === 3 || op === 4 || op === 5 || op === 8 || op === 9 || op === 11
     const t0 = performance.now()
     let m = null
     try {
@@ -63,6 +63,11 @@ async function churn(name, seconds) {
         ch.drain((v) => {
           if (v.byteLength > max) m = { byteLength: v.byteLength }
           else if (v.byteLength > 0) x ^= v[0] & 0 // reads the view in place (a view past the ring would throw)
+        }, { timeout: 200, max: 1 + (x % 64) })
+      } else if (op === 11) {
+        ch.drainRange((ring, offset, length) => {
+          // The message must lie inside the ring it is handed with.
+          if (length > max || offset < 0 || offset + length > ring.byteLength) m = { byteLength: max + 1 }
         }, { timeout: 200, max: 1 + (x % 64) })
       } else if (op === 10) {
         const v = ch.tryReceiveView()

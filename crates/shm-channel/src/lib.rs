@@ -123,12 +123,11 @@ const GARBAGE_RECHECK: Duration = Duration::from_millis(10);
 /// How long `try_send` may wait for the claim lock.
 const TRY_LOCK: Duration = Duration::from_millis(50);
 /// How long a producer facing a full ring polls `head` before napping (0 on one CPU).
-static SPIN: std::sync::LazyLock<Duration> = std::sync::LazyLock::new(|| {
-    match std::thread::available_parallelism() {
+static SPIN: std::sync::LazyLock<Duration> =
+    std::sync::LazyLock::new(|| match std::thread::available_parallelism() {
         Ok(n) if n.get() > 1 => Duration::from_micros(50),
         _ => Duration::ZERO,
-    }
-});
+    });
 /// The producer's private naps on a full ring: first, longest, and in all before it sleeps.
 const NAP_FIRST: Duration = Duration::from_micros(20);
 const NAP_MAX: Duration = Duration::from_micros(200);
@@ -543,7 +542,7 @@ impl Channel {
                     return true;
                 }
                 k = k.wrapping_add(1);
-                if k % 64 == 0 {
+                if k.is_multiple_of(64) {
                     let now = Instant::now();
                     if now - t0 >= *SPIN || past(now) {
                         break;
