@@ -266,7 +266,10 @@ fn one_to_one_cached_head_fills_exactly_and_never_overwrites() {
     for lap in 0..40 {
         // 24-byte payloads: 32-byte records, 32 of them fill the ring.
         let mut sent = 0;
-        while tx.try_send(&[seq.to_le_bytes(), [lap as u8; 4]].concat().repeat(3)).unwrap() {
+        while tx
+            .try_send(&[seq.to_le_bytes(), [lap as u8; 4]].concat().repeat(3))
+            .unwrap()
+        {
             seq += 1;
             sent += 1;
             assert!(sent <= 32, "lap {lap}: more records than the ring holds");
@@ -275,7 +278,11 @@ fn one_to_one_cached_head_fills_exactly_and_never_overwrites() {
         // Free 1 + (lap + 1) % 7 records, and check every one received so far.
         for _ in 0..1 + (lap + 1) % 7 {
             assert!(rx.try_receive(&mut m).unwrap());
-            assert_eq!(u32::from_le_bytes(m[0..4].try_into().unwrap()), next, "lap {lap}");
+            assert_eq!(
+                u32::from_le_bytes(m[0..4].try_into().unwrap()),
+                next,
+                "lap {lap}"
+            );
             next += 1;
         }
     }
@@ -289,8 +296,14 @@ fn one_to_one_cached_head_fills_exactly_and_never_overwrites() {
     });
     let t0 = Instant::now();
     tx.send(&[1; 24], Some(Duration::from_secs(10))).unwrap();
-    assert!(t0.elapsed() >= Duration::from_millis(20), "send waited for room");
-    assert!(t0.elapsed() < Duration::from_secs(5), "woken, not left to its re-check");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(20),
+        "send waited for room"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "woken, not left to its re-check"
+    );
     drop(t.join().unwrap());
     assert!(matches!(
         tx.send(&[1; 24], Some(Duration::from_millis(50))),
