@@ -140,8 +140,9 @@ async function channelRow(label, { size, total, producers, mode = 'one-to-one', 
       while (got < total) got += ch.drain(fn, opts)
       if (bad !== 0 || got !== total || sum !== total * 0x5a) throw new Error(`drain: ${bad} of a wrong length, ${got} of ${total}`)
     } else {
+      const opts = { timeout: 60_000 }
       for (let i = 0; i < total; i++) {
-        const n = ch.receiveInto(view, { timeout: 60_000 })
+        const n = ch.receiveInto(view, opts)
         if (n !== size) throw new Error(`got ${n} bytes`)
         if (i === 0) t0 = now()
       }

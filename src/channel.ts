@@ -90,6 +90,11 @@ function deadlineOf(options: unknown): number {
   return timeout === Infinity ? Infinity : performance.now() + timeout
 }
 
+/** `options.timeout` checked (Infinity = none), for waits that read the clock only once they must wait. */
+function waitOf(options: unknown): number {
+  return options === undefined ? Infinity : checkTimeout(checkOptions(options).timeout)
+}
+
 /** `options.timeout` (already checked by `deadlineOf`), for the ETIMEDOUT message. */
 function timeoutOf(options: unknown): number {
   return checkTimeout(checkOptions(options).timeout)
@@ -368,10 +373,13 @@ export class Channel {
       length = lengthOf(bytes)
       this.#lastU8 = typeof bytes !== 'string' && bytes === data ? data : undefined
     }
-    const deadline = deadlineOf(options)
+    const timeout = waitOf(options)
     this.#checkLength(length)
+    // One-to-one takes no lock: the clock is read only once the ring is found full (-1 until then).
+    let deadline = timeout === Infinity ? Infinity : this.#p.oneToOne ? -1 : performance.now() + timeout
     let i: number
     while ((i = this.#p.tryClaim(length, deadline)) === FULL) {
+      if (deadline === -1) deadline = performance.now() + timeout
       if (this.#p.spinForSpace(deadline)) continue
       if (!this.#p.sleepForSpace(deadline)) throw timedOut('send', timeoutOf(options))
     }
@@ -567,9 +575,13 @@ export class Channel {
     return out
   }
 
-  /** Waits for a message: its index, `null` (ended), or -1 (timed out). */
-  #await(deadline: number): number | null {
+  /** Waits up to `timeout` ms for a message: its index, `null` (ended), or -1 (timed out). */
+  #await(timeout: number): number | null {
     const p = this.#p
+    // A message ready now: no clock read (a `performance.now()` per message costs more than the read).
+    const first = p.poll()
+    if (first === null || first >= 0) return first
+    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout
     for (;;) {
       const r = p.spin()
       if (r === null || r >= 0) return r
@@ -603,7 +615,7 @@ export class Channel {
   receive(options?: ChannelWaitOptions): Uint8Array | null {
     this.#open('receive')
     this.#noView('receive')
-    const i = this.#await(deadlineOf(options))
+    const i = this.#await(waitOf(options))
     if (i === null) return null
     if (i < 0) throw timedOut('receive', timeoutOf(options))
     return this.#take(i)
@@ -619,7 +631,7 @@ export class Channel {
     this.#open('receiveInto')
     if (!ArrayBuffer.isView(view)) throw invalidType('view', 'an instance of Buffer, TypedArray or DataView', view)
     this.#noView('receiveInto')
-    const i = this.#await(deadlineOf(options))
+    const i = this.#await(waitOf(options))
     if (i === null) return null
     if (i < 0) throw timedOut('receiveInto', timeoutOf(options))
     const length = this.#p.length
@@ -668,7 +680,7 @@ export class Channel {
   receiveView(options?: ChannelWaitOptions): Uint8Array | null {
     this.#open('receiveView')
     this.#noView('receiveView')
-    const i = this.#await(deadlineOf(options))
+    const i = this.#await(waitOf(options))
     if (i === null) return null
     if (i < 0) throw timedOut('receiveView', timeoutOf(options))
     return this.#hold(i)
@@ -737,7 +749,7 @@ export class Channel {
       if (!(m >= 1) || (m !== Infinity && !Number.isInteger(m))) throw outOfRange('options.max', 'an integer >= 1 or Infinity', String(m))
       max = m
     }
-    let i = this.#await(deadlineOf(options))
+    let i = this.#await(waitOf(options))
     if (i === null) return null
     if (i < 0) throw timedOut(method, timeoutOf(options))
     const p = this.#p
