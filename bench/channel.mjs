@@ -8,6 +8,8 @@
 // `drain(fn)` hands a view per message, `drainRange(fn)` an offset into one view of the ring (no
 // object per message); the in-place rows are the like-for-like comparison with the disruptor,
 // whose consumer only counts the elements it gets views of. `sendMany` rows send batches of 64.
+// The bare JS ring row (bareRow) is the yardstick of issue 19: the channel's 64 B one-to-one row
+// targets ≥ 40% of it.
 // Throughput is timed in the consumer, from its first message to its last. This process is the
 // consumer (or the ping side); every producer is a child process (a worker for postMessage).
 // Targets are printed with ratios and MEET/MISS, never enforced. Every row runs twice: unpinned,
@@ -72,6 +74,27 @@ if (role === 'produce') {
   for (let i = 0; i < count; i++) {
     data.copy(d.produceClaimSync())
     d.produceCommitSync()
+  }
+  process.exit(0)
+} else if (role === 'bare') {
+  // The bare ring's producer (see bareRow): records of 8 + size bytes, `tail` (a record count)
+  // published per message, `head` read only when the cached one shows the ring full.
+  const [name, count, size] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])]
+  const m = new SharedMemory(name)
+  const i32 = new Int32Array(m.buffer, 0, m.length >> 2)
+  const src = new Int32Array(size >> 2).fill(0x5a5a5a5a)
+  const slots = (m.length - 1024) / (8 + size)
+  const words = (8 + size) >> 2
+  let head = 0
+  for (let tail = 0; tail < count; tail++) {
+    for (let spins = 0; tail - head >= slots; spins++) {
+      head = Atomics.load(i32, 64)
+      if ((spins & 0xfffff) === 0xfffff && performance.now() > 60_000) process.exit(3) // the consumer is gone
+    }
+    const w = 256 + (tail % slots) * words
+    i32[w] = size
+    for (let k = 0; k < src.length; k++) i32[w + 2 + k] = src[k]
+    Atomics.store(i32, 0, tail + 1)
   }
   process.exit(0)
 } else if (role === 'echo') {
@@ -156,6 +179,49 @@ async function channelRow(label, { size, total, producers, mode = 'one-to-one', 
   } finally {
     ch.close()
     Channel.unlink(name)
+  }
+}
+
+/**
+ * The limit a JS ring reaches between two Node processes (issue 19's yardstick): a bare
+ * single-producer ring in plain JS over one of our zero-copy mappings — records of 8 + size
+ * bytes, `tail` published per message, `head` every 64, both sides spinning, no allocation, no
+ * liveness, no end, no wake-ups. The consumer copies each payload out (as receiveInto does).
+ */
+async function bareRow(label, size, total) {
+  const name = uniq('bare')
+  const slots = 16384
+  const m = SharedMemory.create(name, 1024 + slots * (8 + size))
+  try {
+    const i32 = new Int32Array(m.buffer, 0, m.length >> 2)
+    const kid = child([process.execPath, SELF, 'bare', name, String(total), String(size)])
+    const start = now()
+    const out = new Int32Array(size >> 2)
+    const words = (8 + size) >> 2
+    let tailSeen = 0
+    let t0 = 0
+    let sum = 0
+    for (let head = 0; head < total; head++) {
+      for (let spins = 0; head === tailSeen && (tailSeen = Atomics.load(i32, 0)) === head; spins++) {
+        if ((spins & 0xfffff) === 0xfffff && now() - start > 60_000) throw new Error('bare ring: no message for 60 s')
+      }
+      const w = 256 + (head % slots) * words
+      if (i32[w] !== size) throw new Error(`bare ring: length ${i32[w]}`)
+      for (let k = 0; k < out.length; k++) out[k] = i32[w + 2 + k]
+      sum += out[0]
+      if ((head & 63) === 63) Atomics.store(i32, 64, head + 1)
+      if (head === 0) t0 = now()
+    }
+    const s = (now() - t0) / 1000
+    const err = await kid.exit
+    if (err) throw new Error(err)
+    if (sum !== total * 0x5a5a5a5a) throw new Error('bare ring: corrupt payload')
+    return row(label, size, total - 1, s)
+  } catch (e) {
+    return { label, error: String(e.message) }
+  } finally {
+    m.close()
+    SharedMemory.unlink(name)
   }
 }
 
@@ -390,6 +456,7 @@ async function runPass(isPinned) {
       ? channelRow('channel Python → Node, 64 B (one-to-one; pure Python + ctypes)', { size: 64, total: NPY, capacity: MiB, producers: (n) => [[py, path.join(ROOT, 'examples', 'channel.py'), 'flood', n, String(NPY), '64']] })
       : { label: 'channel Python → Node', error: 'python3 with libatomic.so.1 missing' },
   )
+  await put('bare64', () => bareRow('bare JS ring, 64 B (Node → Node; plain JS on a mapping, no protocol: the yardstick)', 64, N64))
   await put('uds64', () => udsRow('Unix-domain socket, 64 B + 4 B length prefix (Node → Node)', 64, N64))
   await put('uds64k', () => udsRow('Unix-domain socket, 64 KiB + 4 B length prefix (Node → Node)', KiB64, N64K))
   if (!isPinned) {
@@ -409,6 +476,8 @@ async function runPass(isPinned) {
     ['64 B msgs/s: channel Node→Node vs Unix socket', ratio('nn64', 'uds64', 'msgs_per_s'), '>=', 10],
     ['64 B msgs/s: channel Node→Node vs shared-memory-disruptor', ratio('nn64', 'dis64', 'msgs_per_s'), '>=', 2],
     ['64 B msgs/s: one-to-one vs many-to-one with 1 producer (one-to-one fastest)', ratio('nn64', 'nn64m', 'msgs_per_s'), '>=', 1],
+    ['64 B msgs/s: channel Node→Node (receiveInto) vs the bare JS ring', ratio('nn64', 'bare64', 'msgs_per_s'), '>=', 0.4],
+    ['64 B msgs/s: channel Node→Node, drainRange, vs the bare JS ring', ratio('nn64r', 'bare64', 'msgs_per_s'), '>=', null],
     ['64 B msgs/s: channel Node→Node, drainRange in place, vs Unix socket', ratio('nn64r', 'uds64', 'msgs_per_s'), '>=', 10],
     ['64 B msgs/s: channel Node→Node, drainRange in place, vs disruptor (like for like)', ratio('nn64r', 'dis64', 'msgs_per_s'), '>=', 2],
     ['64 B msgs/s: channel Node→Node, drain(view) in place, vs Unix socket', ratio('nn64d', 'uds64', 'msgs_per_s'), '>=', null],
