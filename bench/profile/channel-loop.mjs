@@ -4,7 +4,7 @@
 // divides the difference (start-up and warm-up cancel out).
 //
 //   node bench/profile/channel-loop.mjs OP MESSAGES [SIZE] [before-dir]
-//   OP: send-receiveInto | send-receiveInto-m2o | send-receive | claim-commit | send-view |
+//   OP: send-receiveInto | send-receiveInto-timeout (both with { timeout }) | send-receiveInto-m2o | send-receive | claim-commit | send-view |
 //       sendString-receiveInto | sendMany-drain | sendMany-drainRange (the -m2o forms use a
 //       many-to-one channel)
 //   With before-dir (a checkout of an earlier release build) the class comes from there.
@@ -28,11 +28,13 @@ const into = new Uint8Array(size)
 const BATCH = 16
 const batchData = Array.from({ length: BATCH }, () => data)
 let sink = 0
+const opts = { timeout: 60_000 }
 let sum = 0
 const onView = (v) => (sum += v[0])
 const onRange = (ring, offset) => (sum += ring[offset])
 const STEP = {
   'send-receiveInto': () => (tx.send(data), rx.receiveInto(into)),
+  'send-receiveInto-timeout': () => (tx.send(data, opts), rx.receiveInto(into, opts)),
   'send-receive': () => (tx.send(data), rx.receive().length),
   'claim-commit': () => (tx.claim(size).fill(1, 0, 1), tx.commit(), rx.receiveInto(into)),
   'sendString-receiveInto': () => (tx.send(text), rx.receiveInto(into)),
