@@ -4,9 +4,9 @@
 // divides the difference (start-up and warm-up cancel out).
 //
 //   node bench/profile/channel-loop.mjs OP MESSAGES [SIZE] [before-dir]
-//   OP: send-receiveInto | send-receiveInto-timeout (both with { timeout }) | send-receiveInto-m2o | send-receive | claim-commit | send-view |
-//       sendString-receiveInto | sendMany-drain | sendMany-drainRange (the -m2o forms use a
-//       many-to-one channel)
+//   OP: send-receiveInto | send-receiveInto-timeout (both calls with { timeout }) |
+//       send-receiveInto-m2o | send-receive | claim-commit | send-view | sendString-receiveInto |
+//       sendMany-drain | sendMany-drainRange (per batch of 16) (-m2o: a many-to-one channel)
 //   With before-dir (a checkout of an earlier release build) the class comes from there.
 import { createRequire } from 'node:module'
 import * as path from 'node:path'
