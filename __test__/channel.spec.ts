@@ -386,6 +386,26 @@ test.serial('sendMany: a full ring times out with err.sent = the messages sent; 
   t.is(ch.receive(), null, 'nothing of the refused batch was delivered')
 })
 
+test.serial('sendMany: an array proxy whose trap sends another batch meanwhile: both batches whole, the inner one first', (t) => {
+  const [ch, name] = fresh(t, 'many-proxy', 4096, { mode: 'one-to-one' })
+  const tx = new Channel(name)
+  t.teardown(() => tx.close())
+  let nested = false
+  const outer = new Proxy(['o0', 'o1', 'o2'], {
+    get(target, key, receiver) {
+      if (key === '1' && !nested) {
+        nested = true
+        tx.sendMany(['i0', 'i1', 'i2', 'i3'])
+      }
+      return Reflect.get(target, key, receiver)
+    },
+  })
+  tx.sendMany(outer)
+  const got: string[] = []
+  ch.drain((v) => got.push(Buffer.from(v).toString()))
+  t.deepEqual(got, ['i0', 'i1', 'i2', 'i3', 'o0', 'o1', 'o2'])
+})
+
 test.serial('sendMany of a batch 20 times the ring from another process: every message intact and in order', async (t) => {
   for (const mode of ['one-to-one', 'many-to-one'] as const) {
     const [ch, name] = fresh(t, `many-big-${mode}`, 4096, { mode })

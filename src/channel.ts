@@ -35,6 +35,8 @@ import { checkTimeout, describe, invalidType, outOfRange, type CodedError } from
 import { native } from './native'
 import { SharedMemory } from './shared-memory'
 
+/** `sendMany` batches up to this many messages reuse the handle's arrays (larger ones get their own). */
+const REUSED_BATCH = 4096
 /** How long `trySend`/`tryClaim` may wait for the claim lock (normally held for microseconds). */
 const TRY_LOCK_MS = 50
 /** How long the async paths block the event loop for the claim lock before yielding. */
@@ -414,11 +416,12 @@ export class Channel {
     this.#open('sendMany')
     if (!Array.isArray(messages)) throw invalidType('messages', 'an instance of Array', messages)
     const count = messages.length
-    // An array proxy's trap could call sendMany again while this one checks: that call gets arrays of its own.
-    const outer = !this.#inSendMany
+    // An array proxy's trap could call sendMany again while this one checks: that call gets
+    // arrays of its own (as does a batch too large to keep arrays of its size for later).
+    const outer = !this.#inSendMany && count <= REUSED_BATCH
     const lengths = outer ? this.#lengths : []
     const list = outer ? this.#list : []
-    this.#inSendMany = true
+    if (outer) this.#inSendMany = true
     try {
       for (let k = 0; k < count; k++) {
         // Each element read once (an array proxy could hand out another one the second time).
@@ -863,6 +866,7 @@ export class Channel {
     if (counted.consumer) this.#w.add(O_CONSUMER_SLEEPERS, -counted.consumer)
     if (counted.producer) this.#w.add(O_PRODUCER_SLEEPERS, -counted.producer)
     counted.consumer = counted.producer = 0
+    this.#lastU8 = undefined
     this.#p.leave()
     this.#mem = undefined
     mem.close()
