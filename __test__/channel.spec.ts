@@ -344,6 +344,136 @@ test.serial('drain(fn): every ready message in order, one head store per batch, 
   t.is(ch.drain(() => {}), null, 'ended and drained')
 })
 
+test.serial('sendMany: every message whole and in order, across the wrap, in both modes; a bad element sends nothing', (t) => {
+  for (const mode of ['one-to-one', 'many-to-one'] as const) {
+    const [ch, name] = fresh(t, `many-${mode}`, 1024, { mode })
+    const tx = new Channel(name)
+    t.teardown(() => tx.close())
+    // Move head and tail to 24 bytes before the ring's end: 'a' (16 bytes) fits there, 'bb'
+    // does not, so the batch publishes padding over the last 8 bytes and goes on at index 0.
+    tx.send(Buffer.alloc(992))
+    t.is(ch.receive()!.length, 992)
+    const batch = ['a', Buffer.from('bb'), new Uint16Array([0x6363]), 'dddd', new Uint8Array(0), 'é'.repeat(100)]
+    tx.sendMany(batch)
+    const got: string[] = []
+    t.is(ch.drain((v) => got.push(Buffer.from(v).toString())), batch.length)
+    t.deepEqual(got, ['a', 'bb', 'cc', 'dddd', '', 'é'.repeat(100)], mode)
+    tx.sendMany([])
+    t.is(ch.tryReceive(), null)
+    const bad = t.throws(() => tx.sendMany(['x', 42 as never]), { instanceOf: TypeError }) as NodeJS.ErrnoException
+    t.is(bad.code, 'ERR_INVALID_ARG_TYPE')
+    const long = t.throws(() => tx.sendMany(['x', Buffer.alloc(1017)], { timeout: 1000 }), { instanceOf: RangeError }) as NodeJS.ErrnoException
+    t.is(long.code, 'ERR_OUT_OF_RANGE')
+    t.is((t.throws(() => tx.sendMany('xy' as never), { instanceOf: TypeError }) as NodeJS.ErrnoException).code, 'ERR_INVALID_ARG_TYPE')
+    t.is(ch.tryReceive(), null, 'a bad element: nothing of the batch was sent')
+  }
+})
+
+test.serial('sendMany: a full ring times out with err.sent = the messages sent; after end() nothing is sent', (t) => {
+  const [ch, name] = fresh(t, 'many-full', 256, { mode: 'one-to-one' })
+  const tx = new Channel(name)
+  t.teardown(() => tx.close())
+  // Records of 64 bytes: four fit in 256.
+  const msgs = Array.from({ length: 6 }, (_, k) => Buffer.alloc(56, k))
+  const e = t.throws(() => tx.sendMany(msgs, { timeout: 50 })) as NodeJS.ErrnoException & { sent?: number }
+  t.is(e.code, 'ETIMEDOUT')
+  t.is(e.sent, 4)
+  const got: number[] = []
+  t.is(ch.drain((v) => got.push(v[0]!)), 4)
+  t.deepEqual(got, [0, 1, 2, 3])
+  ch.end()
+  t.is((t.throws(() => tx.sendMany(msgs.slice(0, 2))) as NodeJS.ErrnoException).code, 'ERR_SHM_CHANNEL_ENDED')
+  t.is(ch.receive(), null, 'nothing of the refused batch was delivered')
+})
+
+test.serial('sendMany: an array proxy whose trap sends another batch meanwhile: both batches whole, the inner one first', (t) => {
+  const [ch, name] = fresh(t, 'many-proxy', 4096, { mode: 'one-to-one' })
+  const tx = new Channel(name)
+  t.teardown(() => tx.close())
+  let nested = false
+  const outer = new Proxy(['o0', 'o1', 'o2'], {
+    get(target, key, receiver) {
+      if (key === '1' && !nested) {
+        nested = true
+        tx.sendMany(['i0', 'i1', 'i2', 'i3'])
+      }
+      return Reflect.get(target, key, receiver)
+    },
+  })
+  tx.sendMany(outer)
+  const got: string[] = []
+  ch.drain((v) => got.push(Buffer.from(v).toString()))
+  t.deepEqual(got, ['i0', 'i1', 'i2', 'i3', 'o0', 'o1', 'o2'])
+})
+
+test.serial('sendMany of a batch 20 times the ring from another process: every message intact and in order', async (t) => {
+  for (const mode of ['one-to-one', 'many-to-one'] as const) {
+    const [ch, name] = fresh(t, `many-big-${mode}`, 4096, { mode })
+    const per = 400
+    const p = run(process.execPath, ['-e', `
+      const { Channel } = require('.')
+      function msg(seq, len) { const b = Buffer.alloc(len); b.writeUInt32LE(1, 0); b.writeUInt32LE(seq, 4); for (let k = 8; k < len; k++) b[k] = (7 + seq * 13 + k) & 255; return b }
+      const ch = new Channel(process.argv[1])
+      const all = Array.from({ length: ${per} }, (_, i) => msg(i, 8 + ((i * 37) % 300)))
+      ch.sendMany(all.slice(0, 250), { timeout: 20000 })
+      ch.sendMany(all.slice(250), { timeout: 20000 })
+      ch.close()
+    `, '--', name])
+    const checker = new Checker()
+    consume(ch, per, checker, (i) => i % 2)
+    t.deepEqual(checker.errors, [], mode)
+    t.is(checker.next.get(1), per)
+    const exit = await p.exit
+    t.is(exit.code, 0, exit.stderr)
+    t.is(ch.tryReceive(), null)
+  }
+})
+
+test.serial('send of the same Uint8Array again sends its current bytes; once its buffer is detached, ERR_INVALID_STATE', (t) => {
+  const [ch, name] = fresh(t, 'same-u8', 1024, { mode: 'one-to-one' })
+  const tx = new Channel(name)
+  t.teardown(() => tx.close())
+  const data = new Uint8Array(8).fill(1)
+  tx.send(data)
+  data.fill(2)
+  tx.send(data)
+  t.deepEqual([...ch.receive()!], Array(8).fill(1))
+  t.deepEqual([...ch.receive()!], Array(8).fill(2))
+  structuredClone(data.buffer, { transfer: [data.buffer] })
+  t.is((t.throws(() => tx.send(data), { instanceOf: TypeError }) as NodeJS.ErrnoException).code, 'ERR_INVALID_STATE')
+  t.is(ch.tryReceive(), null, 'a detached array sends no (empty) message')
+})
+
+test.serial('drainRange(fn): each message as (ring, offset, length) of one Uint8Array, in order, read in place', (t) => {
+  const [ch, name] = fresh(t, 'drain-range', 1024)
+  const tx = new Channel(name)
+  const mem = new SharedMemory(name)
+  t.teardown(() => (tx.close(), mem.close()))
+  // A wrap on the way: 7 × 136-byte records, then padding, then more.
+  for (let round = 0; round < 3; round++) {
+    const sent = Array.from({ length: 5 }, (_, k) => Buffer.alloc(120 + k, 0x41 + round * 5 + k))
+    tx.sendMany(sent)
+    const rings: Uint8Array[] = []
+    const got: Buffer[] = []
+    t.is(
+      ch.drainRange((ring, offset, length) => {
+        rings.push(ring)
+        got.push(Buffer.from(ring.subarray(offset, offset + length)))
+      }),
+      5,
+    )
+    t.deepEqual(got, sent, `round ${round}`)
+    t.true(rings.every((r) => r === rings[0]), 'the same ring object for every message')
+    t.is(rings[0]!.byteLength, 1024)
+  }
+  t.is(mem.atomicLoad(256), mem.atomicLoad(128), 'every record released')
+  tx.send('abc')
+  t.is(ch.drainRange((ring, offset, length) => t.is(Buffer.from(ring.subarray(offset, offset + length)).toString(), 'abc'), { max: 1 }), 1)
+  t.is((t.throws(() => ch.drainRange(() => {}, { timeout: 20 })) as NodeJS.ErrnoException).code, 'ETIMEDOUT')
+  ch.end()
+  t.is(ch.drainRange(() => {}), null)
+})
+
 test.serial('bad input is a coded error, never a crash or a silent drop', (t) => {
   const [ch, name] = fresh(t, 'bad', 256)
   const code = (f: () => unknown, c: string, k: ErrorConstructor = Error) => t.is((t.throws(f, { instanceOf: k }) as NodeJS.ErrnoException).code, c)

@@ -3,14 +3,21 @@
 // prefix), worker_threads postMessage, and shared-memory-disruptor, all in this one run.
 //
 // Rows: 64 B messages/s and 64 KiB throughput for Node → Node, Rust → Node (Python → Node, 64 B,
-// informative) and 4 producers → 1; round-trip latency vs the raw wait/notify ping-pong.
+// informative) and 4 producers → 1; round-trip latency vs the raw wait/notify ping-pong. Each
+// channel row's label says what its consumer does: `receiveInto` copies every message out,
+// `drain(fn)` hands a view per message, `drainRange(fn)` an offset into one view of the ring (no
+// object per message); the in-place rows are the like-for-like comparison with the disruptor,
+// whose consumer only counts the elements it gets views of. `sendMany` rows send batches of 64.
+// The bare JS ring row (bareRow) is the yardstick of issue 19: the channel's 64 B one-to-one row
+// targets ≥ 40% of it.
 // Throughput is timed in the consumer, from its first message to its last. This process is the
 // consumer (or the ping side); every producer is a child process (a worker for postMessage).
 // Targets are printed with ratios and MEET/MISS, never enforced. Every row runs twice: unpinned,
 // and pinned (this process on one CPU, every producer/echo process on another, with `taskset`;
 // the postMessage rows share one process's mask and run unpinned only). Round trips report the
 // mean and p50/p99 of per-message latency. JSON: .bench/channel-results.json (BENCH_CHANNEL_OUT
-// overrides). BENCH_CHANNEL_SCALE=0.2 for a quick run; BENCH_CHANNEL_PIN=0 skips the pinned pass.
+// overrides). BENCH_CHANNEL_SCALE=0.2 for a quick run; BENCH_CHANNEL_PIN=0 skips the pinned pass;
+// BENCH_CHANNEL_ROWS=nn64,uds64 runs only those rows (the keys of `rows` in runPass).
 import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
@@ -37,10 +44,16 @@ let PIN_CHILD = null
 // ---- child roles --------------------------------------------------------------------------
 const role = process.argv[2]
 if (role === 'produce') {
-  const [name, count, size] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])]
+  const [name, count, size, how] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5]), process.argv[6] ?? 'send']
   const ch = new Channel(name)
   const data = Buffer.alloc(size, 0x5a)
-  for (let i = 0; i < count; i++) ch.send(data)
+  if (how === 'sendMany') {
+    // Batches of 64 (the same array each time: nothing allocated per batch).
+    const batch = Array.from({ length: 64 }, () => data)
+    let i = 0
+    for (; i + 64 <= count; i += 64) ch.sendMany(batch)
+    for (; i < count; i++) ch.send(data)
+  } else for (let i = 0; i < count; i++) ch.send(data)
   ch.close()
   process.exit(0)
 } else if (role === 'uds') {
@@ -61,6 +74,27 @@ if (role === 'produce') {
   for (let i = 0; i < count; i++) {
     data.copy(d.produceClaimSync())
     d.produceCommitSync()
+  }
+  process.exit(0)
+} else if (role === 'bare') {
+  // The bare ring's producer (see bareRow): records of 8 + size bytes, `tail` (a record count)
+  // published per message, `head` read only when the cached one shows the ring full.
+  const [name, count, size] = [process.argv[3], Number(process.argv[4]), Number(process.argv[5])]
+  const m = new SharedMemory(name)
+  const i32 = new Int32Array(m.buffer, 0, m.length >> 2)
+  const src = new Int32Array(size >> 2).fill(0x5a5a5a5a)
+  const slots = (m.length - 1024) / (8 + size)
+  const words = (8 + size) >> 2
+  let head = 0
+  for (let tail = 0; tail < count; tail++) {
+    for (let spins = 0; tail - head >= slots; spins++) {
+      head = Atomics.load(i32, 64)
+      if ((spins & 0xfffff) === 0xfffff && performance.now() > 60_000) process.exit(3) // the consumer is gone
+    }
+    const w = 256 + (tail % slots) * words
+    i32[w] = size
+    for (let k = 0; k < src.length; k++) i32[w + 2 + k] = src[k]
+    Atomics.store(i32, 0, tail + 1)
   }
   process.exit(0)
 } else if (role === 'echo') {
@@ -94,17 +128,47 @@ function child(args, env = {}) {
 }
 
 /** Receives `total` messages of `size` bytes from the given producers; returns per-second figures. */
-async function channelRow(label, { size, total, producers, mode = 'one-to-one', capacity }) {
+async function channelRow(label, { size, total, producers, mode = 'one-to-one', capacity, consume = 'receiveInto' }) {
   const name = uniq('c')
   const ch = Channel.create(name, { capacity, mode })
   try {
     const kids = producers(name).map((args) => child(args))
     const view = new Uint8Array(size)
     let t0 = 0
-    for (let i = 0; i < total; i++) {
-      const n = ch.receiveInto(view, { timeout: 60_000 })
-      if (n !== size) throw new Error(`got ${n} bytes`)
-      if (i === 0) t0 = now()
+    if (consume === 'drainRange') {
+      // In place, no object per message: fn checks the length and reads one byte.
+      let bad = 0
+      let sum = 0
+      const fn = (ring, offset, length) => {
+        if (length !== size) bad++
+        sum += ring[offset]
+      }
+      const opts = { timeout: 60_000 }
+      let got = ch.drainRange(fn, { timeout: 60_000, max: 1 }) // the clock starts after the first message
+      t0 = now()
+      while (got < total) got += ch.drainRange(fn, opts)
+      if (bad !== 0 || got !== total || sum !== total * 0x5a) throw new Error(`drainRange: ${bad} of a wrong length, ${got} of ${total}`)
+    } else if (consume === 'drain') {
+      // In place: fn checks the length and reads one byte of each view (the disruptor row's
+      // consumer reads none), never copies.
+      let bad = 0
+      let sum = 0
+      const fn = (v) => {
+        if (v.length !== size) bad++
+        sum += v[0]
+      }
+      const opts = { timeout: 60_000 }
+      let got = ch.drain(fn, { timeout: 60_000, max: 1 }) // the clock starts after the first message
+      t0 = now()
+      while (got < total) got += ch.drain(fn, opts)
+      if (bad !== 0 || got !== total || sum !== total * 0x5a) throw new Error(`drain: ${bad} of a wrong length, ${got} of ${total}`)
+    } else {
+      const opts = { timeout: 60_000 }
+      for (let i = 0; i < total; i++) {
+        const n = ch.receiveInto(view, opts)
+        if (n !== size) throw new Error(`got ${n} bytes`)
+        if (i === 0) t0 = now()
+      }
     }
     const s = (now() - t0) / 1000
     const errors = (await Promise.all(kids.map((k) => k.exit))).filter(Boolean)
@@ -115,6 +179,49 @@ async function channelRow(label, { size, total, producers, mode = 'one-to-one', 
   } finally {
     ch.close()
     Channel.unlink(name)
+  }
+}
+
+/**
+ * The limit a JS ring reaches between two Node processes (issue 19's yardstick): a bare
+ * single-producer ring in plain JS over one of our zero-copy mappings — records of 8 + size
+ * bytes, `tail` published per message, `head` every 64, both sides spinning, no allocation, no
+ * liveness, no end, no wake-ups. The consumer copies each payload out (as receiveInto does).
+ */
+async function bareRow(label, size, total) {
+  const name = uniq('bare')
+  const slots = 16384
+  const m = SharedMemory.create(name, 1024 + slots * (8 + size))
+  try {
+    const i32 = new Int32Array(m.buffer, 0, m.length >> 2)
+    const kid = child([process.execPath, SELF, 'bare', name, String(total), String(size)])
+    const start = now()
+    const out = new Int32Array(size >> 2)
+    const words = (8 + size) >> 2
+    let tailSeen = 0
+    let t0 = 0
+    let sum = 0
+    for (let head = 0; head < total; head++) {
+      for (let spins = 0; head === tailSeen && (tailSeen = Atomics.load(i32, 0)) === head; spins++) {
+        if ((spins & 0xfffff) === 0xfffff && now() - start > 60_000) throw new Error('bare ring: no message for 60 s')
+      }
+      const w = 256 + (head % slots) * words
+      if (i32[w] !== size) throw new Error(`bare ring: length ${i32[w]}`)
+      for (let k = 0; k < out.length; k++) out[k] = i32[w + 2 + k]
+      sum += out[0]
+      if ((head & 63) === 63) Atomics.store(i32, 64, head + 1)
+      if (head === 0) t0 = now()
+    }
+    const s = (now() - t0) / 1000
+    const err = await kid.exit
+    if (err) throw new Error(err)
+    if (sum !== total * 0x5a5a5a5a) throw new Error('bare ring: corrupt payload')
+    return row(label, size, total - 1, s)
+  } catch (e) {
+    return { label, error: String(e.message) }
+  } finally {
+    m.close()
+    SharedMemory.unlink(name)
   }
 }
 
@@ -316,38 +423,52 @@ async function runPass(isPinned) {
   const rust = buildRustPeer(log)
   const python = spawnSync(process.env.PYTHON ?? 'python3', ['-c', "import ctypes; ctypes.CDLL('libatomic.so.1')"]).status === 0
   const py = process.env.PYTHON ?? 'python3'
-  const node = (count, size) => [process.execPath, SELF, 'produce', '%NAME%', String(count), String(size)]
+  const node = (count, size, how = 'send') => [process.execPath, SELF, 'produce', '%NAME%', String(count), String(size), how]
   const sub = (args, name) => args.map((a) => (a === '%NAME%' ? name : a))
   const MiB = 1 << 20
   const rows = {}
+  /** BENCH_CHANNEL_ROWS=nn64,rn64 runs only those rows (keys of `rows`; for profiling). */
+  const only = process.env.BENCH_CHANNEL_ROWS?.split(',')
+  const want = (key) => !only || only.includes(key)
   const t0 = Date.now()
   log('bench: channel rows ...')
-  rows.memcpy = memcpyRow()
-  rows.nn64 = await channelRow('channel Node → Node, 64 B (one-to-one)', { size: 64, total: N64, capacity: MiB, producers: (n) => [sub(node(N64, 64), n)] })
-  rows.nn64m = await channelRow('channel Node → Node, 64 B (many-to-one mode, 1 producer)', { size: 64, total: N64, capacity: MiB, mode: 'many-to-one', producers: (n) => [sub(node(N64, 64), n)] })
-  rows.nn64k = await channelRow('channel Node → Node, 64 KiB (one-to-one)', { size: KiB64, total: N64K, capacity: 4 * MiB, producers: (n) => [sub(node(N64K, KiB64), n)] })
-  rows.many64 = await channelRow('channel 4 Node producers → Node, 64 B (many-to-one)', { size: 64, total: 4 * Math.round(N64 / 4), capacity: MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64 / 4), 64), n)) })
-  rows.many64k = await channelRow('channel 4 Node producers → Node, 64 KiB (many-to-one)', { size: KiB64, total: 4 * Math.round(N64K / 4), capacity: 4 * MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64K / 4), KiB64), n)) })
+  const put = async (key, make) => {
+    if (want(key)) rows[key] = await make()
+  }
+  await put('memcpy', () => memcpyRow())
+  await put('nn64', () => channelRow('channel Node → Node, 64 B (one-to-one; send → receiveInto, a copy out)', { size: 64, total: N64, capacity: MiB, producers: (n) => [sub(node(N64, 64), n)] }))
+  await put('nn64d', () => channelRow('channel Node → Node, 64 B (one-to-one; send → drain(fn), fn reads the view in place)', { size: 64, total: N64, capacity: MiB, consume: 'drain', producers: (n) => [sub(node(N64, 64), n)] }))
+  await put('nn64r', () => channelRow('channel Node → Node, 64 B (one-to-one; send → drainRange(fn), in place, no object per message)', { size: 64, total: N64, capacity: MiB, consume: 'drainRange', producers: (n) => [sub(node(N64, 64), n)] }))
+  await put('nn64b', () => channelRow('channel Node → Node, 64 B (one-to-one; sendMany of 64 → drainRange(fn))', { size: 64, total: N64, capacity: MiB, consume: 'drainRange', producers: (n) => [sub(node(N64, 64, 'sendMany'), n)] }))
+  await put('nn64m', () => channelRow('channel Node → Node, 64 B (many-to-one mode, 1 producer; send → receiveInto)', { size: 64, total: N64, capacity: MiB, mode: 'many-to-one', producers: (n) => [sub(node(N64, 64), n)] }))
+  await put('nn64k', () => channelRow('channel Node → Node, 64 KiB (one-to-one; send → receiveInto, a 64 KiB copy out)', { size: KiB64, total: N64K, capacity: 4 * MiB, producers: (n) => [sub(node(N64K, KiB64), n)] }))
+  await put('nn64kd', () => channelRow('channel Node → Node, 64 KiB (one-to-one; send → drain(fn), fn reads 1 byte in place, as the disruptor row)', { size: KiB64, total: N64K, capacity: 4 * MiB, consume: 'drain', producers: (n) => [sub(node(N64K, KiB64), n)] }))
+  await put('many64', () => channelRow('channel 4 Node producers → Node, 64 B (many-to-one)', { size: 64, total: 4 * Math.round(N64 / 4), capacity: MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64 / 4), 64), n)) }))
+  await put('many64b', () => channelRow('channel 4 Node producers → Node, 64 B (many-to-one; sendMany of 64 → drainRange(fn))', { size: 64, total: 4 * Math.round(N64 / 4), capacity: MiB, mode: 'many-to-one', consume: 'drainRange', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64 / 4), 64, 'sendMany'), n)) }))
+  await put('many64k', () => channelRow('channel 4 Node producers → Node, 64 KiB (many-to-one)', { size: KiB64, total: 4 * Math.round(N64K / 4), capacity: 4 * MiB, mode: 'many-to-one', producers: (n) => [0, 1, 2, 3].map(() => sub(node(Math.round(N64K / 4), KiB64), n)) }))
   if (rust.bin) {
-    rows.rn64 = await channelRow('channel Rust → Node, 64 B (one-to-one)', { size: 64, total: N64, capacity: MiB, producers: (n) => [[rust.bin, 'flood', n, String(N64), '64']] })
-    rows.rn64k = await channelRow('channel Rust → Node, 64 KiB (one-to-one)', { size: KiB64, total: N64K, capacity: 4 * MiB, producers: (n) => [[rust.bin, 'flood', n, String(N64K), String(KiB64)]] })
+    await put('rn64', () => channelRow('channel Rust → Node, 64 B (one-to-one; → receiveInto)', { size: 64, total: N64, capacity: MiB, producers: (n) => [[rust.bin, 'flood', n, String(N64), '64']] }))
+    await put('rn64k', () => channelRow('channel Rust → Node, 64 KiB (one-to-one; → receiveInto)', { size: KiB64, total: N64K, capacity: 4 * MiB, producers: (n) => [[rust.bin, 'flood', n, String(N64K), String(KiB64)]] }))
   } else rows.rn64 = { label: 'channel Rust → Node', error: rust.error }
   const NPY = Math.round(N64 / 8)
-  rows.pn64 = python
-    ? await channelRow('channel Python → Node, 64 B (one-to-one; pure Python + ctypes)', { size: 64, total: NPY, capacity: MiB, producers: (n) => [[py, path.join(ROOT, 'examples', 'channel.py'), 'flood', n, String(NPY), '64']] })
-    : { label: 'channel Python → Node', error: 'python3 with libatomic.so.1 missing' }
-  rows.uds64 = await udsRow('Unix-domain socket, 64 B + 4 B length prefix (Node → Node)', 64, N64)
-  rows.uds64k = await udsRow('Unix-domain socket, 64 KiB + 4 B length prefix (Node → Node)', KiB64, N64K)
+  await put('pn64', async () =>
+    python
+      ? channelRow('channel Python → Node, 64 B (one-to-one; pure Python + ctypes)', { size: 64, total: NPY, capacity: MiB, producers: (n) => [[py, path.join(ROOT, 'examples', 'channel.py'), 'flood', n, String(NPY), '64']] })
+      : { label: 'channel Python → Node', error: 'python3 with libatomic.so.1 missing' },
+  )
+  await put('bare64', () => bareRow('bare JS ring, 64 B (Node → Node; plain JS on a mapping, no protocol: the yardstick)', 64, N64))
+  await put('uds64', () => udsRow('Unix-domain socket, 64 B + 4 B length prefix (Node → Node)', 64, N64))
+  await put('uds64k', () => udsRow('Unix-domain socket, 64 KiB + 4 B length prefix (Node → Node)', KiB64, N64K))
   if (!isPinned) {
-    rows.worker64 = await workerRow('worker_threads postMessage, 64 B Uint8Array (worker → main)', 64, N64)
-    rows.worker64k = await workerRow('worker_threads postMessage, 64 KiB Uint8Array (worker → main)', KiB64, N64K)
+    await put('worker64', () => workerRow('worker_threads postMessage, 64 B Uint8Array (worker → main)', 64, N64))
+    await put('worker64k', () => workerRow('worker_threads postMessage, 64 KiB Uint8Array (worker → main)', KiB64, N64K))
   }
   if (disruptor.Disruptor) {
-    rows.dis64 = await disruptorRow(`shared-memory-disruptor@${disruptor.version}, 64 B elements (Node → Node, sync, spinning)`, disruptor.Disruptor, 64, N64, 16384)
-    rows.dis64k = await disruptorRow(`shared-memory-disruptor@${disruptor.version}, 64 KiB elements`, disruptor.Disruptor, KiB64, N64K, 64)
+    await put('dis64', () => disruptorRow(`shared-memory-disruptor@${disruptor.version}, 64 B elements (Node → Node, sync, spinning; consumer counts the views, reads no byte)`, disruptor.Disruptor, 64, N64, 16384))
+    await put('dis64k', () => disruptorRow(`shared-memory-disruptor@${disruptor.version}, 64 KiB elements (consumer counts the views, reads no byte)`, disruptor.Disruptor, KiB64, N64K, 64))
   } else rows.dis64 = { label: 'shared-memory-disruptor', error: `FAILED TO BUILD: ${disruptor.error}` }
-  rows.rt = await roundTripRow()
-  rows.wn = await waitNotifyRow()
+  await put('rt', () => roundTripRow())
+  await put('wn', () => waitNotifyRow())
   const load1 = os.loadavg().map((x) => +x.toFixed(2))
 
   const ratio = (a, b, key, inverse = false) => (rows[a]?.[key] && rows[b]?.[key] ? (inverse ? rows[b][key] / rows[a][key] : rows[a][key] / rows[b][key]) : null)
@@ -355,11 +476,20 @@ async function runPass(isPinned) {
     ['64 B msgs/s: channel Node→Node vs Unix socket', ratio('nn64', 'uds64', 'msgs_per_s'), '>=', 10],
     ['64 B msgs/s: channel Node→Node vs shared-memory-disruptor', ratio('nn64', 'dis64', 'msgs_per_s'), '>=', 2],
     ['64 B msgs/s: one-to-one vs many-to-one with 1 producer (one-to-one fastest)', ratio('nn64', 'nn64m', 'msgs_per_s'), '>=', 1],
+    ['64 B msgs/s: channel Node→Node (receiveInto) vs the bare JS ring', ratio('nn64', 'bare64', 'msgs_per_s'), '>=', 0.4],
+    ['64 B msgs/s: channel Node→Node, drainRange, vs the bare JS ring', ratio('nn64r', 'bare64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel Node→Node, drainRange in place, vs Unix socket', ratio('nn64r', 'uds64', 'msgs_per_s'), '>=', 10],
+    ['64 B msgs/s: channel Node→Node, drainRange in place, vs disruptor (like for like)', ratio('nn64r', 'dis64', 'msgs_per_s'), '>=', 2],
+    ['64 B msgs/s: channel Node→Node, drain(view) in place, vs Unix socket', ratio('nn64d', 'uds64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel sendMany → drainRange vs Unix socket', ratio('nn64b', 'uds64', 'msgs_per_s'), '>=', null],
     ['64 KiB throughput: channel Node→Node vs shared-memory-disruptor', ratio('nn64k', 'dis64k', 'gib_per_s'), '>=', 1],
+    ['64 KiB throughput: channel, drain in place, vs disruptor (like for like)', ratio('nn64kd', 'dis64k', 'gib_per_s'), '>=', 1],
     ['64 B msgs/s: channel Rust→Node vs Unix socket', ratio('rn64', 'uds64', 'msgs_per_s'), '>=', null],
     ['64 B msgs/s: channel 4→1 vs Unix socket', ratio('many64', 'uds64', 'msgs_per_s'), '>=', null],
+    ['64 B msgs/s: channel 4→1, sendMany → drainRange, vs Unix socket', ratio('many64b', 'uds64', 'msgs_per_s'), '>=', null],
     ['64 B msgs/s: channel Node→Node vs worker postMessage', ratio('nn64', 'worker64', 'msgs_per_s'), '>=', null],
     ['64 KiB throughput: channel Node→Node vs memcpy bandwidth', ratio('nn64k', 'memcpy', 'gib_per_s'), '>=', 0.5],
+    ['64 KiB throughput: channel, drain in place, vs memcpy bandwidth', ratio('nn64kd', 'memcpy', 'gib_per_s'), '>=', 0.5],
     ['64 KiB throughput: channel Rust→Node vs memcpy bandwidth', ratio('rn64k', 'memcpy', 'gib_per_s'), '>=', null],
     ['round trip: channel vs raw wait/notify ping-pong (time)', ratio('rt', 'wn', 'us_per_round_trip'), '<=', null],
   ].map(([what, r, op, target]) => ({ what, ratio: r, op, target, verdict: r == null ? 'NOT RUN' : target == null ? 'info' : (op === '>=' ? r >= target : r <= target) ? 'MEET' : 'MISS' }))
@@ -370,14 +500,14 @@ async function runPass(isPinned) {
   p(`load average at start ${load0.join(' ')}, at end ${load1.join(' ')}; scale ${SCALE}; wall ${((Date.now() - t0) / 1000).toFixed(0)} s; ${isPinned ? 'PINNED: this process on CPU 0, every other process on CPU 1 (taskset)' : 'unpinned'}`)
   p()
   for (const r of Object.values(rows)) {
-    if (r.error) p(`  ${r.label.padEnd(92)} NOT RUN: ${r.error}`)
-    else if (r.us_per_round_trip) p(`  ${r.label.padEnd(92)} ${r.us_per_round_trip.toFixed(2).padStart(9)} µs/round trip (p50 ${r.p50_us.toFixed(2)}, p99 ${r.p99_us.toFixed(2)})`)
-    else p(`  ${r.label.padEnd(92)} ${(r.msgs_per_s / 1e6).toFixed(3).padStart(9)} M msgs/s ${r.gib_per_s.toFixed(2).padStart(7)} GiB/s`)
+    if (r.error) p(`  ${r.label.padEnd(116)} NOT RUN: ${r.error}`)
+    else if (r.us_per_round_trip) p(`  ${r.label.padEnd(116)} ${r.us_per_round_trip.toFixed(2).padStart(9)} µs/round trip (p50 ${r.p50_us.toFixed(2)}, p99 ${r.p99_us.toFixed(2)})`)
+    else p(`  ${r.label.padEnd(116)} ${(r.msgs_per_s / 1e6).toFixed(3).padStart(9)} M msgs/s ${r.gib_per_s.toFixed(2).padStart(7)} GiB/s`)
   }
   p()
   for (const t of targets) {
     const tgt = t.target == null ? 'no target' : `target ${t.op === '>=' ? '≥' : '≤'} ${t.target}×`
-    p(`  ratio ${t.what.padEnd(62)} ${t.ratio == null ? '—'.padStart(8) : (t.ratio.toFixed(2) + '×').padStart(8)}  ${tgt}: ${t.verdict}`)
+    p(`  ratio ${t.what.padEnd(76)} ${t.ratio == null ? '—'.padStart(8) : (t.ratio.toFixed(2) + '×').padStart(8)}  ${tgt}: ${t.verdict}`)
   }
   console.log(lines.join('\n') + '\n')
   return { pinned: isPinned, load0, load1, scale: SCALE, rows, targets, table: lines }

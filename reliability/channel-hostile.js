@@ -35,6 +35,7 @@ async function churn(name, seconds) {
   const max = ch.maxMessageLength
   const data = Buffer.alloc(Math.min(40, max), 7)
   const scratch = new Uint8Array(max)
+  const batch = [data, data.subarray(0, 3), '', data]
   await new Promise((r) => setTimeout(r, 300)) // the runner starts the garbage now
   const until = Date.now() + seconds * 1000
   const errors = {}
@@ -43,8 +44,8 @@ async function churn(name, seconds) {
   let x = 1
   while (Date.now() < until) {
     x = (x * 1103515245 + 12345) & 0x7fffffff
-    const op = x % 8
-    const timed = op === 1 || op === 3 || op === 4 || op === 5
+    const op = x % 12
+    const timed = op === 1 || op === 3 || op === 4 || op === 5 || op === 8 || op === 9 || op === 11
     const t0 = performance.now()
     let m = null
     try {
@@ -57,7 +58,24 @@ async function churn(name, seconds) {
         if (n !== null && n > max) m = { byteLength: n }
       } else if (op === 5) await ch.sendAsync(data, { timeout: 200 })
       else if (op === 6) m = await ch.receiveAsync({ timeout: 200 })
-      else {
+      else if (op === 8) ch.sendMany(batch, { timeout: 200 })
+      else if (op === 9) {
+        ch.drain((v) => {
+          if (v.byteLength > max) m = { byteLength: v.byteLength }
+          else if (v.byteLength > 0) x ^= v[0] & 0 // reads the view in place (a view past the ring would throw)
+        }, { timeout: 200, max: 1 + (x % 64) })
+      } else if (op === 11) {
+        ch.drainRange((ring, offset, length) => {
+          // The message must lie inside the ring it is handed with.
+          if (length > max || offset < 0 || offset + length > ring.byteLength) m = { byteLength: max + 1 }
+        }, { timeout: 200, max: 1 + (x % 64) })
+      } else if (op === 10) {
+        const v = ch.tryReceiveView()
+        if (v !== null) {
+          if (v.byteLength > max) m = { byteLength: v.byteLength }
+          ch.release()
+        }
+      } else {
         const v = ch.tryClaim(16)
         if (v) (x & 1 ? ch.commit() : ch.abort())
       }

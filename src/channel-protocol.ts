@@ -70,6 +70,8 @@ export const SPIN_MS = (typeof availableParallelism === 'function' ? availablePa
 const BACKOFF_FIRST_MS = 0.02
 const BACKOFF_NAP_MS = 0.2
 const BACKOFF_MAX_MS = 2
+/** Room a polling producer waits for before it claims again (spinForSpace). */
+const BATCH_ROOM = 16 * 1024
 /** The word the naps wait on: private, never notified. */
 let NAP: Int32Array | undefined
 /** Sleeps `ms` on a private word. The word is made on first use, not at load: nothing of this
@@ -113,6 +115,11 @@ export class Protocol {
   claimIndex = -1
   claimSize = 0
   claimLength = 0
+  /** The batch claim of `tryClaimMany` (reused arrays: nothing allocated per batch). */
+  readonly batchAt: number[] = []
+  readonly batchSize: number[] = []
+  readonly batchLength: number[] = []
+  batchCount = 0
   /** The last FULL from `tryClaim` was the claim lock's deadline, not a full ring. */
   lockedOut = false
   /** Consumer: registered in `consumer`, its private head, the last `tail` read. */
@@ -167,8 +174,9 @@ export class Protocol {
     }
   }
 
+  /** The early end check (plain: advisory; the seq-cst load after the claim decides, §3 step 4). */
   #checkEnded(): void {
-    if (this.w.load(O_ENDED) !== 0) throw endedError(this.name)
+    if (this.w.loadPlain(O_ENDED) !== 0) throw endedError(this.name)
   }
 
   /** Many-to-one lock (§3.1), taken over from a dead holder (§6); false once `deadline` passed. */
@@ -268,8 +276,9 @@ export class Protocol {
         this.wakeConsumer()
         continue
       }
-      this.w.store(HEADER + i + 4, length)
-      this.w.store(HEADER + i, -this.token)
+      // Plain stores: ordered before the consumer's reads by the `tail` store after them.
+      this.w.storePlain(HEADER + i + 4, length)
+      this.w.storePlain(HEADER + i, -this.token)
       this.#tail = (t + size) | 0
       this.w.store(O_TAIL, this.#tail)
       this.claimIndex = i
@@ -311,6 +320,102 @@ export class Protocol {
     }
   }
 
+  /**
+   * Batch claim (§3 steps 1–4 for several records, `sendMany`): claims records, in order, for as
+   * many of `lengths[from]…lengths[to − 1]` as fit now (padding at the ring's end as §2), with
+   * one `tail` store and one end check for the batch. The claimed records are `batchAt` /
+   * `batchSize` / `batchLength` [0, n); returns n, 0 when the ring is full (or the claim lock was
+   * not free by `lockDeadline`). The caller fills them and calls `commitMany` in the same step.
+   */
+  tryClaimMany(lengths: number[], from: number, to: number, lockDeadline: number): number {
+    if (this.claimIndex >= 0) {
+      throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
+    }
+    this.#checkEnded()
+    let n: number
+    if (this.oneToOne) {
+      if (!this.producing) this.#register()
+      n = this.#claimRun(this.#tail, lengths, from, to)
+    } else {
+      if (!this.#takeLock(lockDeadline)) return 0
+      try {
+        n = this.#claimRun(this.w.load(O_TAIL), lengths, from, to)
+      } finally {
+        this.#unlock()
+      }
+    }
+    if (n > 0 && this.w.load(O_ENDED) !== 0) {
+      this.commitMany(0)
+      throw endedError(this.name)
+    }
+    return n
+  }
+
+  /** The claim loop of `tryClaimMany` from tail `t0` (one-to-one: the private tail; else locked). */
+  #claimRun(t0: number, lengths: number[], from: number, to: number): number {
+    const cap = this.cap
+    const mask = this.mask
+    const w = this.w
+    const token = this.token
+    let head = this.oneToOne ? this.headSeen : (this.headSeen = w.load(O_HEAD))
+    this.#used(t0, head)
+    let t = t0
+    let n = 0
+    for (let k = from; k < to; ) {
+      const length = lengths[k]
+      const size = recordSize(length)
+      const i = t & mask
+      const toEnd = cap - i
+      const need = size > toEnd ? toEnd : size
+      if (need > cap - ((t - head) >>> 0)) {
+        head = this.headSeen = w.load(O_HEAD)
+        if (need > cap - this.#used(t, head)) break
+      }
+      // Plain stores: ordered before the consumer's reads by the one `tail` store after them.
+      if (size > toEnd) {
+        w.storePlain(HEADER + i + 4, toEnd - 8)
+        w.storePlain(HEADER + i, PADDING)
+        t = (t + toEnd) | 0
+        continue
+      }
+      w.storePlain(HEADER + i + 4, length)
+      w.storePlain(HEADER + i, -token)
+      this.batchAt[n] = i
+      this.batchSize[n] = size
+      this.batchLength[n] = length
+      n++
+      k++
+      t = (t + size) | 0
+    }
+    this.batchCount = n
+    if (t !== t0) {
+      w.store(O_TAIL, t)
+      if (this.oneToOne) this.#tail = t
+      if (n === 0) this.wakeConsumer() // padding only
+    }
+    return n
+  }
+
+  /**
+   * Commits the first `filled` records of the batch claim as messages and aborts the rest as
+   * padding (§3 steps 5–6), then one wake-consumer for the batch.
+   */
+  commitMany(filled: number): void {
+    const n = this.batchCount
+    this.batchCount = 0
+    for (let c = 0; c < n; c++) {
+      const at = HEADER + this.batchAt[c]
+      if (c < filled) {
+        this.w.flush(at + 8, this.batchLength[c])
+        this.w.store(at, MESSAGE)
+      } else {
+        this.w.store(at + 4, this.batchSize[c] - 8)
+        this.w.store(at, PADDING)
+      }
+    }
+    this.wakeConsumer()
+  }
+
   /** Commit (§3.5) as a message (`state` 1) or abort as padding (2), then wake-consumer. */
   publish(state: number): void {
     const at = HEADER + this.claimIndex
@@ -333,9 +438,14 @@ export class Protocol {
     const now = performance.now()
     if (now >= deadline) return false
     const until = Math.min(deadline, now + SPIN_MS)
+    // While polling, wait for a batch of room (a quarter of the ring, at most BATCH_ROOM), so
+    // that the two sides do not trade the ring's cache lines one record at a time; after the
+    // poll any room will do.
+    const want = Math.min(this.cap >>> 2, BATCH_ROOM)
     do {
-      if (this.w.load(O_HEAD) !== seen || this.w.load(O_ENDED) !== 0) return true
+      if (((this.w.load(O_HEAD) - seen) >>> 0) >= want || this.w.load(O_ENDED) !== 0) return true
     } while (performance.now() < until)
+    if (this.w.load(O_HEAD) !== seen) return true
     // Then short private naps (not registered as a sleeper: the consumer pays no wake-up syscall
     // per release while we are merely descheduled), doubling up to BACKOFF_MAX_MS in all.
     const last = Math.min(deadline, until + BACKOFF_MAX_MS)
@@ -457,7 +567,8 @@ export class Protocol {
       const i = h & this.mask
       const s = this.w.load(HEADER + i)
       if (s === MESSAGE || s === PADDING) {
-        const length = this.w.load(HEADER + i + 4) >>> 0
+        // Plain: written before `state` was stored as 1 or 2 (the atomic load above orders it).
+        const length = this.w.loadPlain(HEADER + i + 4) >>> 0
         if (length > cap - i - 8) throw layoutError(this.name, `record at position ${h >>> 0} has length ${length}, past the ring's end`)
         const size = recordSize(length)
         if (size > used) throw layoutError(this.name, `record at position ${h >>> 0} (${size} bytes) ends past tail ${this.#tailSeen >>> 0}`)

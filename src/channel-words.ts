@@ -9,6 +9,14 @@ import type { SharedMemory } from './shared-memory'
 export interface Words {
   load(off: number): number
   store(off: number, v: number): void
+  /**
+   * A plain (non-atomic) load/store, for words ordered by the atomics around them, as payload
+   * bytes are (docs/channel.md "Conventions"): a record's `length` read after its `state`, a
+   * claimed record's `length`/`state` written before `tail` is stored past it. In V8 an `Atomics`
+   * call is a builtin call (~100 instructions), a plain element access a few. Caged: atomic.
+   */
+  loadPlain(off: number): number
+  storePlain(off: number, v: number): void
   /** Adds `v`; returns the value before. */
   add(off: number, v: number): number
   /** Returns the value found (== `expected` when swapped). */
@@ -24,6 +32,8 @@ export interface Words {
   view(at: number, length: number): Uint8Array
   /** A view of `length` bytes at `at` for a reader (caged: exactly those bytes copied in first). */
   readView(at: number, length: number): Uint8Array
+  /** Makes `length` bytes at `at` readable through `view` (caged: copies exactly them in; zero-copy: nothing). */
+  stage(at: number, length: number): void
   /** Makes bytes written through `view`/`write` visible to other processes (caged: copyTo). */
   flush(at: number, length: number): void
 }
@@ -104,6 +114,12 @@ export class MappedWords implements Words {
   store(off: number, v: number): void {
     atomicsStore(this.#i32, off >> 2, v)
   }
+  loadPlain(off: number): number {
+    return this.#i32[off >> 2]
+  }
+  storePlain(off: number, v: number): void {
+    this.#i32[off >> 2] = v
+  }
   add(off: number, v: number): number {
     return atomicsAdd(this.#i32, off >> 2, v)
   }
@@ -159,6 +175,7 @@ export class MappedWords implements Words {
   readView(at: number, length: number): Uint8Array {
     return new Uint8Array(this.#bytes.buffer, at, length)
   }
+  stage(): void {}
   flush(): void {}
 }
 
@@ -176,6 +193,12 @@ export class CagedWords implements Words {
     return this.#mem.atomicLoad(off)
   }
   store(off: number, v: number): void {
+    this.#mem.atomicStore(off, v | 0)
+  }
+  loadPlain(off: number): number {
+    return this.#mem.atomicLoad(off)
+  }
+  storePlain(off: number, v: number): void {
     this.#mem.atomicStore(off, v | 0)
   }
   add(off: number, v: number): number {
@@ -208,6 +231,9 @@ export class CagedWords implements Words {
   readView(at: number, length: number): Uint8Array {
     if (length > 0) this.#mem.copyFrom(at, at, length)
     return new Uint8Array(this.#u8.buffer, this.#u8.byteOffset + at, length)
+  }
+  stage(at: number, length: number): void {
+    if (length > 0) this.#mem.copyFrom(at, at, length)
   }
   flush(at: number, length: number): void {
     if (length > 0) this.#mem.copyTo(at, at, length)

@@ -35,6 +35,8 @@ import { checkTimeout, describe, invalidType, outOfRange, type CodedError } from
 import { native } from './native'
 import { SharedMemory } from './shared-memory'
 
+/** `sendMany` batches up to this many messages reuse the handle's arrays (larger ones get their own). */
+const REUSED_BATCH = 4096
 /** How long `trySend`/`tryClaim` may wait for the claim lock (normally held for microseconds). */
 const TRY_LOCK_MS = 50
 /** How long the async paths block the event loop for the claim lock before yielding. */
@@ -88,6 +90,11 @@ function deadlineOf(options: unknown): number {
   if (options === undefined) return Infinity
   const timeout = checkTimeout(checkOptions(options).timeout)
   return timeout === Infinity ? Infinity : performance.now() + timeout
+}
+
+/** `options.timeout` checked (Infinity = none), for waits that read the clock only once they must wait. */
+function waitOf(options: unknown): number {
+  return options === undefined ? Infinity : checkTimeout(checkOptions(options).timeout)
 }
 
 /** `options.timeout` (already checked by `deadlineOf`), for the ETIMEDOUT message. */
@@ -201,6 +208,13 @@ export class Channel {
   readonly #caged: boolean
   /** Sleeper counts this handle holds while async waits are pending (undone by close()). */
   readonly #counted = { producer: 0, consumer: 0 }
+  /** `sendMany`'s message lengths (reused). */
+  readonly #lengths: number[] = []
+  /** `sendMany`'s message bytes from its checking pass (reused; emptied after each call). */
+  readonly #list: (Uint8Array | string | undefined)[] = []
+  #inSendMany = false
+  /** The last `send` data found to be a plain Uint8Array over a fixed-length buffer (see `send`). */
+  #lastU8: unknown = undefined
   /** Record size of the message a `receiveView()` handed out and `release()` has not released (-1: none). */
   #viewSize = -1
 
@@ -350,12 +364,24 @@ export class Channel {
    */
   send(data: ChannelData, options?: ChannelWaitOptions): void {
     this.#open('send')
-    const bytes = bytesOf(data)
-    const deadline = deadlineOf(options)
-    const length = lengthOf(bytes)
+    let bytes: Uint8Array | string
+    let length: number
+    // The same Uint8Array as last time: its kind, buffer and offset cannot have changed (a
+    // fixed-length buffer's view only loses its bytes by detaching, which the length shows).
+    if (data === this.#lastU8 && (length = taAccess.length(data) as number) !== 0) {
+      bytes = data as Uint8Array
+    } else {
+      bytes = bytesOf(data)
+      length = lengthOf(bytes)
+      this.#lastU8 = typeof bytes !== 'string' && bytes === data ? data : undefined
+    }
+    const timeout = waitOf(options)
     this.#checkLength(length)
+    // One-to-one takes no lock: the clock is read only once the ring is found full (-1 until then).
+    let deadline = timeout === Infinity ? Infinity : this.#p.oneToOne ? -1 : performance.now() + timeout
     let i: number
     while ((i = this.#p.tryClaim(length, deadline)) === FULL) {
+      if (deadline === -1) deadline = performance.now() + timeout
       if (this.#p.spinForSpace(deadline)) continue
       if (!this.#p.sleepForSpace(deadline)) throw timedOut('send', timeoutOf(options))
     }
@@ -375,6 +401,77 @@ export class Channel {
     if (i === FULL) return false
     this.#fillAndCommit(i, bytes, length)
     return true
+  }
+
+  /**
+   * Sends every message of `messages`, in order, as `send` would one by one, but claims as many
+   * as fit at a time with one `tail` store, one end check and at most one wake-up of the consumer
+   * per batch (docs/channel.md §3, "Batches"). Every element is checked first: a bad one throws
+   * before anything is sent. Waits while the channel is full; a batch larger than the ring goes
+   * out in as many parts as it takes.
+   * @throws as `send`. An `ETIMEDOUT` or `ERR_SHM_CHANNEL_ENDED` that comes after part of the
+   *   batch was sent carries `err.sent`: how many of the first messages were sent (the rest were not).
+   */
+  sendMany(messages: readonly ChannelData[], options?: ChannelWaitOptions): void {
+    this.#open('sendMany')
+    if (!Array.isArray(messages)) throw invalidType('messages', 'an instance of Array', messages)
+    const count = messages.length
+    // An array proxy's trap could call sendMany again while this one checks: that call gets
+    // arrays of its own (as does a batch too large to keep arrays of its size for later).
+    const outer = !this.#inSendMany && count <= REUSED_BATCH
+    const lengths = outer ? this.#lengths : []
+    const list = outer ? this.#list : []
+    if (outer) this.#inSendMany = true
+    try {
+      for (let k = 0; k < count; k++) {
+        // Each element read once (an array proxy could hand out another one the second time).
+        const bytes = (list[k] = bytesOf(messages[k]))
+        const length = lengthOf(bytes)
+        this.#checkLength(length)
+        lengths[k] = length
+      }
+      this.#open('sendMany') // a proxy's trap may have closed this handle
+      this.#sendList(lengths, list, count, options)
+    } finally {
+      for (let k = 0; k < count; k++) list[k] = undefined
+      if (outer) this.#inSendMany = false
+    }
+  }
+
+  #sendList(lengths: number[], list: (Uint8Array | string | undefined)[], count: number, options: unknown): void {
+    const deadline = deadlineOf(options)
+    const p = this.#p
+    const w = this.#w
+    let k = 0
+    try {
+      while (k < count) {
+        const got = p.tryClaimMany(lengths, k, count, deadline)
+        if (got === 0) {
+          if (p.spinForSpace(deadline)) continue
+          if (!p.sleepForSpace(deadline)) throw timedOut('sendMany', timeoutOf(options))
+          continue
+        }
+        let filled = 0
+        try {
+          for (; filled < got; filled++) {
+            const length = lengths[k + filled]
+            const bytes = list[k + filled]!
+            // Read again right before the copy: nothing of ours runs user code in between, but
+            // a view's length must match its claim whatever happened (detached: 0).
+            if (typeof bytes !== 'string' && (taAccess.length(bytes) as number) !== length) {
+              throw coded(new TypeError(`messages[${k + filled}] changed length while sendMany() ran`), 'ERR_INVALID_STATE')
+            }
+            w.write(HEADER + p.batchAt[filled] + 8, bytes, length)
+          }
+        } finally {
+          p.commitMany(filled)
+          k += filled
+        }
+      }
+    } catch (e) {
+      if (k > 0 && e !== null && typeof e === 'object') (e as { sent?: number }).sent = k
+      throw e
+    }
   }
 
   /**
@@ -481,9 +578,13 @@ export class Channel {
     return out
   }
 
-  /** Waits for a message: its index, `null` (ended), or -1 (timed out). */
-  #await(deadline: number): number | null {
+  /** Waits up to `timeout` ms for a message: its index, `null` (ended), or -1 (timed out). */
+  #await(timeout: number): number | null {
     const p = this.#p
+    // A message ready now: no clock read (a `performance.now()` per message costs more than the read).
+    const first = p.poll()
+    if (first === null || first >= 0) return first
+    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout
     for (;;) {
       const r = p.spin()
       if (r === null || r >= 0) return r
@@ -517,7 +618,7 @@ export class Channel {
   receive(options?: ChannelWaitOptions): Uint8Array | null {
     this.#open('receive')
     this.#noView('receive')
-    const i = this.#await(deadlineOf(options))
+    const i = this.#await(waitOf(options))
     if (i === null) return null
     if (i < 0) throw timedOut('receive', timeoutOf(options))
     return this.#take(i)
@@ -533,7 +634,7 @@ export class Channel {
     this.#open('receiveInto')
     if (!ArrayBuffer.isView(view)) throw invalidType('view', 'an instance of Buffer, TypedArray or DataView', view)
     this.#noView('receiveInto')
-    const i = this.#await(deadlineOf(options))
+    const i = this.#await(waitOf(options))
     if (i === null) return null
     if (i < 0) throw timedOut('receiveInto', timeoutOf(options))
     const length = this.#p.length
@@ -582,7 +683,7 @@ export class Channel {
   receiveView(options?: ChannelWaitOptions): Uint8Array | null {
     this.#open('receiveView')
     this.#noView('receiveView')
-    const i = this.#await(deadlineOf(options))
+    const i = this.#await(waitOf(options))
     if (i === null) return null
     if (i < 0) throw timedOut('receiveView', timeoutOf(options))
     return this.#hold(i)
@@ -621,7 +722,28 @@ export class Channel {
    */
   drain(fn: (view: Uint8Array) => void, options?: ChannelWaitOptions & { max?: number }): number | null {
     this.#open('drain')
-    this.#noView('drain')
+    return this.#drain('drain', fn, options, false)
+  }
+
+  /**
+   * Like `drain`, without a view object per message: calls `fn(ring, offset, length)` for each
+   * message, where `ring` is one `Uint8Array` over the whole ring (the same object every call;
+   * caged: over the local copy, into which exactly this message's bytes were copied) and the
+   * message is `ring[offset … offset + length)`, valid only during that call. Make a view
+   * (`ring.subarray(offset, offset + length)`) only where one is needed. Read only the
+   * message's bytes: the rest of the ring belongs to other messages and to the producers.
+   * Returns, waits and throws as `drain`.
+   */
+  drainRange(fn: (ring: Uint8Array, offset: number, length: number) => void, options?: ChannelWaitOptions & { max?: number }): number | null {
+    this.#open('drainRange')
+    return this.#drain('drainRange', fn, options, true)
+  }
+
+  /** The ring as one Uint8Array (made on first use), for `drainRange`. */
+  #ring: Uint8Array | undefined
+
+  #drain(method: string, fn: unknown, options: unknown, range: boolean): number | null {
+    this.#noView(method)
     if (typeof fn !== 'function') throw invalidType('fn', 'of type function', fn)
     let max = Infinity
     if (options !== undefined && (options as { max?: unknown }).max !== undefined) {
@@ -630,11 +752,12 @@ export class Channel {
       if (!(m >= 1) || (m !== Infinity && !Number.isInteger(m))) throw outOfRange('options.max', 'an integer >= 1 or Infinity', String(m))
       max = m
     }
-    let i = this.#await(deadlineOf(options))
+    let i = this.#await(waitOf(options))
     if (i === null) return null
-    if (i < 0) throw timedOut('drain', timeoutOf(options))
+    if (i < 0) throw timedOut(method, timeoutOf(options))
     const p = this.#p
     const w = this.#w
+    const ring = range ? (this.#ring ??= w.view(HEADER, p.cap)) : undefined
     const flushAt = p.cap >>> 2
     let pending = 0
     let n = 0
@@ -645,7 +768,10 @@ export class Channel {
         p.advance(size) // before fn: a message whose fn throws counts as delivered
         pending += size
         n++
-        fn(w.readView(HEADER + i + 8, length))
+        if (ring !== undefined) {
+          w.stage(HEADER + i + 8, length)
+          ;(fn as (ring: Uint8Array, offset: number, length: number) => void)(ring, i + 8, length)
+        } else (fn as (view: Uint8Array) => void)(w.readView(HEADER + i + 8, length))
         if (n >= max) break
         if (pending >= flushAt) {
           p.publishHead()
@@ -740,6 +866,7 @@ export class Channel {
     if (counted.consumer) this.#w.add(O_CONSUMER_SLEEPERS, -counted.consumer)
     if (counted.producer) this.#w.add(O_PRODUCER_SLEEPERS, -counted.producer)
     counted.consumer = counted.producer = 0
+    this.#lastU8 = undefined
     this.#p.leave()
     this.#mem = undefined
     mem.close()

@@ -4,8 +4,9 @@
 // divides the difference (start-up and warm-up cancel out).
 //
 //   node bench/profile/channel-loop.mjs OP MESSAGES [SIZE] [before-dir]
-//   OP: send-receiveInto | send-receiveInto-m2o | send-receive | claim-commit | send-view |
-//       sendString-receiveInto | sendMany-drain (the -m2o forms use a many-to-one channel)
+//   OP: send-receiveInto | send-receiveInto-timeout (both calls with { timeout }) |
+//       send-receiveInto-m2o | send-receive | claim-commit | send-view | sendString-receiveInto |
+//       sendMany-drain | sendMany-drainRange (per batch of 16) (-m2o: a many-to-one channel)
 //   With before-dir (a checkout of an earlier release build) the class comes from there.
 import { createRequire } from 'node:module'
 import * as path from 'node:path'
@@ -27,8 +28,13 @@ const into = new Uint8Array(size)
 const BATCH = 16
 const batchData = Array.from({ length: BATCH }, () => data)
 let sink = 0
+const opts = { timeout: 60_000 }
+let sum = 0
+const onView = (v) => (sum += v[0])
+const onRange = (ring, offset) => (sum += ring[offset])
 const STEP = {
   'send-receiveInto': () => (tx.send(data), rx.receiveInto(into)),
+  'send-receiveInto-timeout': () => (tx.send(data, opts), rx.receiveInto(into, opts)),
   'send-receive': () => (tx.send(data), rx.receive().length),
   'claim-commit': () => (tx.claim(size).fill(1, 0, 1), tx.commit(), rx.receiveInto(into)),
   'sendString-receiveInto': () => (tx.send(text), rx.receiveInto(into)),
@@ -42,9 +48,15 @@ const STEP = {
   // BATCH messages per call: per-message cost = Ir / (calls * BATCH) — the script divides.
   'sendMany-drain': () => {
     tx.sendMany(batchData)
-    let s = 0
-    rx.drain((v) => (s += v[0]))
-    return s
+    sum = 0
+    rx.drain(onView)
+    return sum
+  },
+  'sendMany-drainRange': () => {
+    tx.sendMany(batchData)
+    sum = 0
+    rx.drainRange(onRange)
+    return sum
   },
 }
 const step = STEP[base]

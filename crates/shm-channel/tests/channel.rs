@@ -251,3 +251,62 @@ fn end_while_a_producer_sends_flat_out_loses_nothing() {
         );
     }
 }
+
+/// The one-to-one producer trusts its cached `head` only for room it shows: over many laps it
+/// fills the ring exactly (never over an unconsumed record), and a blocked `send` goes on as soon
+/// as the consumer frees room (the polling and napping before it sleeps, then the sleep).
+#[test]
+fn one_to_one_cached_head_fills_exactly_and_never_overwrites() {
+    let n = Name::new("cached");
+    let mut tx = Channel::create(&n.0, 1024, Mode::OneToOne, 1000).unwrap();
+    let mut rx = Channel::open(&n.0).unwrap();
+    let mut m = Vec::new();
+    let mut seq = 0u32;
+    let mut next = 0u32;
+    for lap in 0..40 {
+        // 24-byte payloads: 32-byte records, 32 of them fill the ring.
+        let mut sent = 0;
+        while tx
+            .try_send(&[seq.to_le_bytes(), [lap as u8; 4]].concat().repeat(3))
+            .unwrap()
+        {
+            seq += 1;
+            sent += 1;
+            assert!(sent <= 32, "lap {lap}: more records than the ring holds");
+        }
+        assert_eq!(sent, if lap == 0 { 32 } else { 1 + lap % 7 }, "lap {lap}");
+        // Free 1 + (lap + 1) % 7 records, and check every one received so far.
+        for _ in 0..1 + (lap + 1) % 7 {
+            assert!(rx.try_receive(&mut m).unwrap());
+            assert_eq!(
+                u32::from_le_bytes(m[0..4].try_into().unwrap()),
+                next,
+                "lap {lap}"
+            );
+            next += 1;
+        }
+    }
+    // A full ring: `send` waits, and returns once the consumer (another thread) frees a record.
+    while tx.try_send(&[0; 24]).unwrap() {}
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        let mut m = Vec::new();
+        assert!(rx.try_receive(&mut m).unwrap());
+        rx
+    });
+    let t0 = Instant::now();
+    tx.send(&[1; 24], Some(Duration::from_secs(10))).unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(20),
+        "send waited for room"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "woken, not left to its re-check"
+    );
+    drop(t.join().unwrap());
+    assert!(matches!(
+        tx.send(&[1; 24], Some(Duration::from_millis(50))),
+        Err(Error::TimedOut)
+    ));
+}
