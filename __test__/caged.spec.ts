@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { foreignCreate, foreignRead, peer, ROOT } from './helpers/util'
+import { foreignCreate, foreignRead, peer, ROOT, uniqueName } from './helpers/util'
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { skip, runs } = require('../scripts/skip.cjs') as { skip: (what: string, tool: string) => boolean; runs: (cmd: string, args?: string[]) => boolean }
 
@@ -184,6 +184,31 @@ test('caged: after a peer ftruncates the segment smaller, a copy over the lost b
   t.is(mem.atomicLoad(PAGE - 4), data.readInt32LE(PAGE - 4), 'atomics inside what is left work')
   mem.copyTo(0, PAGE - 1, 1)
   t.is(foreignRead(name, PAGE - 1, 1)[0], 0xee)
+  mem.close()
+})
+
+// A caged instance's copy is filled at create/open through the segment's descriptor, not the
+// mapping: the pages of a sparse segment that nobody wrote stay unallocated in /dev/shm (reading
+// them through the mapping would commit all 64 MiB).
+test('caged: create and open of a sparse 64 MiB segment leave its unwritten pages unallocated', (t) => {
+  if (process.platform !== 'linux') {
+    t.pass('tmpfs allocation is Linux-specific')
+    return
+  }
+  const SIZE = 64 << 20
+  const name = uniqueName('cg-sparse')
+  t.teardown(() => SharedMemory.unlink(name))
+  const allocated = () => fs.statSync(`/dev/shm/${name}`).blocks * 512
+  const mem = SharedMemory.create(name, SIZE)
+  t.true(mem.requiresCopy)
+  t.true(allocated() <= 1 << 20, `after a caged create: ${allocated()} bytes allocated`)
+  peer('write', name, 40 << 20, 'a1b2c3d4')
+  const other = new SharedMemory(name)
+  t.true(allocated() <= 1 << 20, `after a caged open: ${allocated()} bytes allocated`)
+  const view = new Uint8Array(other.buffer!)
+  t.deepEqual([...view.subarray((40 << 20) - 1, (40 << 20) + 5)], [0, 0xa1, 0xb2, 0xc3, 0xd4, 0])
+  t.is(view[SIZE - 1], 0)
+  other.close()
   mem.close()
 })
 

@@ -385,6 +385,14 @@ impl Segment {
         self.inner.size()
     }
 
+    /// Reads up to `buf.len()` bytes at `offset` through the handle, not through a mapping
+    /// (`pread`; fewer bytes at the end of the segment, 0 past it): a page nobody wrote reads
+    /// as zeros without being allocated. `None` where the OS cannot read shared memory so
+    /// (macOS, Windows).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        self.inner.read_at(offset, buf)
+    }
+
     /// Maps the first `len` bytes, or the whole segment when `len` is `None`, shared with every
     /// other process: read-write, or truly read-only (any write through it would fault) for a
     /// segment opened [`Access::ReadOnly`].

@@ -295,6 +295,45 @@ impl Region {
         })
     }
 
+    /// [`read`](Self::read), but through the segment handle (`pread`) rather than the mapping
+    /// where the OS allows it (Linux): a page of the segment that nobody wrote (a hole of a
+    /// sparse tmpfs file) reads as zeros without being allocated, whereas reading it through
+    /// the mapping commits it. For filling a whole private copy at once. A segment shorter than
+    /// the range is [`RegionError::Shrunk`] (retried while it grows back, as in `read`); the
+    /// bytes before its end may then have been copied. Elsewhere it is `read`.
+    pub fn read_unmapped(&self, offset: usize, dst: &mut [u8]) -> Result<(), RegionError> {
+        let guard = self.enter()?;
+        self.check_range(offset, dst.len())?;
+        let Some(segment) = self.segment(&guard) else {
+            return Err(RegionError::Closed);
+        };
+        let end = offset + dst.len();
+        let mut done = 0;
+        let mut retries = 0;
+        while done < dst.len() {
+            match segment.read_at((offset + done) as u64, &mut dst[done..]) {
+                None => {
+                    drop(guard);
+                    return self.read(offset, dst);
+                }
+                Some(Ok(0)) => {
+                    // The end of the segment: shrunk, or regrown since (then read on).
+                    let size = self.after_fault(&guard, end)?;
+                    retries += 1;
+                    if retries >= FAULT_RETRIES {
+                        return Err(RegionError::Shrunk {
+                            size,
+                            needed: end as u64,
+                        });
+                    }
+                }
+                Some(Ok(n)) => done += n,
+                Some(Err(e)) => return Err(RegionError::Os(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Copies `src` into the segment at `offset`, with the same size re-check as [`read`](Self::read).
     pub fn write(&self, offset: usize, src: &[u8]) -> Result<(), RegionError> {
         let guard = self.enter()?;

@@ -33,6 +33,13 @@ const PRIVATE_SHM_MAPPINGS: bool = true;
 #[cfg(target_os = "macos")]
 const PRIVATE_SHM_MAPPINGS: bool = false;
 
+/// Whether a shared-memory descriptor can be read like a file (`pread`). Linux's tmpfs reads
+/// a hole as zeros without allocating a page; xnu's shared-memory objects cannot be read.
+#[cfg(not(target_os = "macos"))]
+const SHM_PREAD: bool = true;
+#[cfg(target_os = "macos")]
+const SHM_PREAD: bool = false;
+
 /// The name as `shm_open` takes it (a name from [`shm_names`] holds no NUL).
 fn c_name(name: &str) -> CString {
     CString::new(name).expect("no interior NUL")
@@ -216,6 +223,20 @@ impl Segment {
         }
         let stat = rustix::fs::fstat(&self.fd).map_err(os_err("fstat"))?;
         Ok(u64::try_from(stat.st_size).unwrap_or(0))
+    }
+
+    /// `pread` of up to `buf.len()` bytes at `offset` (fewer at the end of the segment, 0 past
+    /// it); `None` where shared memory cannot be read as a file (see [`SHM_PREAD`]).
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        if !SHM_PREAD {
+            return None;
+        }
+        loop {
+            match rustix::io::pread(&self.fd, &mut *buf, offset) {
+                Err(Errno::INTR) => continue,
+                other => return Some(other.map_err(os_err("pread"))),
+            }
+        }
     }
 
     /// A shared mapping: read-write, or truly read-only (`PROT_READ`) for read-only segments.
