@@ -393,6 +393,13 @@ impl Segment {
         self.inner.read_at(offset, buf)
     }
 
+    /// Has the OS allocate the pages of `offset..offset + len` now, without changing the size
+    /// (Linux `fallocate(FALLOC_FL_KEEP_SIZE)`): fails with `ENOSPC`/`ENOMEM` when a full tmpfs
+    /// or the memory limit cannot provide them. `None` where the OS has no such call.
+    pub fn provide(&self, offset: u64, len: u64) -> Option<Result<(), Error>> {
+        self.inner.provide(offset, len)
+    }
+
     /// Maps the first `len` bytes, or the whole segment when `len` is `None`, shared with every
     /// other process: read-write, or truly read-only (any write through it would fault) for a
     /// segment opened [`Access::ReadOnly`].

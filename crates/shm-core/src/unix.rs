@@ -40,6 +40,16 @@ const SHM_PREAD: bool = true;
 #[cfg(target_os = "macos")]
 const SHM_PREAD: bool = false;
 
+#[cfg(target_os = "linux")]
+fn provide(fd: &OwnedFd, offset: u64, len: u64) -> Option<Result<(), Error>> {
+    let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
+    Some(rustix::fs::fallocate(fd, keep, offset, len).map_err(os_err("fallocate")))
+}
+#[cfg(not(target_os = "linux"))]
+fn provide(_fd: &OwnedFd, _offset: u64, _len: u64) -> Option<Result<(), Error>> {
+    None
+}
+
 /// The name as `shm_open` takes it (a name from [`shm_names`] holds no NUL).
 fn c_name(name: &str) -> CString {
     CString::new(name).expect("no interior NUL")
@@ -237,6 +247,13 @@ impl Segment {
                 other => return Some(other.map_err(os_err("pread"))),
             }
         }
+    }
+
+    /// Makes the OS provide the pages of `offset..offset + len` now (`fallocate` keeping the
+    /// size), to learn why accesses to them fault although the segment covers them: `ENOSPC`
+    /// or `ENOMEM` when it cannot. `None` where there is no such call (or it is not Linux).
+    pub(crate) fn provide(&self, offset: u64, len: u64) -> Option<Result<(), Error>> {
+        provide(&self.fd, offset, len)
     }
 
     /// A shared mapping: read-write, or truly read-only (`PROT_READ`) for read-only segments.

@@ -300,6 +300,23 @@ fn child() {
             let (_c, _r) = shrunk_region("gaps-onstack");
             eprintln!("{}", recurse(0));
         }
+        // Run in a mount namespace whose /dev/shm is a 64 KiB tmpfs: the segment is 1 MiB
+        // long, but past 64 KiB its pages cannot be allocated. Not a shrink.
+        "enospc" => {
+            let name = unique("gaps-enospc");
+            let _c = Cleanup(name.clone());
+            let seg = Segment::create(&name, 1 << 20, CreateOptions::default()).unwrap();
+            // SAFETY: nothing truncates it; the faults below are recovered by the guard.
+            let r = unsafe { Region::open(seg, None) }.unwrap();
+            // Fill the tmpfs a page at a time, up to the first page it cannot provide.
+            let filled = (0..64).position(|p| r.write(p * PAGE, &[1; PAGE]).is_err());
+            eprintln!("filled {filled:?} pages");
+            eprintln!("write: {:?}", r.write(512 << 10, &[1; PAGE]));
+            eprintln!("store: {:?}", r.store(768 << 10, 1));
+            eprintln!("read: {:?}", r.read(900 << 10, &mut [0; 64]));
+            eprintln!("notify: {:?}", r.notify(1000 << 10, 1));
+            eprintln!("first page: {:?}", r.store(0, 1));
+        }
         other => panic!("unknown scenario {other}"),
     }
     eprintln!("survived");
@@ -358,4 +375,58 @@ fn a_stack_overflow_reaches_an_onstack_handler_installed_before_ours() {
     let (code, signal, err) = run_child("onstack");
     assert_eq!((code, signal), (Some(42), None), "{err}");
     assert!(err.contains("on the alternate stack"), "{err}");
+}
+
+/// A guarded access that faults because a full tmpfs cannot provide the page (a container's
+/// small /dev/shm) is `Unbacked`, not `Shrunk`: the segment still covers the range. Needs a
+/// private mount namespace with a 64 KiB tmpfs on /dev/shm (`unshare -m`, root): SKIPPED
+/// without it, a failure when CI=true.
+#[test]
+fn a_fault_on_a_full_tmpfs_is_unbacked_not_shrunk() {
+    use std::os::unix::process::ExitStatusExt;
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=64k tmpfs /dev/shm && exec \"$0\" --exact child --nocapture --test-threads=1",
+        ])
+        .arg(&exe)
+        .env("GAPS_CHILD", "enospc")
+        .stdout(std::process::Stdio::null())
+        .output();
+    let err = match &out {
+        Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+        Err(e) => e.to_string(),
+    };
+    let ran = out
+        .as_ref()
+        .is_ok_and(|o| err.contains("survived") || o.status.signal().is_some());
+    if !ran && !err.contains("write:") {
+        let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+        eprintln!("SKIPPED the full-tmpfs test: `unshare -m` + mount failed (needs root): {err}");
+        assert!(!ci, "CI=true: a skipped test is a failure");
+        return;
+    }
+    let o = out.unwrap();
+    assert_eq!(
+        (o.status.code(), o.status.signal()),
+        (Some(0), None),
+        "{err}"
+    );
+    for (what, needed) in [
+        ("write", (512 << 10) + PAGE),
+        ("store", (768 << 10) + 4),
+        ("read", (900 << 10) + 64),
+        ("notify", (1000 << 10) + 4),
+    ] {
+        let line = format!("{what}: Err(Unbacked {{ needed: {needed} }})");
+        assert!(err.contains(&line), "expected `{line}`: {err}");
+    }
+    assert!(err.contains("first page: Ok(1)"), "{err}");
+    assert!(
+        err.contains("filled Some("),
+        "the tmpfs never filled up: {err}"
+    );
 }
