@@ -212,6 +212,49 @@ test('caged: create and open of a sparse 64 MiB segment leave its unwritten page
   mem.close()
 })
 
+// A JS listener for SIGBUS makes Node install libuv's handler on top of the fault guard (it does
+// not chain: a caged call on a shrunk segment would fault forever), and removing it makes libuv set
+// SIG_DFL (the guard gone: death by SIGBUS). The facade puts the guard back on top after both. In a
+// child, with a timeout for the hang.
+const signalListenerChild = `
+const fs = require('fs')
+const { SharedMemory } = require('./dist')
+const [name, mode] = process.argv.slice(1)
+const m = SharedMemory.create(name, 3 * 4096)
+let got = 0
+const f = () => { got++ }
+process.on('SIGBUS', f)
+if (mode === 'on-off') process.off('SIGBUS', f)
+fs.truncateSync('/dev/shm/' + name, 4096)
+for (const call of [() => m.atomicLoad(8192), () => m.copyFrom(0, 0, 3 * 4096)]) {
+  try { call(); console.log('no error') } catch (e) { console.log('caught', e.code) }
+}
+if (mode === 'on') {
+  process.kill(process.pid, 'SIGBUS')
+  setTimeout(() => { console.log('listener ran', got); process.exit(0) }, 200)
+}
+`
+for (const mode of ['on', 'on-off']) {
+  test(`caged: process.${mode === 'on' ? "on('SIGBUS')" : "on then off('SIGBUS')"} after an open keeps the fault guard: a shrink is ERR_SHM_SHRUNK, not a hang or SIGBUS`, (t) => {
+    if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) {
+      t.pass('the fault guard exists on Linux x64/arm64 only')
+      return
+    }
+    const name = uniqueName('cg-uvsig')
+    t.teardown(() => SharedMemory.unlink(name))
+    const r = spawnSync(process.execPath, ['-e', signalListenerChild, name, mode], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NODE_SHARED_MEM_FORCE_COPY: '1' },
+    })
+    t.is(r.signal, null, `no hang (killed by the timeout) and no SIGBUS: ${r.stdout}${r.stderr}`)
+    t.is(r.status, 0, r.stderr)
+    t.is(r.stdout.split('\n').filter((l) => l === 'caught ERR_SHM_SHRUNK').length, 2, r.stdout)
+    if (mode === 'on') t.true(r.stdout.includes('listener ran 1'), `a sent SIGBUS still reaches the listener: ${r.stdout}`)
+  })
+}
+
 // The shrink guard costs no system call: a Node child under strace does 3000 caged copies and
 // atomics (no size syscall may appear), then 10 copies past a shrunk end (each throws, and only
 // that error path reads the size: exactly one lseek/fstat each). Counted on the main thread,

@@ -500,6 +500,15 @@ pub(crate) fn install() {
     }
 }
 
+/// [`install`] again, if it ever ran (a region was opened): puts ours back on top of a handler
+/// installed since, chaining it. For callers that learn that one was (the binding, when
+/// JavaScript adds or removes a `SIGBUS`/`SIGSEGV` listener and libuv changes the action).
+pub(crate) fn reinstall() {
+    if CHAINS.iter().any(|c| c.len.load(Ordering::Acquire) > 0) {
+        install();
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn context(uc: &mut libc::ucontext_t) -> (&mut i64, usize, usize) {
     let g = &mut uc.uc_mcontext.gregs;

@@ -76,6 +76,15 @@ mod fault;
 
 mod region;
 
+/// Puts the fault guard's SIGBUS/SIGSEGV handler back on top if another was installed since
+/// the last [`Region::open`] (which does the same), chaining the newcomer; nothing if no region
+/// was ever opened or where there is no guard. Two `sigaction` queries per signal when nothing
+/// changed. For code that knows the action just changed (libuv's handler for a JS listener, or
+/// its `SIG_DFL` when the last listener goes), so that regions already open stay guarded.
+pub fn reinstall_fault_guard() {
+    fault::reinstall();
+}
+
 pub use names::{shm_names, NameOs, ShmNames};
 pub use region::{Region, RegionError, WAIT_SLICE};
 

@@ -310,6 +310,14 @@ pub fn create_segment(env: Env, name: Unknown, length: Unknown, options: Unknown
     opened
 }
 
+/// Internal: puts the SIGBUS/SIGSEGV fault guard back on top (shm-core's
+/// `reinstall_fault_guard`), called by the facade after Node installs or removes libuv's
+/// handler for a JS `SIGBUS`/`SIGSEGV` listener.
+#[napi]
+pub fn reinstall_fault_guard() {
+    shm_core::reinstall_fault_guard();
+}
+
 /// Internal: `SharedMemory.unlink(name)`.
 #[napi]
 pub fn unlink_segment(env: Env, name: Unknown) -> Result<bool> {
