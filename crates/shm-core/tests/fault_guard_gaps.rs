@@ -122,6 +122,58 @@ extern "C" fn onstack_check(
     }
 }
 
+static REINIT_PREV_FN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static REINIT_PREV_FLAGS: AtomicI32 = AtomicI32::new(0);
+static REINIT_RUNS: AtomicI32 = AtomicI32::new(0);
+
+/// A crash reporter's chaining handler: counts, then calls the action it replaced.
+extern "C" fn reinit_handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    if REINIT_RUNS.fetch_add(1, Ordering::SeqCst) > 0 {
+        say(b"the chaining handler ran again for one fault\n");
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(3) };
+    }
+    say(b"the chaining handler ran\n");
+    let prev = REINIT_PREV_FN.load(Ordering::SeqCst);
+    if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
+        // SAFETY: restoring the default action and returning re-runs the fault (async-signal-safe).
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    } else if REINIT_PREV_FLAGS.load(Ordering::SeqCst) & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous action was installed with SA_SIGINFO: three arguments.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(prev) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a plain one-argument handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev) };
+        f(sig);
+    }
+}
+
+/// Its init: installs the handler "unless it is already the current action".
+fn reinit_install(sig: libc::c_int) {
+    // SAFETY: zeroed sigactions are valid; query, then install with the old action saved.
+    unsafe {
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut cur);
+        if cur.sa_sigaction == reinit_handler as *const () as usize {
+            return;
+        }
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = reinit_handler as *const () as usize;
+        act.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut act.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, &act, &mut old);
+        REINIT_PREV_FN.store(old.sa_sigaction, Ordering::SeqCst);
+        REINIT_PREV_FLAGS.store(old.sa_flags, Ordering::SeqCst);
+    }
+}
+
 fn install(sig: libc::c_int, f: usize, flags: libc::c_int) {
     // SAFETY: a zeroed sigaction with a handler is valid; PREV receives the old action.
     unsafe {
@@ -317,6 +369,16 @@ fn child() {
             eprintln!("notify: {:?}", r.notify(1000 << 10, 1));
             eprintln!("first page: {:?}", r.store(0, 1));
         }
+        // A chaining handler whose init installs it unless it is the current action, run
+        // before and after an open (ours goes back on top in between), then a foreign SIGSEGV.
+        "reinit" => {
+            let (_c, _r) = shrunk_region("gaps-reinit");
+            reinit_install(libc::SIGSEGV);
+            let (_c2, _r2) = shrunk_region("gaps-reinit2");
+            reinit_install(libc::SIGSEGV);
+            // SAFETY: deliberately not: a foreign fault (NULL).
+            unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
+        }
         other => panic!("unknown scenario {other}"),
     }
     eprintln!("survived");
@@ -375,6 +437,20 @@ fn a_stack_overflow_reaches_an_onstack_handler_installed_before_ours() {
     let (code, signal, err) = run_child("onstack");
     assert_eq!((code, signal), (Some(42), None), "{err}");
     assert!(err.contains("on the alternate stack"), "{err}");
+}
+
+/// Without the package the handler's second init finds itself current and does nothing: a
+/// foreign fault runs it once, then the default action. With ours put back on top in between,
+/// its second init chains to our entry, whose slot is that same handler: it must still run once.
+#[test]
+fn a_handler_reinstalled_over_ours_after_we_chained_it_runs_once_per_fault() {
+    let (code, signal, err) = run_child("reinit");
+    assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
+    assert_eq!(
+        err.matches("the chaining handler ran\n").count(),
+        1,
+        "{err}"
+    );
 }
 
 /// A guarded access that faults because a full tmpfs cannot provide the page (a container's
