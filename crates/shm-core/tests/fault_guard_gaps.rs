@@ -387,7 +387,7 @@ fn child() {
 
 fn run_child(scenario: &str) -> (Option<i32>, Option<i32>, String) {
     use std::os::unix::process::ExitStatusExt;
-    let out = Command::new(std::env::current_exe().unwrap())
+    let out = common::self_command()
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env("GAPS_CHILD", scenario)
         .stdout(std::process::Stdio::null())
@@ -460,15 +460,17 @@ fn a_handler_reinstalled_over_ours_after_we_chained_it_runs_once_per_fault() {
 #[test]
 fn a_fault_on_a_full_tmpfs_is_unbacked_not_shrunk() {
     use std::os::unix::process::ExitStatusExt;
-    let exe = std::env::current_exe().unwrap();
+    let child = common::self_command();
     let out = Command::new("unshare")
         .args([
             "-m",
             "sh",
             "-c",
-            "mount -t tmpfs -o size=64k tmpfs /dev/shm && exec \"$0\" --exact child --nocapture --test-threads=1",
+            "mount -t tmpfs -o size=64k tmpfs /dev/shm && exec \"$@\" --exact child --nocapture --test-threads=1",
+            "sh",
         ])
-        .arg(&exe)
+        .arg(child.get_program())
+        .args(child.get_args())
         .env("GAPS_CHILD", "enospc")
         .stdout(std::process::Stdio::null())
         .output();
