@@ -69,7 +69,7 @@ xcargo() {
   fi
 }
 # test_exe MODE DIR TARGET [--test NAME…] → builds shm-core's unit tests (and the integration
-# tests named), prints the test executables' paths, one a line (the unit tests' first).
+# tests named), prints the test executables' paths, one a line.
 test_exe() {
   local mode="$1" dir="$2" target="$3"; shift 3
   xcargo "$mode" "$dir" test --release --locked -p shm-core --lib "$@" --target "$target" --no-run --message-format=json 2>"$dir/test-build.log" |
@@ -180,12 +180,13 @@ arm64() {
     what+="$m: checks $(checks_line "$D/checks-$m.out" | cut -d, -f1), smoke $(checks_line "$out" | cut -d, -f1); "
   done
   # The unit tests, and the fault guard's integration tests (aarch64 routines), whose child
-  # scenarios re-run the test executable through qemu too (SHM_TEST_RUNNER, tests/common).
+  # scenarios re-run the test executable through qemu too (SHM_TEST_RUNNER, tests/common) and
+  # build their C helper libraries for aarch64 (CC).
   local exes exe n=0; exes="$(test_exe "$mode" "$D" "$T" --test fault_guard --test fault_guard_gaps --test fault_guard_big)"
   if [ "$(echo "$exes" | grep -c .)" -eq 4 ]; then
     for exe in $exes; do
       n=$((n + 1))
-      SHM_TEST_RUNNER="${q[*]}" timeout 300 "${q[@]}" "$exe" --test-threads=2 >"$D/core-tests-$n.out" 2>&1
+      CC=aarch64-linux-gnu-gcc SHM_TEST_RUNNER="${q[*]}" timeout 300 "${q[@]}" "$exe" --test-threads=2 >"$D/core-tests-$n.out" 2>&1
       log "arm64 shm-core $(basename "$exe"): $(test_counts "$D/core-tests-$n.out")"
       grep -q 'test result: ok' "$D/core-tests-$n.out" || { res=FAIL; show_fails "$D/core-tests-$n.out"; }
       what+="$(basename "$exe" | sed 's/-[0-9a-f]*$//') $(test_counts "$D/core-tests-$n.out" | cut -d';' -f1); "
