@@ -38,6 +38,13 @@ export declare function openSegment(name: unknown, length: unknown, access: unkn
 /** Internal: whether participant `token` of segment `name` is alive (its lock file is locked). */
 export declare function participantAlive(name: string, token: number): boolean
 
+/**
+ * Internal: puts the SIGBUS/SIGSEGV fault guard back on top (shm-core's
+ * `reinstall_fault_guard`), called by the facade after Node installs or removes libuv's
+ * handler for a JS `SIGBUS`/`SIGSEGV` listener.
+ */
+export declare function reinstallFaultGuard(): void
+
 /** Internal: removes the lock files of `name`'s dead participants; returns how many. */
 export declare function removeStaleParticipants(name: string): number
 

@@ -839,5 +839,6 @@ module.exports.ParticipantLock = nativeBinding.ParticipantLock
 module.exports.createSegment = nativeBinding.createSegment
 module.exports.openSegment = nativeBinding.openSegment
 module.exports.participantAlive = nativeBinding.participantAlive
+module.exports.reinstallFaultGuard = nativeBinding.reinstallFaultGuard
 module.exports.removeStaleParticipants = nativeBinding.removeStaleParticipants
 module.exports.unlinkSegment = nativeBinding.unlinkSegment

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { foreignCreate, foreignRead, peer, ROOT } from './helpers/util'
+import { foreignCreate, foreignRead, peer, ROOT, uniqueName } from './helpers/util'
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { skip, runs } = require('../scripts/skip.cjs') as { skip: (what: string, tool: string) => boolean; runs: (cmd: string, args?: string[]) => boolean }
 
@@ -186,6 +186,74 @@ test('caged: after a peer ftruncates the segment smaller, a copy over the lost b
   t.is(foreignRead(name, PAGE - 1, 1)[0], 0xee)
   mem.close()
 })
+
+// A caged instance's copy is filled at create/open through the segment's descriptor, not the
+// mapping: the pages of a sparse segment that nobody wrote stay unallocated in /dev/shm (reading
+// them through the mapping would commit all 64 MiB).
+test('caged: create and open of a sparse 64 MiB segment leave its unwritten pages unallocated', (t) => {
+  if (process.platform !== 'linux') {
+    t.pass('tmpfs allocation is Linux-specific')
+    return
+  }
+  const SIZE = 64 << 20
+  const name = uniqueName('cg-sparse')
+  t.teardown(() => SharedMemory.unlink(name))
+  const allocated = () => fs.statSync(`/dev/shm/${name}`).blocks * 512
+  const mem = SharedMemory.create(name, SIZE)
+  t.true(mem.requiresCopy)
+  t.true(allocated() <= 1 << 20, `after a caged create: ${allocated()} bytes allocated`)
+  peer('write', name, 40 << 20, 'a1b2c3d4')
+  const other = new SharedMemory(name)
+  t.true(allocated() <= 1 << 20, `after a caged open: ${allocated()} bytes allocated`)
+  const view = new Uint8Array(other.buffer!)
+  t.deepEqual([...view.subarray((40 << 20) - 1, (40 << 20) + 5)], [0, 0xa1, 0xb2, 0xc3, 0xd4, 0])
+  t.is(view[SIZE - 1], 0)
+  other.close()
+  mem.close()
+})
+
+// A JS listener for SIGBUS makes Node install libuv's handler on top of the fault guard (it does
+// not chain: a caged call on a shrunk segment would fault forever), and removing it makes libuv set
+// SIG_DFL (the guard gone: death by SIGBUS). The facade puts the guard back on top after both. In a
+// child, with a timeout for the hang.
+const signalListenerChild = `
+const fs = require('fs')
+const { SharedMemory } = require('./dist')
+const [name, mode] = process.argv.slice(1)
+const m = SharedMemory.create(name, 3 * 4096)
+let got = 0
+const f = () => { got++ }
+process.on('SIGBUS', f)
+if (mode === 'on-off') process.off('SIGBUS', f)
+fs.truncateSync('/dev/shm/' + name, 4096)
+for (const call of [() => m.atomicLoad(8192), () => m.copyFrom(0, 0, 3 * 4096)]) {
+  try { call(); console.log('no error') } catch (e) { console.log('caught', e.code) }
+}
+if (mode === 'on') {
+  process.kill(process.pid, 'SIGBUS')
+  setTimeout(() => { console.log('listener ran', got); process.exit(0) }, 200)
+}
+`
+for (const mode of ['on', 'on-off']) {
+  test(`caged: process.${mode === 'on' ? "on('SIGBUS')" : "on then off('SIGBUS')"} after an open keeps the fault guard: a shrink is ERR_SHM_SHRUNK, not a hang or SIGBUS`, (t) => {
+    if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) {
+      t.pass('the fault guard exists on Linux x64/arm64 only')
+      return
+    }
+    const name = uniqueName('cg-uvsig')
+    t.teardown(() => SharedMemory.unlink(name))
+    const r = spawnSync(process.execPath, ['-e', signalListenerChild, name, mode], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, NODE_SHARED_MEM_FORCE_COPY: '1' },
+    })
+    t.is(r.signal, null, `no hang (killed by the timeout) and no SIGBUS: ${r.stdout}${r.stderr}`)
+    t.is(r.status, 0, r.stderr)
+    t.is(r.stdout.split('\n').filter((l) => l === 'caught ERR_SHM_SHRUNK').length, 2, r.stdout)
+    if (mode === 'on') t.true(r.stdout.includes('listener ran 1'), `a sent SIGBUS still reaches the listener: ${r.stdout}`)
+  })
+}
 
 // The shrink guard costs no system call: a Node child under strace does 3000 caged copies and
 // atomics (no size syscall may appear), then 10 copies past a shrunk end (each throws, and only

@@ -68,10 +68,12 @@ xcargo() {
       "$DEB_CARGO" "$@" -Zbuild-std
   fi
 }
-# test_exe MODE DIR TARGET → builds shm-core's unit tests, prints the test executable's path.
+# test_exe MODE DIR TARGET [--test NAME…] → builds shm-core's unit tests (and the integration
+# tests named), prints the test executables' paths, one a line.
 test_exe() {
-  xcargo "$1" "$2" test --release --locked -p shm-core --lib --target "$3" --no-run --message-format=json 2>"$2/test-build.log" |
-    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const l of s.split("\n")){try{const j=JSON.parse(l);if(j.executable&&j.profile&&j.profile.test){console.log(j.executable);return}}catch{}}})'
+  local mode="$1" dir="$2" target="$3"; shift 3
+  xcargo "$mode" "$dir" test --release --locked -p shm-core --lib "$@" --target "$target" --no-run --message-format=json 2>"$dir/test-build.log" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const l of s.split("\n")){try{const j=JSON.parse(l);if(j.executable&&j.profile&&j.profile.test)console.log(j.executable)}catch{}}})'
 }
 # counts "test result: ok. N passed; M failed" from a libtest output file
 test_counts() { grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$1" | tail -1 | sed 's/test result: //'; }
@@ -177,12 +179,18 @@ arm64() {
     ok_line "$out" || { res=FAIL; show_fails "$out"; }
     what+="$m: checks $(checks_line "$D/checks-$m.out" | cut -d, -f1), smoke $(checks_line "$out" | cut -d, -f1); "
   done
-  local exe; exe="$(test_exe "$mode" "$D" "$T")"
-  if [ -n "$exe" ]; then
-    timeout 300 "${q[@]}" "$exe" --test-threads=2 >"$D/core-tests.out" 2>&1
-    log "arm64 shm-core tests: $(test_counts "$D/core-tests.out")"
-    grep -q 'test result: ok' "$D/core-tests.out" || { res=FAIL; show_fails "$D/core-tests.out"; }
-    what+="core tests $(test_counts "$D/core-tests.out" | cut -d';' -f1)"
+  # The unit tests, and the fault guard's integration tests (aarch64 routines), whose child
+  # scenarios re-run the test executable through qemu too (SHM_TEST_RUNNER, tests/common) and
+  # build their C helper libraries for aarch64 (CC).
+  local exes exe n=0; exes="$(test_exe "$mode" "$D" "$T" --test fault_guard --test fault_guard_gaps --test fault_guard_big)"
+  if [ "$(echo "$exes" | grep -c .)" -eq 4 ]; then
+    for exe in $exes; do
+      n=$((n + 1))
+      CC=aarch64-linux-gnu-gcc SHM_TEST_RUNNER="${q[*]}" timeout 300 "${q[@]}" "$exe" --test-threads=2 >"$D/core-tests-$n.out" 2>&1
+      log "arm64 shm-core $(basename "$exe"): $(test_counts "$D/core-tests-$n.out")"
+      grep -q 'test result: ok' "$D/core-tests-$n.out" || { res=FAIL; show_fails "$D/core-tests-$n.out"; }
+      what+="$(basename "$exe" | sed 's/-[0-9a-f]*$//') $(test_counts "$D/core-tests-$n.out" | cut -d';' -f1); "
+    done
   else
     res=FAIL; tail -20 "$D/test-build.log" >&2; what+="core tests did not build"
   fi

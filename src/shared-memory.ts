@@ -24,6 +24,20 @@ import { native } from './native'
 // native side, not from `buffer.byteLength`.
 const { load: atomicsLoad, store: atomicsStore, add: atomicsAdd, compareExchange: atomicsCompareExchange } = Atomics
 
+// The fault guard (README, Limits) must stay the SIGBUS/SIGSEGV handler on top. A JS listener for
+// either signal makes Node install libuv's handler, which does not chain (a caged call on a shrunk
+// segment would then fault forever), and removing the last one makes libuv set SIG_DFL (the guard
+// gone). Node does both from its own 'newListener'/'removeListener' listeners, registered at
+// bootstrap and so called before these: by the time these run, the action has changed, and the
+// guard is put back on top, chaining whatever is there now. Captured here, so that patched
+// globals cannot break it later.
+const reinstallFaultGuard = native.reinstallFaultGuard
+function onSignalListener(event: string | symbol): void {
+  if (event === 'SIGBUS' || event === 'SIGSEGV') reinstallFaultGuard()
+}
+process.on('newListener', onSignalListener)
+process.on('removeListener', onSignalListener)
+
 /** Waits in a worker must stay interruptible by `terminate()` (see crates/shm-napi/src/hot.rs). */
 const inWorker = !isMainThread
 

@@ -500,6 +500,15 @@ pub(crate) fn install() {
     }
 }
 
+/// [`install`] again, if it ever ran (a region was opened): puts ours back on top of a handler
+/// installed since, chaining it. For callers that learn that one was (the binding, when
+/// JavaScript adds or removes a `SIGBUS`/`SIGSEGV` listener and libuv changes the action).
+pub(crate) fn reinstall() {
+    if CHAINS.iter().any(|c| c.len.load(Ordering::Acquire) > 0) {
+        install();
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn context(uc: &mut libc::ucontext_t) -> (&mut i64, usize, usize) {
     let g = &mut uc.uc_mcontext.gregs;
@@ -565,12 +574,38 @@ unsafe fn pass_on(
         // SAFETY: the handler's arguments.
         return unsafe { call(None, sig, info, ctx) };
     };
-    if level >= chain.len.load(Ordering::Acquire) {
-        // SAFETY: the handler's arguments.
-        return unsafe { call(None, sig, info, ctx) };
-    }
-    // SAFETY: slot `level` < len is published and never written again.
-    let action = unsafe { (*chain.slots[level].get()).assume_init_ref() };
+    // A slot holding the action installed on top now has already run for this fault (the
+    // kernel delivered it there, and it chained down to us): a handler that re-installed itself
+    // over ours "unless it is the current one" after we had chained it (two inits of one crash
+    // reporter around an open) would otherwise be called again, chain to us again, and so on
+    // until the stack overflows. Skip it: below it is the link it was installed over (entry
+    // `level - 1`'s slot), or for slot 0 the default action. One `sigaction` query.
+    // SAFETY: a zeroed sigaction is a valid out-parameter; querying is async-signal-safe.
+    let mut top: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers; a null new action only queries.
+    let queried = unsafe { libc::sigaction(sig, std::ptr::null(), &mut top) } == 0;
+    let mut level = level;
+    let action = loop {
+        if level >= chain.len.load(Ordering::Acquire) {
+            // SAFETY: the handler's arguments.
+            return unsafe { call(None, sig, info, ctx) };
+        }
+        // SAFETY: slot `level` < len is published and never written again.
+        let action = unsafe { (*chain.slots[level].get()).assume_init_ref() };
+        let ran = queried
+            && action.sa_sigaction == top.sa_sigaction
+            && action.sa_sigaction != libc::SIG_DFL
+            && action.sa_sigaction != libc::SIG_IGN
+            && !is_ours(top.sa_sigaction);
+        if !ran {
+            break action;
+        }
+        if level == 0 {
+            // SAFETY: the handler's arguments.
+            return unsafe { call(None, sig, info, ctx) };
+        }
+        level -= 1;
+    };
     let handler = action.sa_sigaction;
     if action.sa_flags & libc::SA_RESETHAND != 0
         && handler != libc::SIG_DFL

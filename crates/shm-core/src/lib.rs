@@ -76,6 +76,15 @@ mod fault;
 
 mod region;
 
+/// Puts the fault guard's SIGBUS/SIGSEGV handler back on top if another was installed since
+/// the last [`Region::open`] (which does the same), chaining the newcomer; nothing if no region
+/// was ever opened or where there is no guard. Two `sigaction` queries per signal when nothing
+/// changed. For code that knows the action just changed (libuv's handler for a JS listener, or
+/// its `SIG_DFL` when the last listener goes), so that regions already open stay guarded.
+pub fn reinstall_fault_guard() {
+    fault::reinstall();
+}
+
 pub use names::{shm_names, NameOs, ShmNames};
 pub use region::{Region, RegionError, WAIT_SLICE};
 
@@ -383,6 +392,21 @@ impl Segment {
     /// rounded up to pages, on Windows).
     pub fn size(&self) -> Result<u64, Error> {
         self.inner.size()
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset` through the handle, not through a mapping
+    /// (`pread`; fewer bytes at the end of the segment, 0 past it): a page nobody wrote reads
+    /// as zeros without being allocated. `None` where the OS cannot read shared memory so
+    /// (macOS, Windows).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        self.inner.read_at(offset, buf)
+    }
+
+    /// Has the OS allocate the pages of `offset..offset + len` now, without changing the size
+    /// (Linux `fallocate(FALLOC_FL_KEEP_SIZE)`): fails with `ENOSPC`/`ENOMEM` when a full tmpfs
+    /// or the memory limit cannot provide them. `None` where the OS has no such call.
+    pub fn provide(&self, offset: u64, len: u64) -> Option<Result<(), Error>> {
+        self.inner.provide(offset, len)
     }
 
     /// Maps the first `len` bytes, or the whole segment when `len` is `None`, shared with every

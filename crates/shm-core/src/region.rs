@@ -30,6 +30,13 @@ pub enum RegionError {
         /// The end of the range the operation needed.
         needed: u64,
     },
+    /// A guarded access kept faulting although the segment covers its range: not a shrink but
+    /// memory the OS could not provide for the range's pages (a full tmpfs, e.g. a container's
+    /// small `/dev/shm`, or memory not available). A write may have copied a prefix.
+    Unbacked {
+        /// The end of the range the operation needed.
+        needed: u64,
+    },
     /// The caller's `interrupted` check said stop (see [`Region::wait_interruptible`]).
     Interrupted,
     /// An OS call failed.
@@ -50,6 +57,10 @@ impl fmt::Display for RegionError {
             RegionError::Shrunk { size, needed } => write!(
                 f,
                 "the segment shrank to {size} bytes while mapped; bytes up to {needed} are gone"
+            ),
+            RegionError::Unbacked { needed } => write!(
+                f,
+                "the segment covers byte {needed} but its memory could not be provided (tmpfs full or out of memory)"
             ),
             RegionError::Interrupted => f.write_str("the wait was interrupted"),
             RegionError::Os(e) => e.fmt(f),
@@ -242,29 +253,57 @@ impl Region {
         }
     }
 
-    /// Runs a guarded access to `..end`. A fault is always [`RegionError::Shrunk`]: the access
-    /// is retried (up to [`FAULT_RETRIES`] times) while the segment covers `..end` again
-    /// (shrunk and regrown by a peer in between: the access then succeeds on the regrown
-    /// segment); if it never got through, `Shrunk` with the size it had grown back to
-    /// (`size >= needed`). A retry is safe: a faulting atomic had no effect, and a copy copies
-    /// the same bytes again.
+    /// Runs a guarded access to `start..end`. A fault on a segment that no longer covers `..end`
+    /// is [`RegionError::Shrunk`]; while it covers `..end` again (shrunk and regrown by a peer in
+    /// between) the access is retried, up to [`FAULT_RETRIES`] times (it then succeeds on the
+    /// regrown segment). One that faulted every time although the segment covered the range is
+    /// [`RegionError::Unbacked`] if the OS cannot provide the pages (a full tmpfs: see
+    /// [`cannot_provide`](Self::cannot_provide)), else tried once more and then `Shrunk` with
+    /// the size it grew back to (`size >= needed`).
+    /// A retry is safe: a faulting atomic had no effect, and a copy copies the same bytes again.
     fn guarded<T>(
         &self,
         guard: &Guard<'_>,
+        start: usize,
         end: usize,
         mut access: impl FnMut() -> Result<T, fault::Fault>,
     ) -> Result<T, RegionError> {
-        let mut size = 0;
         for _ in 0..FAULT_RETRIES {
             match access() {
                 Ok(v) => return Ok(v),
-                Err(fault::Fault) => size = self.after_fault(guard, end)?,
-            }
+                Err(fault::Fault) => self.after_fault(guard, end)?,
+            };
         }
-        Err(RegionError::Shrunk {
-            size,
-            needed: end as u64,
-        })
+        // Covered after every fault: a peer shrinking and regrowing it faster than the
+        // retries, or pages the OS cannot provide.
+        if self.cannot_provide(guard, start, end)? {
+            return Err(RegionError::Unbacked { needed: end as u64 });
+        }
+        match access() {
+            Ok(v) => Ok(v),
+            Err(fault::Fault) => Err(self.fault_error(guard, end)),
+        }
+    }
+
+    /// Whether the OS refuses to provide the pages of `start..end` (`ENOSPC`/`ENOMEM`: a full
+    /// tmpfs, the memory limit), asked after accesses to them faulted [`FAULT_RETRIES`] times
+    /// although the segment covered them each time. Otherwise they are now provided (or
+    /// cannot be asked for: a read-only handle, no such call) and the fault was a racing peer.
+    /// One `fallocate`, on this error path only.
+    fn cannot_provide(
+        &self,
+        guard: &Guard<'_>,
+        start: usize,
+        end: usize,
+    ) -> Result<bool, RegionError> {
+        let Some(segment) = self.segment(guard) else {
+            return Err(RegionError::Closed);
+        };
+        Ok(matches!(
+            segment.provide(start as u64, (end - start) as u64),
+            Some(Err(Error::Os { ref source, .. }))
+                if matches!(crate::error_code(source), "ENOSPC" | "ENOMEM")
+        ))
     }
 
     /// The error for a fault on `..end` seen after the access (see [`guarded`](Self::guarded)).
@@ -290,9 +329,48 @@ impl Region {
         // SAFETY: the range is inside the mapping (checked) and not empty, the mapping stays
         // mapped while the guard is held, a fault on it becomes `Err` (or the size was checked
         // just now where no guard exists), and `dst` is a separate buffer owned by the caller.
-        self.guarded(&guard, offset + dst.len(), || unsafe {
+        self.guarded(&guard, offset, offset + dst.len(), || unsafe {
             fault::copy_from_segment(self.ptr.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
         })
+    }
+
+    /// [`read`](Self::read), but through the segment handle (`pread`) rather than the mapping
+    /// where the OS allows it (Linux): a page of the segment that nobody wrote (a hole of a
+    /// sparse tmpfs file) reads as zeros without being allocated, whereas reading it through
+    /// the mapping commits it. For filling a whole private copy at once. A segment shorter than
+    /// the range is [`RegionError::Shrunk`] (retried while it grows back, as in `read`); the
+    /// bytes before its end may then have been copied. Elsewhere it is `read`.
+    pub fn read_unmapped(&self, offset: usize, dst: &mut [u8]) -> Result<(), RegionError> {
+        let guard = self.enter()?;
+        self.check_range(offset, dst.len())?;
+        let Some(segment) = self.segment(&guard) else {
+            return Err(RegionError::Closed);
+        };
+        let end = offset + dst.len();
+        let mut done = 0;
+        let mut retries = 0;
+        while done < dst.len() {
+            match segment.read_at((offset + done) as u64, &mut dst[done..]) {
+                None => {
+                    drop(guard);
+                    return self.read(offset, dst);
+                }
+                Some(Ok(0)) => {
+                    // The end of the segment: shrunk, or regrown since (then read on).
+                    let size = self.after_fault(&guard, end)?;
+                    retries += 1;
+                    if retries >= FAULT_RETRIES {
+                        return Err(RegionError::Shrunk {
+                            size,
+                            needed: end as u64,
+                        });
+                    }
+                }
+                Some(Ok(n)) => done += n,
+                Some(Err(e)) => return Err(RegionError::Os(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Copies `src` into the segment at `offset`, with the same size re-check as [`read`](Self::read).
@@ -307,7 +385,7 @@ impl Region {
         }
         self.check_size(&guard, offset + src.len())?;
         // SAFETY: as in `read`; the mapping is shared and writable (read-write access checked).
-        self.guarded(&guard, offset + src.len(), || unsafe {
+        self.guarded(&guard, offset, offset + src.len(), || unsafe {
             fault::copy_to_segment(src.as_ptr(), self.ptr.as_ptr().add(offset), src.len())
         })
     }
@@ -344,7 +422,9 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         // SAFETY: `p` is an aligned word of the mapping (checked by `atomic`), mapped while the
         // guard is held; a fault on it becomes `Err`.
-        self.guarded(&guard, byte_offset + 4, || unsafe { fault::load(p) })
+        self.guarded(&guard, byte_offset, byte_offset + 4, || unsafe {
+            fault::load(p)
+        })
     }
 
     /// Sequentially consistent store; returns `value`, as `Atomics.store` does.
@@ -353,7 +433,7 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `load`; the mapping is writable (checked).
-        self.guarded(&guard, byte_offset + 4, || unsafe {
+        self.guarded(&guard, byte_offset, byte_offset + 4, || unsafe {
             fault::store(p, value)
         })?;
         Ok(value)
@@ -365,7 +445,9 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `store`.
-        self.guarded(&guard, byte_offset + 4, || unsafe { fault::add(p, delta) })
+        self.guarded(&guard, byte_offset, byte_offset + 4, || unsafe {
+            fault::add(p, delta)
+        })
     }
 
     /// Compare-and-exchange; returns the old value (equal to `expected` when it swapped).
@@ -379,7 +461,7 @@ impl Region {
         let p = self.atomic(byte_offset)?.as_ptr();
         self.writable()?;
         // SAFETY: as in `store`.
-        self.guarded(&guard, byte_offset + 4, || unsafe {
+        self.guarded(&guard, byte_offset, byte_offset + 4, || unsafe {
             fault::compare_exchange(p, expected, replacement)
         })
     }
@@ -427,7 +509,9 @@ impl Region {
         let failed = std::cell::Cell::new(None);
         let load = || {
             // SAFETY: `p` is an aligned word of the mapping, mapped while the guard is held.
-            match self.guarded(&guard, byte_offset + 4, || unsafe { fault::load(p) }) {
+            match self.guarded(&guard, byte_offset, byte_offset + 4, || unsafe {
+                fault::load(p)
+            }) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     failed.set(Some(e));
@@ -569,7 +653,15 @@ impl Region {
                 Err(e) => return Err(RegionError::Os(Error::os(futex::WAKE_SYSCALL, e))),
             }
         }
-        Err(self.fault_error(&guard, byte_offset + 4))
+        if self.cannot_provide(&guard, byte_offset, byte_offset + 4)? {
+            return Err(RegionError::Unbacked {
+                needed: byte_offset as u64 + 4,
+            });
+        }
+        futex::wake(atomic, count).map_err(|e| match fault::is_gone(&e) {
+            true => self.fault_error(&guard, byte_offset + 4),
+            false => RegionError::Os(Error::os(futex::WAKE_SYSCALL, e)),
+        })
     }
 
     /// Closes the region: later operations fail with [`RegionError::Closed`], threads blocked

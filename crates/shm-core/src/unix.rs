@@ -33,6 +33,23 @@ const PRIVATE_SHM_MAPPINGS: bool = true;
 #[cfg(target_os = "macos")]
 const PRIVATE_SHM_MAPPINGS: bool = false;
 
+/// Whether a shared-memory descriptor can be read like a file (`pread`). Linux's tmpfs reads
+/// a hole as zeros without allocating a page; xnu's shared-memory objects cannot be read.
+#[cfg(not(target_os = "macos"))]
+const SHM_PREAD: bool = true;
+#[cfg(target_os = "macos")]
+const SHM_PREAD: bool = false;
+
+#[cfg(target_os = "linux")]
+fn provide(fd: &OwnedFd, offset: u64, len: u64) -> Option<Result<(), Error>> {
+    let keep = rustix::fs::FallocateFlags::KEEP_SIZE;
+    Some(rustix::fs::fallocate(fd, keep, offset, len).map_err(os_err("fallocate")))
+}
+#[cfg(not(target_os = "linux"))]
+fn provide(_fd: &OwnedFd, _offset: u64, _len: u64) -> Option<Result<(), Error>> {
+    None
+}
+
 /// The name as `shm_open` takes it (a name from [`shm_names`] holds no NUL).
 fn c_name(name: &str) -> CString {
     CString::new(name).expect("no interior NUL")
@@ -216,6 +233,27 @@ impl Segment {
         }
         let stat = rustix::fs::fstat(&self.fd).map_err(os_err("fstat"))?;
         Ok(u64::try_from(stat.st_size).unwrap_or(0))
+    }
+
+    /// `pread` of up to `buf.len()` bytes at `offset` (fewer at the end of the segment, 0 past
+    /// it); `None` where shared memory cannot be read as a file (see [`SHM_PREAD`]).
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        if !SHM_PREAD {
+            return None;
+        }
+        loop {
+            match rustix::io::pread(&self.fd, &mut *buf, offset) {
+                Err(Errno::INTR) => continue,
+                other => return Some(other.map_err(os_err("pread"))),
+            }
+        }
+    }
+
+    /// Makes the OS provide the pages of `offset..offset + len` now (`fallocate` keeping the
+    /// size), to learn why accesses to them fault although the segment covers them: `ENOSPC`
+    /// or `ENOMEM` when it cannot. `None` where there is no such call (or it is not Linux).
+    pub(crate) fn provide(&self, offset: u64, len: u64) -> Option<Result<(), Error>> {
+        provide(&self.fd, offset, len)
     }
 
     /// A shared mapping: read-write, or truly read-only (`PROT_READ`) for read-only segments.

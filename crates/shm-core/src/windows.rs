@@ -106,6 +106,16 @@ impl Segment {
         Ok((segment, !existed))
     }
 
+    /// No way to ask for a view's pages up front: `None`.
+    pub(crate) fn provide(&self, _offset: u64, _len: u64) -> Option<Result<(), Error>> {
+        None
+    }
+
+    /// Reading a mapping object as a file is not possible: `None` (callers read the mapping).
+    pub(crate) fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> Option<Result<usize, Error>> {
+        None
+    }
+
     /// Windows keeps no exact size for a mapping object; a whole view's region size is the size
     /// rounded up to whole pages.
     pub(crate) fn size(&self) -> Result<u64, Error> {

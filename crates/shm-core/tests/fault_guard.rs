@@ -599,7 +599,7 @@ fn run_child(scenario: &str) -> (Option<i32>, Option<i32>, String) {
 fn run_child_env(scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, Option<i32>, String) {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = common::self_command()
         .args([
             "--exact",
             "child_scenario",

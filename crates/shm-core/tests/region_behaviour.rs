@@ -152,3 +152,46 @@ fn close_wakes_a_waiter_whose_wait_then_fails_with_closed() {
     assert!(r.is_closed());
     assert!(matches!(r.load(0), Err(RegionError::Closed)));
 }
+
+/// `read_unmapped` reads through the handle: the unwritten pages of a sparse segment stay
+/// unallocated, the bytes are those of the segment, and a segment shorter than the range is
+/// `Shrunk` with the sizes (a peer truncated it), while the part left still reads.
+#[test]
+fn read_unmapped_leaves_holes_unallocated_and_reports_a_shrink() {
+    use std::os::unix::fs::MetadataExt;
+    const SIZE: usize = 16 << 20;
+    let name = unique("read-unmapped");
+    let _c = Cleanup(name.clone());
+    let r = region(&name, SIZE as u64);
+    r.write(SIZE / 2, &[1, 2, 3, 4]).unwrap();
+    let path = format!("/dev/shm/{name}");
+    let mut all = vec![0xeeu8; SIZE];
+    r.read_unmapped(0, &mut all).unwrap();
+    assert_eq!(&all[SIZE / 2 - 1..SIZE / 2 + 5], &[0, 1, 2, 3, 4, 0]);
+    assert!(all[..SIZE / 2 - 1].iter().all(|&b| b == 0));
+    let allocated = std::fs::metadata(&path).unwrap().blocks() * 512;
+    assert!(allocated <= 1 << 20, "{allocated} bytes allocated");
+    let mut part = [0u8; 8];
+    r.read_unmapped(SIZE / 2 - 2, &mut part).unwrap();
+    assert_eq!(part, [0, 0, 1, 2, 3, 4, 0, 0]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    match r.read_unmapped(0, &mut all) {
+        Err(RegionError::Shrunk { size, needed }) => {
+            assert_eq!((size, needed), (4096, SIZE as u64))
+        }
+        other => panic!("expected Shrunk, got {other:?}"),
+    }
+    let mut left = [0xeeu8; 4096];
+    r.read_unmapped(0, &mut left).unwrap();
+    assert!(left.iter().all(|&b| b == 0));
+    assert!(matches!(
+        r.read_unmapped(SIZE - 4, &mut [0u8; 8]),
+        Err(RegionError::OutOfRange)
+    ));
+    r.close(true);
+}

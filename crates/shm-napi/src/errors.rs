@@ -196,19 +196,38 @@ pub fn from_region(err: RegionError, method: &str, name: &str) -> JsErr {
         RegionError::Shrunk { size, needed } if size >= needed => JsErr::new(
             Kind::Error,
             "ERR_SHM_SHRUNK",
-            format!("{method}(): shared memory '{name}' shrank below byte {needed} while mapped (another process truncated it) and grew back to {size} bytes before the call could complete; nothing was read or changed"),
+            format!("{method}(): shared memory '{name}' shrank below byte {needed} while mapped (another process truncated it) and grew back to {size} bytes before the call could complete; {}", unchanged(method)),
         ),
         RegionError::Shrunk { size, needed } => JsErr::new(
             Kind::Error,
             "ERR_SHM_SHRUNK",
-            format!("{method}(): shared memory '{name}' shrank to {size} bytes while mapped (another process truncated it); the range up to byte {needed} is gone; nothing was read or changed"),
+            format!("{method}(): shared memory '{name}' shrank to {size} bytes while mapped (another process truncated it); the range up to byte {needed} is gone; {}", unchanged(method)),
         ),
+        RegionError::Unbacked { needed } => {
+            // ENOSPC (28 on Linux, the only OS whose fault guard reports this).
+            let source = std::io::Error::from_raw_os_error(28);
+            JsErr {
+                kind: Kind::Error,
+                code: "ENOSPC",
+                message: format!("ENOSPC: no space left on device, {method}() on shared memory '{name}' up to byte {needed}: the segment is that long but its memory could not be provided (/dev/shm full, or memory not available)"),
+                system: Some((shm_core::error_errno(&source), method.to_string(), name.to_string())),
+            }
+        }
         RegionError::Interrupted => JsErr::new(
             Kind::Error,
             "ERR_SHM_WAIT_INTERRUPTED",
             format!("{method}(): the wait on shared memory '{name}' was interrupted because its thread is stopping"),
         ),
         RegionError::Os(e) => from_core(e, name),
+    }
+}
+
+/// What a shrink left of the call's effect: a copy cut short by a truncation during it may
+/// have copied a prefix; anything else did nothing.
+fn unchanged(method: &str) -> &'static str {
+    match method {
+        "copyFrom" | "copyTo" => "nothing was copied, unless the truncation came during the copy (then a prefix of the range may have been)",
+        _ => "nothing was read or changed",
     }
 }
 

@@ -153,8 +153,10 @@ fn start(env: sys::napi_env, name: String, segment: Segment, length: Option<u64>
             // SAFETY: V8 just allocated `len` bytes at `data` for this buffer; nothing else
             // uses them yet.
             let bytes = unsafe { std::slice::from_raw_parts_mut(data, region.len()) };
+            // Through the handle, not the mapping: pages of the segment nobody wrote stay
+            // unallocated (a sparse segment would otherwise cost its whole size in /dev/shm).
             region
-                .read(0, bytes)
+                .read_unmapped(0, bytes)
                 .map_err(|e| errors::from_region(e, "SharedMemory", &name).throw(env))?;
             (ab, true)
         }
@@ -306,6 +308,14 @@ pub fn create_segment(env: Env, name: Unknown, length: Unknown, options: Unknown
         let _ = Segment::unlink(&name);
     }
     opened
+}
+
+/// Internal: puts the SIGBUS/SIGSEGV fault guard back on top (shm-core's
+/// `reinstall_fault_guard`), called by the facade after Node installs or removes libuv's
+/// handler for a JS `SIGBUS`/`SIGSEGV` listener.
+#[napi]
+pub fn reinstall_fault_guard() {
+    shm_core::reinstall_fault_guard();
 }
 
 /// Internal: `SharedMemory.unlink(name)`.

@@ -25,3 +25,20 @@ impl Drop for Cleanup {
         let _ = std::fs::remove_file(format!("/dev/shm/{}", self.0.trim_start_matches('/')));
     }
 }
+
+/// A command that runs this test executable again, for child scenarios. Under an emulator (the
+/// arm64 run of scripts/test-targets.sh: qemu-user, no binfmt_misc) `SHM_TEST_RUNNER` holds the
+/// runner's words (`qemu-aarch64 -L /usr/aarch64-linux-gnu`): the child is started through it.
+pub fn self_command() -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let runner = std::env::var("SHM_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        None => std::process::Command::new(exe),
+        Some(first) => {
+            let mut cmd = std::process::Command::new(first);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+    }
+}

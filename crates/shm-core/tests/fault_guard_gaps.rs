@@ -1,0 +1,510 @@
+//! The fault guard's finer points that `fault_guard.rs` does not check: the retry on a regrown
+//! segment, the address-range and si_code checks, SIG_IGN, SA_NODEFER and SA_ONSTACK of a
+//! handler installed before ours, and the probe of a long copy's last byte. Each test fails with
+//! the matching bug planted in fault.rs/region.rs. The handler scenarios run in child processes
+//! (this binary, re-run with `GAPS_CHILD=<scenario>`).
+#![cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+
+use shm_core::{CreateOptions, Region, RegionError, Segment};
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+mod common;
+use common::{unique, Cleanup};
+
+const PAGE: usize = 4096;
+
+fn truncate(name: &str, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/dev/shm/{name}"))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// A 3-page segment filled with 0x5a and shrunk to one page.
+fn shrunk_region(tag: &str) -> (Cleanup, Region) {
+    let name = unique(tag);
+    let seg = Segment::create(&name, 3 * PAGE as u64, CreateOptions::default()).unwrap();
+    // SAFETY: the only truncation is below; the test reads past it only through guarded calls.
+    let region = unsafe { Region::open(seg, None) }.unwrap();
+    region.write(0, &[0x5a; 3 * PAGE]).unwrap();
+    truncate(&name, PAGE as u64);
+    (Cleanup(name), region)
+}
+
+/// The copy routine reads the range's last byte first: without that probe a copy whose range
+/// starts 128 bytes before the lost page would copy 64-byte rounds of the page that is still
+/// there before it faults.
+#[test]
+fn a_long_copy_reaching_a_lost_page_copies_nothing() {
+    let (_c, r) = shrunk_region("gaps-probe");
+    let mut dst = [0xeeu8; 512];
+    assert!(matches!(
+        r.read(PAGE - 128, &mut dst),
+        Err(RegionError::Shrunk { .. })
+    ));
+    assert!(dst.iter().all(|&b| b == 0xee), "the read copied a prefix");
+}
+
+// ---- child scenarios ----
+
+static FD: AtomicI32 = AtomicI32::new(-1);
+static mut PREV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::uninit();
+
+fn say(msg: &[u8]) {
+    // SAFETY: write(2) is async-signal-safe.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Installed after ours: regrows the segment (ftruncate is async-signal-safe), then chains to
+/// ours, which recovers the fault; the access is then retried on the regrown segment.
+extern "C" fn regrow_then_chain(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    // SAFETY: PREV was written before this was installed; ftruncate is async-signal-safe.
+    unsafe {
+        libc::ftruncate(FD.load(Ordering::SeqCst), 3 * PAGE as libc::off_t);
+        let prev = (*std::ptr::addr_of!(PREV)).assume_init_ref();
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            std::mem::transmute(prev.sa_sigaction);
+        f(sig, info, ctx);
+    }
+}
+
+extern "C" fn exit42(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    say(b"own handler\n");
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(42) };
+}
+
+/// SA_NODEFER: the signal must not be blocked while it runs.
+extern "C" fn nodefer_check(
+    sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    // SAFETY: querying the mask; write/_exit are async-signal-safe.
+    unsafe {
+        let mut now: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now);
+        if libc::sigismember(&now, sig) == 0 {
+            say(b"not blocked, as delivered\n");
+        } else {
+            say(b"blocked\n");
+        }
+        libc::_exit(42);
+    }
+}
+
+/// SA_ONSTACK: says whether it runs on the alternate stack.
+extern "C" fn onstack_check(
+    _sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    _ctx: *mut libc::c_void,
+) {
+    // SAFETY: sigaltstack query; write/_exit are async-signal-safe.
+    unsafe {
+        let mut ss: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut ss);
+        say(if ss.ss_flags & libc::SS_ONSTACK != 0 {
+            b"on the alternate stack\n"
+        } else {
+            b"not on the alternate stack\n"
+        });
+        libc::_exit(42);
+    }
+}
+
+static REINIT_PREV_FN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static REINIT_PREV_FLAGS: AtomicI32 = AtomicI32::new(0);
+static REINIT_RUNS: AtomicI32 = AtomicI32::new(0);
+
+/// A crash reporter's chaining handler: counts, then calls the action it replaced.
+extern "C" fn reinit_handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    if REINIT_RUNS.fetch_add(1, Ordering::SeqCst) > 0 {
+        say(b"the chaining handler ran again for one fault\n");
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(3) };
+    }
+    say(b"the chaining handler ran\n");
+    let prev = REINIT_PREV_FN.load(Ordering::SeqCst);
+    if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
+        // SAFETY: restoring the default action and returning re-runs the fault (async-signal-safe).
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    } else if REINIT_PREV_FLAGS.load(Ordering::SeqCst) & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous action was installed with SA_SIGINFO: three arguments.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(prev) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a plain one-argument handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(prev) };
+        f(sig);
+    }
+}
+
+/// Its init: installs the handler "unless it is already the current action".
+fn reinit_install(sig: libc::c_int) {
+    // SAFETY: zeroed sigactions are valid; query, then install with the old action saved.
+    unsafe {
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut cur);
+        if cur.sa_sigaction == reinit_handler as *const () as usize {
+            return;
+        }
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = reinit_handler as *const () as usize;
+        act.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut act.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, &act, &mut old);
+        REINIT_PREV_FN.store(old.sa_sigaction, Ordering::SeqCst);
+        REINIT_PREV_FLAGS.store(old.sa_flags, Ordering::SeqCst);
+    }
+}
+
+fn install(sig: libc::c_int, f: usize, flags: libc::c_int) {
+    // SAFETY: a zeroed sigaction with a handler is valid; PREV receives the old action.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = f;
+        act.sa_flags = flags;
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaction(sig, &act, (*std::ptr::addr_of_mut!(PREV)).as_mut_ptr());
+    }
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    let buf = std::hint::black_box([n; 256]);
+    recurse(buf[(n % 256) as usize] + 1) + buf[3]
+}
+
+extern "C" {
+    fn nsm_guard_start();
+    fn nsm_guard_fixup();
+}
+
+/// Calls the installed SIGBUS action as a signal "in" our routine would, with `code`.
+fn call_installed_as_if_in_routine(code: libc::c_int, addr: usize) -> usize {
+    // SAFETY: zeroed siginfo/ucontext are plain data; si_addr is at offset 16 on 64-bit Linux.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        info.si_signo = libc::SIGBUS;
+        info.si_code = code;
+        std::ptr::write(
+            (std::ptr::addr_of_mut!(info) as *mut u8)
+                .add(16)
+                .cast::<usize>(),
+            addr,
+        );
+        let mut uc: libc::ucontext_t = std::mem::zeroed();
+        let pc = nsm_guard_start as *const () as usize + 1;
+        #[cfg(target_arch = "x86_64")]
+        {
+            let g = &mut uc.uc_mcontext.gregs;
+            g[libc::REG_RIP as usize] = pc as i64;
+            g[libc::REG_R8 as usize] = addr as i64;
+            g[libc::REG_R9 as usize] = addr as i64 + 4;
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            uc.uc_mcontext.pc = pc as u64;
+            uc.uc_mcontext.regs[4] = addr as u64;
+            uc.uc_mcontext.regs[5] = addr as u64 + 4;
+        }
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut cur);
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            std::mem::transmute(cur.sa_sigaction);
+        f(libc::SIGBUS, &mut info, std::ptr::addr_of_mut!(uc).cast());
+        #[cfg(target_arch = "x86_64")]
+        return uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+        #[cfg(target_arch = "aarch64")]
+        return uc.uc_mcontext.pc as usize;
+    }
+}
+
+#[test]
+fn child() {
+    let Ok(scenario) = std::env::var("GAPS_CHILD") else {
+        return;
+    };
+    for sig in [libc::SIGBUS, libc::SIGSEGV] {
+        // SAFETY: a zeroed sigaction with SIG_DFL is valid (Rust's own handler removed).
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
+    let alt = Box::leak(vec![0u8; 1 << 18].into_boxed_slice());
+    let ss = libc::stack_t {
+        ss_sp: alt.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: alt.len(),
+    };
+    // SAFETY: a leaked buffer as this thread's alternate stack.
+    unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+    match scenario.as_str() {
+        // a segment regrown between the fault and the size check is retried.
+        "regrow" => {
+            let name = unique("gaps-regrow");
+            let _c = Cleanup(name.clone());
+            let seg = Segment::create(&name, 3 * PAGE as u64, CreateOptions::default()).unwrap();
+            // SAFETY: the truncation below is recovered by the guard.
+            let r = unsafe { Region::open(seg, None) }.unwrap();
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/dev/shm/{name}"))
+                .unwrap();
+            FD.store(std::os::fd::AsRawFd::as_raw_fd(&file), Ordering::SeqCst);
+            install(
+                libc::SIGBUS,
+                regrow_then_chain as *const () as usize,
+                libc::SA_SIGINFO | libc::SA_NODEFER,
+            );
+            for k in 0..3 {
+                file.set_len(PAGE as u64).unwrap();
+                let got = match k {
+                    0 => r.load(2 * PAGE).map(|_| ()),
+                    1 => r.read(0, &mut [0u8; 3 * PAGE]),
+                    _ => r.add(2 * PAGE + 8, 1).map(|_| ()),
+                };
+                eprintln!("after a regrow: {got:?}");
+            }
+        }
+        // a fault on the caller's buffer, not on the segment.
+        "dst-fault" => {
+            let name = unique("gaps-dst");
+            let _c = Cleanup(name.clone());
+            let seg = Segment::create(&name, PAGE as u64, CreateOptions::default()).unwrap();
+            // SAFETY: nothing truncates it.
+            let r = unsafe { Region::open(seg, None) }.unwrap();
+            // SAFETY: an anonymous read-only page; writing to it faults (the point).
+            let ro = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    PAGE,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(ro, libc::MAP_FAILED);
+            // SAFETY: deliberately not: the copy's writes to `ro` fault.
+            let dst = unsafe { std::slice::from_raw_parts_mut(ro.cast::<u8>(), 64) };
+            let got = r.read(0, dst);
+            eprintln!("a fault on the destination was taken for a shrink: {got:?}");
+        }
+        // a SIGBUS sent by kill() (si_code SI_USER == 0) is not ours.
+        "si-user" => {
+            install(libc::SIGBUS, exit42 as *const () as usize, libc::SA_SIGINFO);
+            let (_c, r) = shrunk_region("gaps-siuser");
+            let addr = r.as_ptr().as_ptr() as usize + 2 * PAGE;
+            let pc = call_installed_as_if_in_routine(libc::SI_USER, addr);
+            if pc == nsm_guard_fixup as *const () as usize {
+                eprintln!("SI_USER taken for ours");
+            }
+        }
+        // SIGBUS ignored before the package; a sent one is ignored.
+        "ign" => {
+            install(libc::SIGBUS, libc::SIG_IGN, 0);
+            let (_c, r) = shrunk_region("gaps-ign");
+            assert!(r.load(2 * PAGE).is_err());
+            // SAFETY: raise(3).
+            unsafe { libc::raise(libc::SIGBUS) };
+            eprintln!("ignored");
+        }
+        // a handler with SA_NODEFER runs with the signal not blocked.
+        "nodefer" => {
+            install(
+                libc::SIGBUS,
+                nodefer_check as *const () as usize,
+                libc::SA_SIGINFO | libc::SA_NODEFER,
+            );
+            let (_c, r) = shrunk_region("gaps-nodefer");
+            assert!(r.load(2 * PAGE).is_err());
+            // SAFETY: deliberately not: a foreign fault on the lost page.
+            unsafe { std::ptr::read_volatile(r.as_ptr().as_ptr().add(2 * PAGE)) };
+        }
+        // a stack overflow reaches an SA_ONSTACK handler installed before ours
+        // (ours must run on the alternate stack to pass it on at all).
+        "onstack" => {
+            install(
+                libc::SIGSEGV,
+                onstack_check as *const () as usize,
+                libc::SA_SIGINFO | libc::SA_ONSTACK,
+            );
+            let (_c, _r) = shrunk_region("gaps-onstack");
+            eprintln!("{}", recurse(0));
+        }
+        // Run in a mount namespace whose /dev/shm is a 64 KiB tmpfs: the segment is 1 MiB
+        // long, but past 64 KiB its pages cannot be allocated. Not a shrink.
+        "enospc" => {
+            let name = unique("gaps-enospc");
+            let _c = Cleanup(name.clone());
+            let seg = Segment::create(&name, 1 << 20, CreateOptions::default()).unwrap();
+            // SAFETY: nothing truncates it; the faults below are recovered by the guard.
+            let r = unsafe { Region::open(seg, None) }.unwrap();
+            // Fill the tmpfs a page at a time, up to the first page it cannot provide.
+            let filled = (0..64).position(|p| r.write(p * PAGE, &[1; PAGE]).is_err());
+            eprintln!("filled {filled:?} pages");
+            eprintln!("write: {:?}", r.write(512 << 10, &[1; PAGE]));
+            eprintln!("store: {:?}", r.store(768 << 10, 1));
+            eprintln!("read: {:?}", r.read(900 << 10, &mut [0; 64]));
+            eprintln!("notify: {:?}", r.notify(1000 << 10, 1));
+            eprintln!("first page: {:?}", r.store(0, 1));
+        }
+        // A chaining handler whose init installs it unless it is the current action, run
+        // before and after an open (ours goes back on top in between), then a foreign SIGSEGV.
+        "reinit" => {
+            let (_c, _r) = shrunk_region("gaps-reinit");
+            reinit_install(libc::SIGSEGV);
+            let (_c2, _r2) = shrunk_region("gaps-reinit2");
+            reinit_install(libc::SIGSEGV);
+            // SAFETY: deliberately not: a foreign fault (NULL).
+            unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    eprintln!("survived");
+    std::process::exit(0);
+}
+
+fn run_child(scenario: &str) -> (Option<i32>, Option<i32>, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = common::self_command()
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env("GAPS_CHILD", scenario)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), out.status.signal(), err)
+}
+
+#[test]
+fn a_segment_regrown_before_the_size_check_is_retried_and_the_call_succeeds() {
+    let (code, signal, err) = run_child("regrow");
+    assert_eq!((code, signal), (Some(0), None), "{err}");
+    assert_eq!(err.matches("after a regrow: Ok(())").count(), 3, "{err}");
+}
+
+#[test]
+fn a_fault_on_the_callers_buffer_is_not_ours() {
+    let (code, signal, err) = run_child("dst-fault");
+    assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
+    assert!(!err.contains("taken for a shrink"), "{err}");
+}
+
+#[test]
+fn a_sigbus_with_si_code_si_user_is_never_ours() {
+    let (code, signal, err) = run_child("si-user");
+    assert_eq!((code, signal), (Some(42), None), "{err}");
+    assert!(!err.contains("taken for ours"), "{err}");
+}
+
+#[test]
+fn a_sent_sigbus_ignored_before_ours_stays_ignored() {
+    let (code, signal, err) = run_child("ign");
+    assert_eq!((code, signal), (Some(0), None), "{err}");
+    assert!(err.contains("ignored"), "{err}");
+}
+
+#[test]
+fn a_nodefer_handler_before_ours_runs_with_the_signal_unblocked() {
+    let (code, signal, err) = run_child("nodefer");
+    assert_eq!((code, signal), (Some(42), None), "{err}");
+    assert!(err.contains("not blocked, as delivered"), "{err}");
+}
+
+#[test]
+fn a_stack_overflow_reaches_an_onstack_handler_installed_before_ours() {
+    let (code, signal, err) = run_child("onstack");
+    assert_eq!((code, signal), (Some(42), None), "{err}");
+    assert!(err.contains("on the alternate stack"), "{err}");
+}
+
+/// Without the package the handler's second init finds itself current and does nothing: a
+/// foreign fault runs it once, then the default action. With ours put back on top in between,
+/// its second init chains to our entry, whose slot is that same handler: it must still run once.
+#[test]
+fn a_handler_reinstalled_over_ours_after_we_chained_it_runs_once_per_fault() {
+    let (code, signal, err) = run_child("reinit");
+    assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
+    assert_eq!(
+        err.matches("the chaining handler ran\n").count(),
+        1,
+        "{err}"
+    );
+}
+
+/// A guarded access that faults because a full tmpfs cannot provide the page (a container's
+/// small /dev/shm) is `Unbacked`, not `Shrunk`: the segment still covers the range. Needs a
+/// private mount namespace with a 64 KiB tmpfs on /dev/shm (`unshare -m`, root): SKIPPED
+/// without it, a failure when CI=true.
+#[test]
+fn a_fault_on_a_full_tmpfs_is_unbacked_not_shrunk() {
+    use std::os::unix::process::ExitStatusExt;
+    let child = common::self_command();
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=64k tmpfs /dev/shm && exec \"$@\" --exact child --nocapture --test-threads=1",
+            "sh",
+        ])
+        .arg(child.get_program())
+        .args(child.get_args())
+        .env("GAPS_CHILD", "enospc")
+        .stdout(std::process::Stdio::null())
+        .output();
+    let err = match &out {
+        Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+        Err(e) => e.to_string(),
+    };
+    let ran = out
+        .as_ref()
+        .is_ok_and(|o| err.contains("survived") || o.status.signal().is_some());
+    if !ran && !err.contains("write:") {
+        let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+        eprintln!("SKIPPED the full-tmpfs test: `unshare -m` + mount failed (needs root): {err}");
+        assert!(!ci, "CI=true: a skipped test is a failure");
+        return;
+    }
+    let o = out.unwrap();
+    assert_eq!(
+        (o.status.code(), o.status.signal()),
+        (Some(0), None),
+        "{err}"
+    );
+    for (what, needed) in [
+        ("write", (512 << 10) + PAGE),
+        ("store", (768 << 10) + 4),
+        ("read", (900 << 10) + 64),
+        ("notify", (1000 << 10) + 4),
+    ] {
+        let line = format!("{what}: Err(Unbacked {{ needed: {needed} }})");
+        assert!(err.contains(&line), "expected `{line}`: {err}");
+    }
+    assert!(err.contains("first page: Ok(1)"), "{err}");
+    assert!(
+        err.contains("filled Some("),
+        "the tmpfs never filled up: {err}"
+    );
+}
