@@ -11,6 +11,7 @@ use crate::{fault, futex, Access, Error, Mapping, Segment, WaitOutcome};
 
 /// Why a [`Region`] operation was refused.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum RegionError {
     /// [`Region::close`] has run.
     Closed,

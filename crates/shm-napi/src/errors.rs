@@ -219,6 +219,13 @@ pub fn from_region(err: RegionError, method: &str, name: &str) -> JsErr {
             format!("{method}(): the wait on shared memory '{name}' was interrupted because its thread is stopping"),
         ),
         RegionError::Os(e) => from_core(e, name),
+        // `RegionError` is `#[non_exhaustive]`: a variant added to the core later reads as a
+        // plain error naming it until the binding maps it to a code of its own.
+        other => JsErr::new(
+            Kind::Error,
+            "ERR_SHM_INTERNAL",
+            format!("{method}() on shared memory '{name}' failed: {other:?}"),
+        ),
     }
 }
 
