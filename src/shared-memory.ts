@@ -30,10 +30,23 @@ const { load: atomicsLoad, store: atomicsStore, add: atomicsAdd, compareExchange
 // gone). Node does both from its own 'newListener'/'removeListener' listeners, registered at
 // bootstrap and so called before these: by the time these run, the action has changed, and the
 // guard is put back on top, chaining whatever is there now. Captured here, so that patched
-// globals cannot break it later.
+// globals cannot break it later. A re-install refused because the chain of actions is full (8
+// distinct handlers per signal; adding and removing listeners costs none after the first) is
+// reported once, as a process warning with code 'NSM_FAULT_GUARD_EXHAUSTED'.
 const reinstallFaultGuard = native.reinstallFaultGuard
+const emitWarning = process.emitWarning.bind(process)
+let exhaustedWarned = false
 function onSignalListener(event: string | symbol): void {
-  if (event === 'SIGBUS' || event === 'SIGSEGV') reinstallFaultGuard()
+  if (event !== 'SIGBUS' && event !== 'SIGSEGV') return
+  if (reinstallFaultGuard() || exhaustedWarned) return
+  exhaustedWarned = true
+  emitWarning(
+    `node-shared-mem: the fault guard could not be put back on top of the ${event} handler Node ` +
+      'just changed (too many handlers installed over it): a caged copy or an atomic on a ' +
+      'segment another process shrinks may now crash the process or hang instead of throwing ' +
+      'ERR_SHM_SHRUNK',
+    { code: 'NSM_FAULT_GUARD_EXHAUSTED' },
+  )
 }
 process.on('newListener', onSignalListener)
 process.on('removeListener', onSignalListener)

@@ -418,7 +418,13 @@ struct Chain {
     len: AtomicUsize,
     slots: [UnsafeCell<MaybeUninit<libc::sigaction>>; CHAIN_MAX],
     spent: [AtomicBool; CHAIN_MAX],
+    /// The entry we installed last ([`NONE`] before the first install): the one on top, or
+    /// the one below whatever was installed over it since. Written under [`INSTALL`].
+    top: AtomicUsize,
 }
+
+/// `Chain::top` before the first install.
+const NONE: usize = usize::MAX;
 
 // SAFETY: see `Chain`: each slot is written once before it is published and only read after;
 // `len` and `spent` are atomics.
@@ -433,6 +439,7 @@ const EMPTY_CHAIN: Chain = Chain {
     len: AtomicUsize::new(0),
     slots: [EMPTY_SLOT; CHAIN_MAX],
     spent: [FRESH; CHAIN_MAX],
+    top: AtomicUsize::new(NONE),
 };
 static CHAINS: [Chain; 2] = [EMPTY_CHAIN; 2];
 
@@ -456,13 +463,41 @@ fn is_ours(action: usize) -> bool {
     ENTRIES.iter().any(|&e| e as usize == action)
 }
 
+/// Whether `a` and `b` are the same action (handler, flags and mask), as far as delivering a
+/// fault to it goes.
+fn same_action(a: &libc::sigaction, b: &libc::sigaction) -> bool {
+    a.sa_sigaction == b.sa_sigaction
+        && a.sa_flags == b.sa_flags
+        // SAFETY: both masks are valid sigsets; sigismember only reads them.
+        && (1..=64).all(|s| unsafe {
+            libc::sigismember(&a.sa_mask, s) == libc::sigismember(&b.sa_mask, s)
+        })
+}
+
+/// Whether `action` is `SIG_DFL` or `SIG_IGN`.
+fn is_disposition(action: usize) -> bool {
+    action == libc::SIG_DFL || action == libc::SIG_IGN
+}
+
 /// Installs the handler for SIGBUS and SIGSEGV if none of its entries is the installed action
 /// (the first time, or after a later `sigaction` replaced it), chaining to what it finds.
 /// Called by every `Region::open`; two `sigaction` queries when nothing changed. The install
 /// swaps the action atomically and checks what it replaced: if another thread installed a
 /// handler between our query and our install, that one is chained too (and put back below ours).
-pub(crate) fn install() {
+///
+/// A `SIG_DFL` or `SIG_IGN` found on top takes no new slot when a slot already holds it: the
+/// entry of that slot is installed again (the disposition does not chain, so nothing can loop).
+/// With `reuse_handlers` (the binding's calls after a JavaScript listener change, which
+/// install or remove libuv's handler), a handler found on top that a slot already holds (the
+/// same action) re-uses that slot too, unless it was installed over that slot's own entry
+/// (it may have saved that entry as its predecessor: calling it from there would loop). So
+/// adding and removing listeners costs no slot after the first `on`.
+///
+/// Returns `false` when a handler found on top could not be chained because all
+/// [`CHAIN_MAX`] slots are taken (ours is then not on top: the guard is lost for that signal).
+pub(crate) fn install(reuse_handlers: bool) -> bool {
     let _lock = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut guarded = true;
     for (chain, &sig) in CHAINS.iter().zip(SIGNALS.iter()) {
         // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only queries.
         let mut found: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -472,40 +507,67 @@ pub(crate) fn install() {
         }
         while !is_ours(found.sa_sigaction) {
             let len = chain.len.load(Ordering::Relaxed);
-            if len == CHAIN_MAX {
-                break; // documented limit: no more re-installs
-            }
-            // SAFETY: slot `len` is not yet published (only we, under the lock, write slots).
-            unsafe { (*chain.slots[len].get()).write(found) };
-            chain.len.store(len + 1, Ordering::Release);
+            let last = chain.top.load(Ordering::Relaxed);
+            // The highest slot that already holds what we found, if it may be re-used.
+            let reuse = (0..len).rev().find(|&k| {
+                // SAFETY: slot `k` < len is published and never written again.
+                let slot = unsafe { (*chain.slots[k].get()).assume_init_ref() };
+                if is_disposition(found.sa_sigaction) {
+                    slot.sa_sigaction == found.sa_sigaction
+                } else {
+                    reuse_handlers
+                        && k != last
+                        && same_action(slot, &found)
+                        && !chain.spent[k].load(Ordering::Acquire)
+                }
+            });
+            let level = match reuse {
+                Some(k) => k,
+                None if len == CHAIN_MAX => {
+                    guarded = false; // documented limit: no more re-installs
+                    break;
+                }
+                None => {
+                    // SAFETY: slot `len` is not yet published (only we, under the lock, write
+                    // slots).
+                    unsafe { (*chain.slots[len].get()).write(found) };
+                    chain.len.store(len + 1, Ordering::Release);
+                    len
+                }
+            };
             // SAFETY: a zeroed sigaction plus the fields set below is a valid action.
             let mut ours: libc::sigaction = unsafe { std::mem::zeroed() };
-            ours.sa_sigaction = ENTRIES[len] as usize;
+            ours.sa_sigaction = ENTRIES[level] as usize;
             ours.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
             // SAFETY: `ours.sa_mask` is a valid sigset to clear.
             unsafe { libc::sigemptyset(&mut ours.sa_mask) };
-            // SAFETY: installs entry `len`, whose slot (published above) holds `found`; `found`
-            // receives the action it replaced.
+            let queried = found;
+            // SAFETY: installs entry `level`, whose slot (published) holds `found` (or the
+            // same action); `found` receives the action it replaced.
             if unsafe { libc::sigaction(sig, &ours, &mut found) } != 0 {
                 break;
             }
-            // Normally `found` is what we queried, still chained in slot `len`; if it is
+            chain.top.store(level, Ordering::Release);
+            // Normally `found` is what we queried, now chained in slot `level`; if it is
             // not, another thread installed a handler in between: chain that one too.
-            // SAFETY: slot `len` is published and never written again.
-            let chained = unsafe { (*chain.slots[len].get()).assume_init_ref() };
-            if found.sa_sigaction == chained.sa_sigaction && found.sa_flags == chained.sa_flags {
+            if found.sa_sigaction == queried.sa_sigaction && found.sa_flags == queried.sa_flags {
                 break;
             }
         }
     }
+    guarded
 }
 
-/// [`install`] again, if it ever ran (a region was opened): puts ours back on top of a handler
-/// installed since, chaining it. For callers that learn that one was (the binding, when
-/// JavaScript adds or removes a `SIGBUS`/`SIGSEGV` listener and libuv changes the action).
-pub(crate) fn reinstall() {
+/// [`install`] again (re-using slots for handlers already chained), if it ever ran (a region
+/// was opened): puts ours back on top of a handler installed since, chaining it. For callers
+/// that learn that one was (the binding, when JavaScript adds or removes a
+/// `SIGBUS`/`SIGSEGV` listener and libuv changes the action). `false` when ours could not be
+/// put back for lack of slots.
+pub(crate) fn reinstall() -> bool {
     if CHAINS.iter().any(|c| c.len.load(Ordering::Acquire) > 0) {
-        install();
+        install(true)
+    } else {
+        true
     }
 }
 
@@ -574,29 +636,36 @@ unsafe fn pass_on(
         // SAFETY: the handler's arguments.
         return unsafe { call(None, sig, info, ctx) };
     };
-    // A slot holding the action installed on top now has already run for this fault (the
-    // kernel delivered it there, and it chained down to us): a handler that re-installed itself
-    // over ours "unless it is the current one" after we had chained it (two inits of one crash
-    // reporter around an open) would otherwise be called again, chain to us again, and so on
-    // until the stack overflows. Skip it: below it is the link it was installed over (entry
-    // `level - 1`'s slot), or for slot 0 the default action. One `sigaction` query.
+    // A handler that re-installs itself "unless it is the current action" (a crash reporter
+    // initialised twice) may sit in several slots, and its one saved predecessor is the entry
+    // it was last installed over. A slot holding the action installed on top now has already
+    // run for this fault (the kernel delivered it there, and it chained down to us); so has one
+    // holding the same handler as a slot above it, up to the entry we installed last (the
+    // fault came down through those). Calling it again would chain to us again, and so on until
+    // the stack overflows: skip it. Below it is the link it was installed over (entry
+    // `level - 1`'s slot), or for slot 0 the default action. One `sigaction` query. So a
+    // handler function runs at most once per fault along the slots of the chain.
     // SAFETY: a zeroed sigaction is a valid out-parameter; querying is async-signal-safe.
     let mut top: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers; a null new action only queries.
     let queried = unsafe { libc::sigaction(sig, std::ptr::null(), &mut top) } == 0;
+    let len = chain.len.load(Ordering::Acquire);
+    let last = chain.top.load(Ordering::Acquire).min(len.saturating_sub(1));
+    let slot = |k: usize| {
+        // SAFETY: slot `k` < len is published and never written again.
+        unsafe { (*chain.slots[k].get()).assume_init_ref() }
+    };
     let mut level = level;
     let action = loop {
-        if level >= chain.len.load(Ordering::Acquire) {
+        if level >= len {
             // SAFETY: the handler's arguments.
             return unsafe { call(None, sig, info, ctx) };
         }
-        // SAFETY: slot `level` < len is published and never written again.
-        let action = unsafe { (*chain.slots[level].get()).assume_init_ref() };
-        let ran = queried
-            && action.sa_sigaction == top.sa_sigaction
-            && action.sa_sigaction != libc::SIG_DFL
-            && action.sa_sigaction != libc::SIG_IGN
-            && !is_ours(top.sa_sigaction);
+        let action = slot(level);
+        let handler = action.sa_sigaction;
+        let ran = !is_disposition(handler)
+            && ((queried && handler == top.sa_sigaction && !is_ours(top.sa_sigaction))
+                || (level + 1..=last).any(|j| slot(j).sa_sigaction == handler));
         if !ran {
             break action;
         }

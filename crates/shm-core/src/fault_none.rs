@@ -12,9 +12,13 @@ pub(crate) const GUARDED: bool = false;
 #[derive(Debug)]
 pub(crate) struct Fault;
 
-pub(crate) fn install() {}
+pub(crate) fn install(_reuse_handlers: bool) -> bool {
+    true
+}
 
-pub(crate) fn reinstall() {}
+pub(crate) fn reinstall() -> bool {
+    true
+}
 
 /// Never used here (loads do not fail).
 pub(crate) fn gone() -> std::io::Error {

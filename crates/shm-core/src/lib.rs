@@ -80,9 +80,13 @@ mod region;
 /// the last [`Region::open`] (which does the same), chaining the newcomer; nothing if no region
 /// was ever opened or where there is no guard. Two `sigaction` queries per signal when nothing
 /// changed. For code that knows the action just changed (libuv's handler for a JS listener, or
-/// its `SIG_DFL` when the last listener goes), so that regions already open stay guarded.
-pub fn reinstall_fault_guard() {
-    fault::reinstall();
+/// its `SIG_DFL` when the last listener goes), so that regions already open stay guarded. A
+/// handler already chained (libuv's, installed again) and `SIG_DFL`/`SIG_IGN` re-use their
+/// chain slot, so adding and removing listeners costs no slot after the first. Returns `false`
+/// when ours could not be put back on top because the chain is full (8 distinct actions per
+/// signal): regions are then unguarded for that signal, the caller should say so.
+pub fn reinstall_fault_guard() -> bool {
+    fault::reinstall()
 }
 
 pub use names::{shm_names, NameOs, ShmNames};

@@ -130,7 +130,9 @@ impl Region {
     /// under the atomics and `wait`, still raises SIGBUS). Bytes the caller reads through
     /// [`as_ptr`](Self::as_ptr)/[`js_ptr`](Self::js_ptr) are never guarded.
     pub unsafe fn open(segment: Segment, len: Option<u64>) -> Result<Region, Error> {
-        fault::install();
+        // `false` (no slot left to chain a handler installed over ours) is the binding's to
+        // report, from `reinstall_fault_guard`.
+        let _ = fault::install(false);
         // SAFETY: the caller upholds `Segment::map`'s contract for the region's whole life.
         let mapping = unsafe { segment.map(len)? };
         let view = match segment.access() {

@@ -174,6 +174,34 @@ fn reinit_install(sig: libc::c_int) {
     }
 }
 
+/// libuv's handler for a JS `process.on('SIGBUS')` listener, as far as a fault goes: notes the
+/// signal and returns, without chaining (a fault in our routine would then happen again).
+extern "C" fn uv_like(_sig: libc::c_int) {
+    UV_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+static UV_RUNS: AtomicI32 = AtomicI32::new(0);
+
+/// What libuv does for `process.on` (its handler, all signals blocked) or `process.off` (SIG_DFL)
+/// of the last listener, then the facade's hook.
+fn js_listener(sig: libc::c_int, on: bool, extra_mask: libc::c_int) -> bool {
+    // SAFETY: a zeroed sigaction with a handler or SIG_DFL and a valid mask is valid.
+    unsafe {
+        let mut act: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&mut act.sa_mask);
+        if on {
+            act.sa_sigaction = uv_like as *const () as usize;
+            act.sa_flags = libc::SA_RESTART;
+            if extra_mask > 0 {
+                libc::sigaddset(&mut act.sa_mask, extra_mask);
+            }
+        } else {
+            act.sa_sigaction = libc::SIG_DFL;
+        }
+        libc::sigaction(sig, &act, std::ptr::null_mut());
+    }
+    shm_core::reinstall_fault_guard()
+}
+
 fn install(sig: libc::c_int, f: usize, flags: libc::c_int) {
     // SAFETY: a zeroed sigaction with a handler is valid; PREV receives the old action.
     unsafe {
@@ -379,6 +407,50 @@ fn child() {
             // SAFETY: deliberately not: a foreign fault (NULL).
             unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
         }
+        // the same, then a third open (ours on top again) before the fault.
+        "reinit-open" => {
+            let (_c, _r) = shrunk_region("gaps-reinit");
+            reinit_install(libc::SIGSEGV);
+            let (_c2, _r2) = shrunk_region("gaps-reinit2");
+            reinit_install(libc::SIGSEGV);
+            let (_c3, _r3) = shrunk_region("gaps-reinit3");
+            // SAFETY: deliberately not: a foreign fault (NULL).
+            unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
+        }
+        // the handler's first init before the first open: init, open, init, open, fault.
+        "reinit-before" => {
+            reinit_install(libc::SIGSEGV);
+            let (_c, _r) = shrunk_region("gaps-reinit");
+            reinit_install(libc::SIGSEGV);
+            let (_c2, _r2) = shrunk_region("gaps-reinit2");
+            // SAFETY: deliberately not: a foreign fault (NULL).
+            unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
+        }
+        // 20 JS `process.on`/`off('SIGBUS')` cycles (libuv's handler, then SIG_DFL), ending
+        // with an `off` or (ON_LAST) an `on`, then a guarded read past a shrink.
+        "onoff" | "onoff-on" => {
+            // SAFETY: alarm only schedules a SIGALRM (default action: terminate) against a hang.
+            unsafe { libc::alarm(20) };
+            let (_c, r) = shrunk_region("gaps-onoff");
+            for _ in 0..20 {
+                js_listener(libc::SIGBUS, true, 0);
+                js_listener(libc::SIGBUS, false, 0);
+            }
+            if scenario == "onoff-on" {
+                js_listener(libc::SIGBUS, true, 0);
+            }
+            let got = r.read(0, &mut [0u8; 3 * PAGE]);
+            eprintln!("read after the cycles: {got:?}");
+        }
+        // 8 distinct handlers installed over ours in turn: the 8th cannot be chained (slot 0
+        // holds SIG_DFL, 7 more slots), and the re-install says so.
+        "exhausted" => {
+            let (_c, _r) = shrunk_region("gaps-exhausted");
+            for k in 1..=8 {
+                let guarded = js_listener(libc::SIGBUS, true, k);
+                eprintln!("handler {k}: guarded {guarded}");
+            }
+        }
         other => panic!("unknown scenario {other}"),
     }
     eprintln!("survived");
@@ -451,6 +523,56 @@ fn a_handler_reinstalled_over_ours_after_we_chained_it_runs_once_per_fault() {
         1,
         "{err}"
     );
+}
+
+/// The same with ours put back on top by a third open: entry 2 calls the handler, which chains
+/// to entry 1, whose slot is the handler again.
+#[test]
+fn a_handler_reinstalled_over_ours_twice_runs_once_per_fault() {
+    let (code, signal, err) = run_child("reinit-open");
+    assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
+    assert_eq!(
+        err.matches("the chaining handler ran\n").count(),
+        1,
+        "{err}"
+    );
+}
+
+/// The handler installed before the first open, initialised again after it, then an open.
+#[test]
+fn a_handler_installed_before_ours_and_reinstalled_over_it_runs_once_per_fault() {
+    let (code, signal, err) = run_child("reinit-before");
+    assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
+    assert_eq!(
+        err.matches("the chaining handler ran\n").count(),
+        1,
+        "{err}"
+    );
+}
+
+/// Adding and removing a JS listener 20 times (libuv's handler, then SIG_DFL, each followed by
+/// the facade's re-install) costs no chain slot after the first: the guard still holds.
+#[test]
+fn twenty_listener_on_off_cycles_keep_the_guard() {
+    for scenario in ["onoff", "onoff-on"] {
+        let (code, signal, err) = run_child(scenario);
+        assert_eq!((code, signal), (Some(0), None), "{scenario}: {err}");
+        assert!(
+            err.contains("read after the cycles: Err(Shrunk"),
+            "{scenario}: {err}"
+        );
+    }
+}
+
+/// A re-install refused for lack of slots is reported (the facade warns then).
+#[test]
+fn a_reinstall_refused_for_lack_of_slots_says_so() {
+    let (code, signal, err) = run_child("exhausted");
+    assert_eq!((code, signal), (Some(0), None), "{err}");
+    for k in 1..=7 {
+        assert!(err.contains(&format!("handler {k}: guarded true\n")), "{err}");
+    }
+    assert!(err.contains("handler 8: guarded false\n"), "{err}");
 }
 
 /// A guarded access that faults because a full tmpfs cannot provide the page (a container's

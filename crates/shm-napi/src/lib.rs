@@ -312,10 +312,11 @@ pub fn create_segment(env: Env, name: Unknown, length: Unknown, options: Unknown
 
 /// Internal: puts the SIGBUS/SIGSEGV fault guard back on top (shm-core's
 /// `reinstall_fault_guard`), called by the facade after Node installs or removes libuv's
-/// handler for a JS `SIGBUS`/`SIGSEGV` listener.
+/// handler for a JS `SIGBUS`/`SIGSEGV` listener. `false` when it could not (the chain of
+/// actions is full): the facade then emits a process warning.
 #[napi]
-pub fn reinstall_fault_guard() {
-    shm_core::reinstall_fault_guard();
+pub fn reinstall_fault_guard() -> bool {
+    shm_core::reinstall_fault_guard()
 }
 
 /// Internal: `SharedMemory.unlink(name)`.
