@@ -25,8 +25,10 @@ pub enum RegionError {
     /// (`ftruncate`). Nothing was copied or changed, unless the truncation happened during
     /// the copy itself (then a prefix of the range may have been copied).
     Shrunk {
-        /// The segment's size now; `>= needed` when it grew back (a peer shrank and regrew it
-        /// faster than the access could be retried).
+        /// The segment's size now; `>= needed` when it covers the range again although the
+        /// access kept faulting: a peer shrank and regrew it faster than the access could be
+        /// retried, or the pages could not be provided where that cannot be told (a read-only
+        /// handle on a full tmpfs).
         size: u64,
         /// The end of the range the operation needed.
         needed: u64,
@@ -53,7 +55,7 @@ impl fmt::Display for RegionError {
             RegionError::ReadOnly => f.write_str("the shared memory was opened read-only"),
             RegionError::Shrunk { size, needed } if size >= needed => write!(
                 f,
-                "the segment shrank below {needed} bytes while mapped and grew back to {size} bytes"
+                "the pages up to byte {needed} could not be accessed although the segment is {size} bytes long: tmpfs full or out of memory, or it shrank and grew back while mapped"
             ),
             RegionError::Shrunk { size, needed } => write!(
                 f,

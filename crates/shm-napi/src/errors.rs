@@ -196,7 +196,10 @@ pub fn from_region(err: RegionError, method: &str, name: &str) -> JsErr {
         RegionError::Shrunk { size, needed } if size >= needed => JsErr::new(
             Kind::Error,
             "ERR_SHM_SHRUNK",
-            format!("{method}(): shared memory '{name}' shrank below byte {needed} while mapped (another process truncated it) and grew back to {size} bytes before the call could complete; {}", unchanged(method)),
+            // The size check found the range covered after every fault: a peer shrinking and regrowing
+            // it faster than the retries, or pages that could not be provided where that cannot be
+            // asked (a read-only handle on a full tmpfs): say both, the code stays.
+            format!("{method}(): the pages of shared memory '{name}' up to byte {needed} could not be accessed although the segment is long enough ({size} bytes): /dev/shm is full or memory is not available, or another process shrank it and grew it back while mapped; {}", unchanged(method)),
         ),
         RegionError::Shrunk { size, needed } => JsErr::new(
             Kind::Error,
