@@ -41,9 +41,10 @@ export declare function participantAlive(name: string, token: number): boolean
 /**
  * Internal: puts the SIGBUS/SIGSEGV fault guard back on top (shm-core's
  * `reinstall_fault_guard`), called by the facade after Node installs or removes libuv's
- * handler for a JS `SIGBUS`/`SIGSEGV` listener.
+ * handler for a JS `SIGBUS`/`SIGSEGV` listener. `false` when it could not (the chain of
+ * actions is full): the facade then emits a process warning.
  */
-export declare function reinstallFaultGuard(): void
+export declare function reinstallFaultGuard(): boolean
 
 /** Internal: removes the lock files of `name`'s dead participants; returns how many. */
 export declare function removeStaleParticipants(name: string): number
