@@ -51,7 +51,10 @@
 //!   calls back with a copy of `siginfo`, re-raises the signal (after re-installing its
 //!   predecessor), or never returns (`siglongjmp`) runs once and the fault goes on down (or to
 //!   the default action) without bookkeeping to unwind. Limits: a handler installed after ours
-//!   catches our faults until the next `Region::open`; at most [`CHAIN_MAX`] installs; a
+//!   catches our faults until the next `Region::open`; at most [`CHAIN_MAX`] distinct actions
+//!   per signal (`SIG_DFL`/`SIG_IGN` and, from [`reinstall`], a handler already chained re-use
+//!   their slot, see [`install`]); a handler function runs at most once per fault along the
+//!   slots (see [`pass_on`]); a
 //!   link runs on the stack ours runs on (the alternate signal stack if the thread has one),
 //!   whatever its own `SA_ONSTACK`.
 //! * The handler is never removed (an addon can be unloaded only with its process here; Node
@@ -405,7 +408,7 @@ const SIGNALS: [libc::c_int; 2] = [libc::SIGBUS, libc::SIGSEGV];
 
 /// How many actions one signal's chain keeps: the one found at the first install, plus one per
 /// re-install over a handler installed after ours (or over one installed by another thread
-/// between our query and our install).
+/// between our query and our install) that no slot holds yet (see [`install`]).
 const CHAIN_MAX: usize = 8;
 
 /// The actions ours passes foreign faults to. `slots[k]` is the action that was installed when
