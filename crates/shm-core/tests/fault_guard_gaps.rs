@@ -205,7 +205,11 @@ fn js_listener(sig: libc::c_int, on: bool, extra_mask: libc::c_int) -> bool {
 /// The fill scenario's SIGSYS handler: every `pread64` of the thread is trapped by a seccomp
 /// filter and done here with `preadv` instead; the first one that meets the end of the segment
 /// (0 bytes) regrows the segment before returning, as a peer racing the fill could.
-extern "C" fn pread_then_regrow(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+extern "C" fn pread_then_regrow(
+    _sig: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
     // SAFETY: the kernel's ucontext for a SIGSYS from seccomp's RET_TRAP: the registers hold
     // pread64's arguments, the return register is written back as the call's result.
     unsafe {
@@ -224,7 +228,12 @@ extern "C" fn pread_then_regrow(_sig: libc::c_int, _info: *mut libc::siginfo_t, 
         #[cfg(target_arch = "aarch64")]
         let (args, ret) = {
             let m = &mut uc.uc_mcontext;
-            let a = [m.regs[0] as i64, m.regs[1] as i64, m.regs[2] as i64, m.regs[3] as i64];
+            let a = [
+                m.regs[0] as i64,
+                m.regs[1] as i64,
+                m.regs[2] as i64,
+                m.regs[3] as i64,
+            ];
             (a, &mut *(&mut m.regs[0] as *mut u64 as *mut i64))
         };
         let iov = libc::iovec {
@@ -232,7 +241,11 @@ extern "C" fn pread_then_regrow(_sig: libc::c_int, _info: *mut libc::siginfo_t, 
             iov_len: args[2] as usize,
         };
         let n = libc::preadv(args[0] as libc::c_int, &iov, 1, args[3]);
-        let n = if n < 0 { -(*libc::__errno_location()) as isize } else { n };
+        let n = if n < 0 {
+            -(*libc::__errno_location()) as isize
+        } else {
+            n
+        };
         if n == 0 && FILL_REGROW.swap(0, Ordering::SeqCst) != 0 {
             libc::ftruncate(args[0] as libc::c_int, (3 * PAGE) as libc::off_t);
             say(b"regrown after a pread that met the end\n");
@@ -246,11 +259,31 @@ static FILL_REGROW: AtomicI32 = AtomicI32::new(0);
 fn trap_pread() {
     let filter = [
         // A = seccomp_data.nr
-        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 },
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
         // if A == SYS_pread64 then TRAP else ALLOW
-        libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: libc::SYS_pread64 as u32 },
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0003_0000 },
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_pread64 as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x0003_0000,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        },
     ];
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
@@ -260,7 +293,10 @@ fn trap_pread() {
     // CAP_SYS_ADMIN.
     unsafe {
         assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(libc::prctl(libc::PR_SET_SECCOMP, 2, &prog as *const _ as usize, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(libc::PR_SET_SECCOMP, 2, &prog as *const _ as usize, 0, 0),
+            0
+        );
     }
 }
 
@@ -651,7 +687,10 @@ fn a_reinstall_refused_for_lack_of_slots_says_so() {
     let (code, signal, err) = run_child("exhausted");
     assert_eq!((code, signal), (Some(0), None), "{err}");
     for k in 1..=7 {
-        assert!(err.contains(&format!("handler {k}: guarded true\n")), "{err}");
+        assert!(
+            err.contains(&format!("handler {k}: guarded true\n")),
+            "{err}"
+        );
     }
     assert!(err.contains("handler 8: guarded false\n"), "{err}");
 }
@@ -712,13 +751,15 @@ fn a_fault_on_a_full_tmpfs_is_unbacked_not_shrunk() {
     );
 }
 
-
 /// The caged fill (`read_unmapped`, `pread`) that meets the end of a segment a peer shrank and
 /// has grown back by the size check reads on instead of failing with `Shrunk`.
 #[test]
 fn a_fill_that_meets_the_end_of_a_regrown_segment_reads_on() {
     let (code, signal, err) = run_child("fill-eof");
     assert_eq!((code, signal), (Some(0), None), "{err}");
-    assert!(err.contains("regrown after a pread that met the end"), "{err}");
+    assert!(
+        err.contains("regrown after a pread that met the end"),
+        "{err}"
+    );
     assert!(err.contains("fill after a regrow: Ok(())"), "{err}");
 }
