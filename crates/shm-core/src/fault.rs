@@ -491,10 +491,11 @@ fn is_disposition(action: usize) -> bool {
 /// A `SIG_DFL` or `SIG_IGN` found on top takes no new slot when a slot already holds it: the
 /// entry of that slot is installed again (the disposition does not chain, so nothing can loop).
 /// With `reuse_handlers` (the binding's calls after a JavaScript listener change, which
-/// install or remove libuv's handler), a handler found on top that a slot already holds (the
-/// same action) re-uses that slot too, unless it was installed over that slot's own entry
-/// (it may have saved that entry as its predecessor: calling it from there would loop). So
-/// adding and removing listeners costs no slot after the first `on`.
+/// install or remove libuv's handler), a handler found on top that a slot above the entry we
+/// installed last already holds (the same action) re-uses that slot too; one at or below it
+/// is not re-used (that handler may have saved that entry, or one above it, as its
+/// predecessor: calling it from there would loop). So adding and removing listeners costs no
+/// slot after the first `on`.
 ///
 /// Returns `false` when a handler found on top could not be chained because all
 /// [`CHAIN_MAX`] slots are taken (ours is then not on top: the guard is lost for that signal).
@@ -518,8 +519,13 @@ pub(crate) fn install(reuse_handlers: bool) -> bool {
                 if is_disposition(found.sa_sigaction) {
                     slot.sa_sigaction == found.sa_sigaction
                 } else {
+                    // Only a slot above the entry installed last: a handler in a slot at or
+                    // below it may have been installed over that very entry (or one above
+                    // it) and saved it as its predecessor; re-using its slot would let it
+                    // chain back into itself past the skip in `pass_on`.
                     reuse_handlers
-                        && k != last
+                        && last != NONE
+                        && k > last
                         && same_action(slot, &found)
                         && !chain.spent[k].load(Ordering::Acquire)
                 }

@@ -515,6 +515,23 @@ fn child() {
             // SAFETY: deliberately not: a foreign fault (NULL).
             unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
         }
+        // init/open three times, then a listener change on the OTHER signal (the facade's
+        // hook: reinstall with slot re-use) while the handler is on top of SIGSEGV. Re-using
+        // its lower slot (1) while its saved predecessor is entry 2 (slot 2 = the handler
+        // again, not skipped once `last` is 1) ran it until the stack overflowed.
+        "reinit-listener" | "reinit-listener-over-slot" => {
+            let (_c, _r) = shrunk_region("gaps-relisten-1");
+            reinit_install(libc::SIGSEGV);
+            let (_c2, _r2) = shrunk_region("gaps-relisten-2");
+            reinit_install(libc::SIGSEGV);
+            if scenario == "reinit-listener" {
+                let (_c3, _r3) = shrunk_region("gaps-relisten-3");
+                reinit_install(libc::SIGSEGV);
+            }
+            js_listener(libc::SIGBUS, true, 0);
+            // SAFETY: deliberately not: a foreign fault (NULL).
+            unsafe { std::ptr::read_volatile(std::ptr::null::<u8>()) };
+        }
         // the handler's first init before the first open: init, open, init, open, fault.
         "reinit-before" => {
             reinit_install(libc::SIGSEGV);
@@ -762,4 +779,22 @@ fn a_fill_that_meets_the_end_of_a_regrown_segment_reads_on() {
         "{err}"
     );
     assert!(err.contains("fill after a regrow: Ok(())"), "{err}");
+}
+
+/// A JS listener change on the other signal while a re-initialised "unless current" handler is
+/// on top (init/open ×3): it still runs once per fault.
+#[test]
+fn a_listener_change_over_a_reinitialised_handler_runs_it_once() {
+    let (code, signal, err) = run_child("reinit-listener");
+    assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
+    assert_eq!(err.matches("the chaining handler ran\n").count(), 1, "{err}");
+}
+
+/// Init/open ×2 then a listener change: a handler's slot at or below the entry installed last
+/// is never re-used (the handler may have saved that entry as its predecessor).
+#[test]
+fn a_listener_change_does_not_reuse_the_slot_the_handler_was_installed_over() {
+    let (code, signal, err) = run_child("reinit-listener-over-slot");
+    assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
+    assert_eq!(err.matches("the chaining handler ran\n").count(), 1, "{err}");
 }
