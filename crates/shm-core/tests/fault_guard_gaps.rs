@@ -787,7 +787,11 @@ fn a_fill_that_meets_the_end_of_a_regrown_segment_reads_on() {
 fn a_listener_change_over_a_reinitialised_handler_runs_it_once() {
     let (code, signal, err) = run_child("reinit-listener");
     assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
-    assert_eq!(err.matches("the chaining handler ran\n").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("the chaining handler ran\n").count(),
+        1,
+        "{err}"
+    );
 }
 
 /// Init/open ×2 then a listener change: a handler's slot at or below the entry installed last
@@ -796,5 +800,9 @@ fn a_listener_change_over_a_reinitialised_handler_runs_it_once() {
 fn a_listener_change_does_not_reuse_the_slot_the_handler_was_installed_over() {
     let (code, signal, err) = run_child("reinit-listener-over-slot");
     assert_eq!((code, signal), (None, Some(libc::SIGSEGV)), "{err}");
-    assert_eq!(err.matches("the chaining handler ran\n").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("the chaining handler ran\n").count(),
+        1,
+        "{err}"
+    );
 }
