@@ -1455,7 +1455,11 @@ for p in kids:
 ch.send(b'parent still a producer')
 m = rx.receive(timeout=5)
 print(f'{got} {bad} {err} {m == b"parent still a producer"}')
-os.unlink(f'/dev/shm/{name}')`
+ch.close()
+rx.close()  # each close removes its own lock file
+os.unlink(f'/dev/shm/{name}')
+left = [f for f in os.listdir('/dev/shm') if f.startswith(name)]
+assert not left, f'left in /dev/shm: {left}'`
   const r = spawnSync(PYTHON, ['-c', script, uniqueName('ch-pyfork')], { cwd: ROOT, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' })
   t.is(r.status, 0, r.stderr)
   t.is(r.stdout.trim(), `${4 * 1500 + 1} 0 None True`)

@@ -624,6 +624,7 @@ fn run_child_env(scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, Option<i
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    common::remove_left_by(child.id());
     let mut stderr = String::new();
     child
         .stderr

@@ -593,12 +593,16 @@ fn child() {
 
 fn run_child(scenario: &str) -> (Option<i32>, Option<i32>, String) {
     use std::os::unix::process::ExitStatusExt;
-    let out = common::self_command()
+    let child = common::self_command()
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env("GAPS_CHILD", scenario)
         .stdout(std::process::Stdio::null())
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    common::remove_left_by(pid);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.code(), out.status.signal(), err)
 }

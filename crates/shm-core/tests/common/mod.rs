@@ -26,6 +26,26 @@ impl Drop for Cleanup {
     }
 }
 
+/// Removes what the child test process `pid` left in `/dev/shm`: the names [`unique`] made in
+/// it (`nsm-it-<tag>-<pid>-<nanos>-<n>`). A child scenario that ends by its signal (the point of
+/// most of them) never runs its [`Cleanup`] guards.
+pub fn remove_left_by(pid: u32) {
+    let Ok(dir) = std::fs::read_dir("/dev/shm") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(rest) = name.strip_prefix("nsm-it-") else {
+            continue;
+        };
+        // <tag>-<pid>-<nanos>-<n>: the pid is the third field from the right.
+        if rest.rsplitn(4, '-').nth(2) == Some(pid.to_string().as_str()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A command that runs this test executable again, for child scenarios. Under an emulator (the
 /// arm64 run of scripts/test-targets.sh: qemu-user, no binfmt_misc) `SHM_TEST_RUNNER` holds the
 /// runner's words (`qemu-aarch64 -L /usr/aarch64-linux-gnu`): the child is started through it.
