@@ -40,7 +40,7 @@ pub fn remove_left_by(pid: u32) {
             continue;
         };
         // <tag>-<pid>-<nanos>-<n>: the pid is the third field from the right.
-        if rest.rsplitn(4, '-').nth(2) == Some(pid.to_string().as_str()) {
+        if rest.rsplit('-').nth(2) == Some(pid.to_string().as_str()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
