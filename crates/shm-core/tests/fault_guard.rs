@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
+mod guard;
 use common::{unique, Cleanup};
-
-const PAGE: usize = 4096;
+use guard::{call_installed_as_if_in_routine, nsm_guard_fixup, truncate, PAGE};
 
 /// A 3-page segment filled with 0x5a, then shrunk by a "peer" to one page.
 fn shrunk_region(tag: &str) -> (Cleanup, Arc<Region>) {
@@ -28,15 +28,6 @@ fn shrunk_region(tag: &str) -> (Cleanup, Arc<Region>) {
     region.write(0, &[0x5a; 3 * PAGE]).unwrap();
     truncate(&name, PAGE as u64);
     (Cleanup(name), region)
-}
-
-fn truncate(name: &str, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap()
-        .set_len(len)
-        .unwrap();
 }
 
 fn is_shrunk(r: Result<impl std::fmt::Debug, RegionError>, needed: u64) -> bool {
@@ -387,85 +378,13 @@ fn probes(p: &Prober, r: &Region) {
     }
 }
 
-extern "C" {
-    fn nsm_guard_start();
-    fn nsm_guard_fixup();
-}
-
-/// Calls the installed SIGBUS action the way a fault inside our copy routine on `addr` would,
-/// with `si_code` as given: >0 a fault, <=0 a signal sent by kill/sigqueue with a forged
-/// address. Returns the program counter the handler left in the context.
-fn call_installed_as_if_in_routine(code: libc::c_int, addr: usize) -> usize {
-    // SAFETY: zeroed siginfo/ucontext are valid plain data; the fields written below are the
-    // kernel's layout (si_signo, si_errno, si_code, then the union at offset 16 on 64-bit
-    // Linux, whose first member for SIGBUS is si_addr); the installed action is ours (an
-    // SA_SIGINFO handler).
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        info.si_signo = libc::SIGBUS;
-        info.si_code = code;
-        std::ptr::write(
-            (std::ptr::addr_of_mut!(info) as *mut u8)
-                .add(16)
-                .cast::<usize>(),
-            addr,
-        );
-        assert_eq!(info.si_addr() as usize, addr);
-        let mut uc: libc::ucontext_t = std::mem::zeroed();
-        let pc = nsm_guard_start as *const () as usize + 1;
-        #[cfg(target_arch = "x86_64")]
-        {
-            let g = &mut uc.uc_mcontext.gregs;
-            g[libc::REG_RIP as usize] = pc as i64;
-            g[libc::REG_R8 as usize] = addr as i64;
-            g[libc::REG_R9 as usize] = addr as i64 + 4;
-        }
-        #[cfg(target_arch = "aarch64")]
-        {
-            uc.uc_mcontext.pc = pc as u64;
-            uc.uc_mcontext.regs[4] = addr as u64;
-            uc.uc_mcontext.regs[5] = addr as u64 + 4;
-        }
-        let mut cur: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut cur);
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            std::mem::transmute(cur.sa_sigaction);
-        f(libc::SIGBUS, &mut info, std::ptr::addr_of_mut!(uc).cast());
-        #[cfg(target_arch = "x86_64")]
-        return uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
-        #[cfg(target_arch = "aarch64")]
-        return uc.uc_mcontext.pc as usize;
-    }
-}
-
 /// The child side: runs one scenario and ends in a signal or `_exit`. Skipped in the parent.
 #[test]
 fn child_scenario() {
     let Ok(scenario) = std::env::var("FAULT_GUARD_CHILD") else {
         return;
     };
-    // Rust's runtime installs a stack-overflow handler for SIGBUS/SIGSEGV in every Rust
-    // executable (it resets the default action and returns, so a *sent* SIGBUS would be
-    // survived); a Node process has no such handler. Start from the default actions.
-    for sig in [libc::SIGBUS, libc::SIGSEGV] {
-        // SAFETY: a zeroed sigaction with SIG_DFL is a valid action.
-        unsafe {
-            let mut dfl: libc::sigaction = std::mem::zeroed();
-            dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
-        }
-    }
-    // Rust also gives each thread an 8 KiB alternate signal stack (for its stack-overflow
-    // message), too small for two nested signal frames (a re-raising handler); a Node thread
-    // has none. Use a roomy one, as a process that sets one up would.
-    let alt = Box::leak(vec![0u8; 1 << 18].into_boxed_slice());
-    let ss = libc::stack_t {
-        ss_sp: alt.as_mut_ptr().cast(),
-        ss_flags: 0,
-        ss_size: alt.len(),
-    };
-    // SAFETY: a leaked (never freed) buffer as this thread's alternate stack.
-    unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+    guard::child_signal_setup();
     match scenario.as_str() {
         // Our handler's default: a foreign fault still kills with SIGBUS.
         "none" => {

@@ -10,18 +10,9 @@ use shm_core::{CreateOptions, Region, RegionError, Segment};
 use std::time::Duration;
 
 mod common;
+mod guard;
 use common::{unique, Cleanup};
-
-const PAGE: usize = 4096;
-
-fn truncate(name: &str, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap()
-        .set_len(len)
-        .unwrap();
-}
+use guard::{truncate, PAGE};
 
 fn shrunk(r: Result<impl std::fmt::Debug, RegionError>, size: u64, needed: u64) -> bool {
     match r {

@@ -13,18 +13,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 mod common;
+mod guard;
 use common::{unique, Cleanup};
-
-const PAGE: usize = 4096;
-
-fn truncate(name: &str, len: u64) {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/dev/shm/{name}"))
-        .unwrap()
-        .set_len(len)
-        .unwrap();
-}
+use guard::{call_installed_as_if_in_routine, nsm_guard_fixup, truncate, PAGE};
 
 /// A 3-page segment filled with 0x5a and shrunk to one page.
 fn shrunk_region(tag: &str) -> (Cleanup, Region) {
@@ -318,72 +309,12 @@ fn recurse(n: u64) -> u64 {
     recurse(buf[(n % 256) as usize] + 1) + buf[3]
 }
 
-extern "C" {
-    fn nsm_guard_start();
-    fn nsm_guard_fixup();
-}
-
-/// Calls the installed SIGBUS action as a signal "in" our routine would, with `code`.
-fn call_installed_as_if_in_routine(code: libc::c_int, addr: usize) -> usize {
-    // SAFETY: zeroed siginfo/ucontext are plain data; si_addr is at offset 16 on 64-bit Linux.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        info.si_signo = libc::SIGBUS;
-        info.si_code = code;
-        std::ptr::write(
-            (std::ptr::addr_of_mut!(info) as *mut u8)
-                .add(16)
-                .cast::<usize>(),
-            addr,
-        );
-        let mut uc: libc::ucontext_t = std::mem::zeroed();
-        let pc = nsm_guard_start as *const () as usize + 1;
-        #[cfg(target_arch = "x86_64")]
-        {
-            let g = &mut uc.uc_mcontext.gregs;
-            g[libc::REG_RIP as usize] = pc as i64;
-            g[libc::REG_R8 as usize] = addr as i64;
-            g[libc::REG_R9 as usize] = addr as i64 + 4;
-        }
-        #[cfg(target_arch = "aarch64")]
-        {
-            uc.uc_mcontext.pc = pc as u64;
-            uc.uc_mcontext.regs[4] = addr as u64;
-            uc.uc_mcontext.regs[5] = addr as u64 + 4;
-        }
-        let mut cur: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut cur);
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            std::mem::transmute(cur.sa_sigaction);
-        f(libc::SIGBUS, &mut info, std::ptr::addr_of_mut!(uc).cast());
-        #[cfg(target_arch = "x86_64")]
-        return uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
-        #[cfg(target_arch = "aarch64")]
-        return uc.uc_mcontext.pc as usize;
-    }
-}
-
 #[test]
 fn child() {
     let Ok(scenario) = std::env::var("GAPS_CHILD") else {
         return;
     };
-    for sig in [libc::SIGBUS, libc::SIGSEGV] {
-        // SAFETY: a zeroed sigaction with SIG_DFL is valid (Rust's own handler removed).
-        unsafe {
-            let mut dfl: libc::sigaction = std::mem::zeroed();
-            dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
-        }
-    }
-    let alt = Box::leak(vec![0u8; 1 << 18].into_boxed_slice());
-    let ss = libc::stack_t {
-        ss_sp: alt.as_mut_ptr().cast(),
-        ss_flags: 0,
-        ss_size: alt.len(),
-    };
-    // SAFETY: a leaked buffer as this thread's alternate stack.
-    unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) };
+    guard::child_signal_setup();
     match scenario.as_str() {
         // a segment regrown between the fault and the size check is retried.
         "regrow" => {
