@@ -284,12 +284,17 @@ fn trap_pread() {
     // CAP_SYS_ADMIN.
     unsafe {
         assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
-        assert_eq!(
-            libc::prctl(libc::PR_SET_SECCOMP, 2, &prog as *const _ as usize, 0, 0),
-            0
-        );
+        if libc::prctl(libc::PR_SET_SECCOMP, 2, &prog as *const _ as usize, 0, 0) != 0 {
+            // qemu-user (the arm64 run of scripts/test-targets.sh) refuses guest seccomp
+            // filters: the parent reports n/a there (the same test runs natively on x86_64).
+            eprintln!("no seccomp filter: {}", std::io::Error::last_os_error());
+            std::process::exit(NO_SECCOMP);
+        }
     }
 }
+
+/// The child's exit code when it cannot install a seccomp filter.
+const NO_SECCOMP: i32 = 77;
 
 fn install(sig: libc::c_int, f: usize, flags: libc::c_int) {
     // SAFETY: a zeroed sigaction with a handler is valid; PREV receives the old action.
@@ -708,6 +713,11 @@ fn a_fault_on_a_full_tmpfs_is_unbacked_not_shrunk() {
 #[test]
 fn a_fill_that_meets_the_end_of_a_regrown_segment_reads_on() {
     let (code, signal, err) = run_child("fill-eof");
+    if code == Some(NO_SECCOMP) && std::env::var_os("SHM_TEST_RUNNER").is_some() {
+        // Under an emulator only (qemu-user has no guest seccomp); natively this is a failure.
+        eprintln!("n/a under {:?}: {err}", std::env::var("SHM_TEST_RUNNER"));
+        return;
+    }
     assert_eq!((code, signal), (Some(0), None), "{err}");
     assert!(
         err.contains("regrown after a pread that met the end"),
