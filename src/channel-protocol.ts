@@ -43,6 +43,8 @@ export const FULL = -1
 
 /** Padding records one consumer call passes before it returns MORE (bounded work per call). */
 const PADDING_BUDGET = 4096
+/** Loads of a claimed record's `state` before the consumer reports it BLOCKED. */
+const CLAIM_RECHECKS = 64
 /** Spins on the claim lock before checking its holder and sleeping. */
 const LOCK_SPINS = 64
 const LOCK_SLEEP_MS = 10
@@ -243,12 +245,17 @@ export class Protocol {
    * delivered or refused, never lost (§5).
    */
   tryClaim(length: number, lockDeadline: number): number {
+    if (this.oneToOne) {
+      const at = this.roomOneToOne(length)
+      if (at >= 0) this.claimAt(at, length)
+      return at
+    }
     if (this.claimIndex >= 0) {
       throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
     }
     this.#checkEnded()
     const size = recordSize(length)
-    const i = this.oneToOne ? this.#claimOneToOne(length, size) : this.#claimShared(length, size, lockDeadline)
+    const i = this.#claimShared(length, size, lockDeadline)
     if (i < 0) return FULL
     if (this.w.load(O_ENDED) !== 0) {
       this.publish(PADDING)
@@ -257,8 +264,19 @@ export class Protocol {
     return i
   }
 
-  #claimOneToOne(length: number, size: number): number {
+  /**
+   * One-to-one, before a claim: the ring index where a record of `size` bytes fits now (padding
+   * at the ring's end published first, §2), or FULL. Nothing of the record is published: the
+   * producer may write its payload there (beyond `tail`, which no one else reads or writes) and
+   * then `claimAt` it.
+   */
+  roomOneToOne(length: number): number {
+    if (this.claimIndex >= 0) {
+      throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
+    }
+    this.#checkEnded()
     if (!this.producing) this.#register()
+    const size = recordSize(length)
     const cap = this.cap
     for (;;) {
       const t = this.#tail
@@ -269,22 +287,48 @@ export class Protocol {
         this.headSeen = this.w.load(O_HEAD)
         if (need > cap - this.#used(t, this.headSeen)) return FULL
       }
-      if (size > toEnd) {
-        this.#writePadding(i, toEnd)
-        this.#tail = (t + toEnd) | 0
-        this.w.store(O_TAIL, this.#tail)
-        this.wakeConsumer()
-        continue
-      }
-      // Plain stores: ordered before the consumer's reads by the `tail` store after them.
-      this.w.storePlain(HEADER + i + 4, length)
-      this.w.storePlain(HEADER + i, -this.token)
-      this.#tail = (t + size) | 0
+      if (size <= toEnd) return i
+      this.#writePadding(i, toEnd)
+      this.#tail = (t + toEnd) | 0
       this.w.store(O_TAIL, this.#tail)
-      this.claimIndex = i
-      this.claimSize = size
-      this.claimLength = length
-      return i
+      this.wakeConsumer()
+    }
+  }
+
+  /**
+   * One-to-one, the payload already written at `i + 8` ("writing first", docs/channel.md §3):
+   * claims, checks the end, commits (§3 steps 2, 4, 6) the record at `roomOneToOne`'s index `i`.
+   */
+  sendAt(i: number, length: number): void {
+    const w = this.w
+    const size = recordSize(length)
+    w.storePlain(HEADER + i + 4, length)
+    w.storePlain(HEADER + i, -this.token)
+    w.store(O_TAIL, (this.#tail = (this.#tail + size) | 0))
+    if (w.load(O_ENDED) !== 0) {
+      w.store(HEADER + i + 4, size - 8)
+      w.store(HEADER + i, PADDING)
+      this.wakeConsumer()
+      throw endedError(this.name)
+    }
+    w.flush(HEADER + i + 8, length)
+    w.store(HEADER + i, MESSAGE)
+    this.wakeConsumer()
+  }
+
+  /** One-to-one: claims (§3 steps 2–4) the record at `roomOneToOne`'s index `i`, whose payload may already be written. */
+  claimAt(i: number, length: number): void {
+    const size = recordSize(length)
+    this.w.storePlain(HEADER + i + 4, length)
+    this.w.storePlain(HEADER + i, -this.token)
+    this.#tail = (this.#tail + size) | 0
+    this.w.store(O_TAIL, this.#tail)
+    this.claimIndex = i
+    this.claimSize = size
+    this.claimLength = length
+    if (this.w.load(O_ENDED) !== 0) {
+      this.publish(PADDING)
+      throw endedError(this.name)
     }
   }
 
@@ -565,7 +609,10 @@ export class Protocol {
       }
       const used = this.#used(this.#tailSeen, h)
       const i = h & this.mask
-      const s = this.w.load(HEADER + i)
+      let s = this.w.load(HEADER + i)
+      // Claimed: a producer commits within nanoseconds of its claim; look again a few times
+      // before the recovery rule's clock is read.
+      for (let k = 0; s < 0 && k < CLAIM_RECHECKS; k++) s = this.w.load(HEADER + i)
       if (s === MESSAGE || s === PADDING) {
         // Plain: written before `state` was stored as 1 or 2 (the atomic load above orders it).
         const length = this.w.loadPlain(HEADER + i + 4) >>> 0
