@@ -84,6 +84,10 @@ function sleepFor(ms: number): void {
   Atomics.wait(NAP, 0, 0, ms)
 }
 
+function claimPendingError(): Error {
+  return coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
+}
+
 export function endedError(name: string): Error {
   return coded(new Error(`channel '${name}' has ended`), 'ERR_SHM_CHANNEL_ENDED')
 }
@@ -250,9 +254,7 @@ export class Protocol {
       if (at >= 0) this.claimAt(at, length)
       return at
     }
-    if (this.claimIndex >= 0) {
-      throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
-    }
+    if (this.claimIndex >= 0) throw claimPendingError()
     this.#checkEnded()
     const size = recordSize(length)
     const i = this.#claimShared(length, size, lockDeadline)
@@ -271,12 +273,19 @@ export class Protocol {
    * then `claimAt` it.
    */
   roomOneToOne(length: number): number {
-    if (this.claimIndex >= 0) {
-      throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
-    }
+    if (this.claimIndex >= 0) throw claimPendingError()
     this.#checkEnded()
     if (!this.producing) this.#register()
     const size = recordSize(length)
+    const t = this.#tail
+    const i = t & this.mask
+    // Fits before the ring's end and in the room last seen: the common case, no shared word read.
+    if (size <= this.cap - i && size <= this.cap - ((t - this.headSeen) >>> 0)) return i
+    return this.#roomOneToOneSlow(size)
+  }
+
+  /** `roomOneToOne` past its fast case: `head` read again, padding at the ring's end. */
+  #roomOneToOneSlow(size: number): number {
     const cap = this.cap
     for (;;) {
       const t = this.#tail
@@ -305,15 +314,18 @@ export class Protocol {
     w.storePlain(HEADER + i + 4, length)
     w.storePlain(HEADER + i, -this.token)
     w.store(O_TAIL, (this.#tail = (this.#tail + size) | 0))
-    if (w.load(O_ENDED) !== 0) {
-      w.store(HEADER + i + 4, size - 8)
-      w.store(HEADER + i, PADDING)
-      this.wakeConsumer()
-      throw endedError(this.name)
-    }
+    if (w.load(O_ENDED) !== 0) this.#abortEnded(i, size)
     w.flush(HEADER + i + 8, length)
     w.store(HEADER + i, MESSAGE)
     this.wakeConsumer()
+  }
+
+  /** `sendAt` after the end: the claim aborted as padding (§3 step 4), then ERR_SHM_CHANNEL_ENDED. */
+  #abortEnded(i: number, size: number): never {
+    this.w.store(HEADER + i + 4, size - 8)
+    this.w.store(HEADER + i, PADDING)
+    this.wakeConsumer()
+    throw endedError(this.name)
   }
 
   /** One-to-one: claims (§3 steps 2–4) the record at `roomOneToOne`'s index `i`, whose payload may already be written. */
@@ -372,9 +384,7 @@ export class Protocol {
    * not free by `lockDeadline`). The caller fills them and calls `commitMany` in the same step.
    */
   tryClaimMany(lengths: number[], from: number, to: number, lockDeadline: number): number {
-    if (this.claimIndex >= 0) {
-      throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
-    }
+    if (this.claimIndex >= 0) throw claimPendingError()
     this.#checkEnded()
     let n: number
     if (this.oneToOne) {
