@@ -126,6 +126,13 @@ export class Protocol {
   readonly batchSize: number[] = []
   readonly batchLength: number[] = []
   batchCount = 0
+  /**
+   * A one-to-one `send` is writing its payload beyond `tail` before it claims ("writing first"):
+   * nothing is claimed yet, yet a second claim on this handle (from code that runs inside the
+   * copy: a patched global or prototype method) would take the same room, so it is refused as
+   * while a claim is pending.
+   */
+  filling = false
   /** The last FULL from `tryClaim` was the claim lock's deadline, not a full ring. */
   lockedOut = false
   /** Consumer: registered in `consumer`, its private head, the last `tail` read. */
@@ -254,7 +261,7 @@ export class Protocol {
       if (at >= 0) this.claimAt(at, length)
       return at
     }
-    if (this.claimIndex >= 0) throw claimPendingError()
+    if (this.claimIndex >= 0 || this.filling) throw claimPendingError()
     this.#checkEnded()
     const size = recordSize(length)
     const i = this.#claimShared(length, size, lockDeadline)
@@ -273,7 +280,7 @@ export class Protocol {
    * then `claimAt` it.
    */
   roomOneToOne(length: number): number {
-    if (this.claimIndex >= 0) throw claimPendingError()
+    if (this.claimIndex >= 0 || this.filling) throw claimPendingError()
     this.#checkEnded()
     if (!this.producing) this.#register()
     const size = recordSize(length)
@@ -384,7 +391,7 @@ export class Protocol {
    * not free by `lockDeadline`). The caller fills them and calls `commitMany` in the same step.
    */
   tryClaimMany(lengths: number[], from: number, to: number, lockDeadline: number): number {
-    if (this.claimIndex >= 0) throw claimPendingError()
+    if (this.claimIndex >= 0 || this.filling) throw claimPendingError()
     this.#checkEnded()
     let n: number
     if (this.oneToOne) {

@@ -53,6 +53,9 @@ const taGet = (key: string) => uncurry(Object.getOwnPropertyDescriptor(TYPED_ARR
 const [taBuffer, taOffset, taLength] = [taGet('buffer'), taGet('byteOffset'), taGet('byteLength')]
 const taSet = uncurry((TYPED_ARRAY as { set: unknown }).set)
 const U8 = Uint8Array
+const I32 = Int32Array
+/** Buffer#copy captured at load (it calls only Node's own primordials). */
+const bufCopy = uncurry(Buffer.prototype.copy)
 function copyInto(target: Uint8Array, at: number, source: Uint8Array, length: number): void {
   const over = (taLength(source) as number) > length
   taSet(target, over ? new U8(taBuffer(source) as ArrayBufferLike, taOffset(source) as number, length) : source, at)
@@ -85,7 +88,8 @@ function copyPieces(target: Uint8Array, at: number, source: Uint8Array, from: nu
   splitCopies.count++
   const b = taBuffer(source) as ArrayBufferLike
   const o = (taOffset(source) as number) + from
-  for (let k = 0; k < length; k += PIECE) taSet(target, new U8(b, o + k, Math.min(PIECE, length - k)), at + k)
+  // No global (`Math.min`) here: one patched after load must not change what is copied (issue 18).
+  for (let k = 0; k < length; k += PIECE) taSet(target, new U8(b, o + k, length - k < PIECE ? length - k : PIECE), at + k)
 }
 
 /** The page offset of the last view asked about (a caller's reused send or receive buffer). */
@@ -131,7 +135,7 @@ class WordView {
     // The getters captured at load: a patched `byteOffset`/`buffer`/`byteLength` cannot point the
     // word loop at other memory (its writes are bounded by the claimed length anyway).
     const off = taOffset(a) as number
-    this.#i32 = (off & 3) === 0 ? new Int32Array(taBuffer(a) as ArrayBufferLike, off, (taLength(a) as number) >> 2) : null
+    this.#i32 = (off & 3) === 0 ? new I32(taBuffer(a) as ArrayBufferLike, off, (taLength(a) as number) >> 2) : null
     return this.#i32
   }
 }
@@ -190,7 +194,7 @@ export class MappedWords implements Words {
     if (length > SMALL_COPY) {
       if (SPLIT && length >= SPLIT_MIN && aliased(this.#intoPage.of(target), (this.#page + at) & 4095)) {
         copyPieces(target, 0, this.#bytes, at, length)
-      } else this.#u8.copy(target, 0, at, at + length)
+      } else bufCopy(this.#u8, target, 0, at, at + length)
       return
     }
     // `at` is a payload start: 8-byte aligned (docs/channel.md §2).
@@ -274,7 +278,7 @@ export class CagedWords implements Words {
   read(at: number, target: Uint8Array, length: number): void {
     if (length === 0) return
     this.#mem.copyFrom(at, at, length)
-    this.#u8.copy(target, 0, at, at + length)
+    bufCopy(this.#u8, target, 0, at, at + length)
   }
   write(at: number, source: Uint8Array | string, length: number): void {
     if (typeof source === 'string') this.#u8.write(source, at, length, 'utf8')

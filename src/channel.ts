@@ -385,7 +385,14 @@ export class Channel {
     // ring is found full.
     let i = p.roomOneToOne(length)
     if (i === FULL) i = this.#waitForRoom(length, timeout, options)
-    this.#w.write(HEADER + i + 8, bytes, length)
+    p.filling = true
+    try {
+      this.#w.write(HEADER + i + 8, bytes, length)
+    } finally {
+      p.filling = false
+    }
+    // Code run inside the copy (a patched global) may have closed this handle.
+    if (this.#mem === undefined) throw closedError('send')
     p.sendAt(i, length)
   }
 

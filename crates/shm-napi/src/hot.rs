@@ -174,7 +174,8 @@ fn caged_bytes<'a>(
 }
 
 /// `pageOffset(view)`: the address of a typed array's first byte modulo 4096, or -1 for anything
-/// else (a detached view included). The channel picks how it copies a large payload by it
+/// else (a detached view included; a view out of bounds of a shrunk resizable buffer gives where
+/// its first byte would be). The channel picks how it copies a large payload by it
 /// (`src/channel-words.ts`, `CopyPlan`): glibc's `rep movsb` copy runs ~15× slower on AMD Zen
 /// when the destination is 1–31 bytes past the source modulo 4096.
 unsafe extern "C" fn page_offset(
