@@ -41,7 +41,7 @@ const NRT = Math.round(20_000 * SCALE)
 const WARM = 0.1
 const warmOf = (total) => Math.max(1, Math.floor(total * WARM))
 /** Each row runs this many times; the table shows the median run (BENCH_CHANNEL_REPEAT). */
-const REPEAT = Math.max(1, Number(process.env.BENCH_CHANNEL_REPEAT ?? 3))
+const REPEAT = Math.max(1, Number(process.env.BENCH_CHANNEL_REPEAT ?? 5))
 const KiB64 = 64 * 1024
 const log = (s) => process.stderr.write(s + '\n')
 const uniq = (tag) => `nsm-bench-ch-${tag}-${process.pid}-${Math.random().toString(16).slice(2, 8)}`
