@@ -7,6 +7,7 @@ import * as path from 'node:path'
 import fc from 'fast-check'
 import { Channel, SharedMemory } from '../dist'
 import { FORCED_COPY, PYTHON, ROOT, uniqueName } from './helpers/util'
+import { splitCopies } from '../dist/channel-words'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { skip } = require('../scripts/skip.cjs') as { skip: (what: string, tool: string, see?: string) => boolean }
@@ -1490,4 +1491,62 @@ test.serial('Python and Rust consumers: receive() on an ended channel with a cla
     t.is(e.code, 0, `${kind}: ${e.stderr}`)
     t.true(used < 300, `${kind} consumer used ${used} ms of CPU in 1500 ms blocked on a claim (spinning)`)
   }
+})
+
+// ---- issue 19: large copies whose destination is 1–63 bytes past the source modulo 4096 -------
+
+test('large messages at every page distance between the caller\'s buffer and the ring arrive intact (the split copy path)', (t) => {
+  // Records of 4096 and 65536 bytes keep every payload at ring offset 1032 (mod 4096); sources and
+  // targets are views of a page-aligned mapping, so each distance is chosen exactly: 0, 1…63 and
+  // -8 (the split path for 1…63 on x86-64 Linux; memmove otherwise).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const binding = require('../index.js') as { pageOffset: (v: unknown) => number }
+  const real = binding.pageOffset
+  let asked = 0
+  binding.pageOffset = (v: unknown) => (asked++, real(v))
+  t.teardown(() => {
+    binding.pageOffset = real
+  })
+  const [ch] = fresh(t, 'alias', 1 << 20, { mode: 'one-to-one' })
+  const bufName = uniqueName('alias-buf')
+  const buf = SharedMemory.create(bufName, 1 << 20)
+  t.teardown(() => {
+    buf.close()
+    SharedMemory.unlink(bufName)
+  })
+  const bytes = new Uint8Array(buf.buffer as ArrayBuffer)
+  // The caged mode copies through the segment's local copy (not split: native copyFrom/copyTo).
+  const SPLITS = process.platform === 'linux' && process.arch === 'x64' && !FORCED_COPY
+  const ringPayload = 1024 + 8 // HEADER + the record's 8-byte head, mod 4096 for these lengths
+  let seed = 1
+  for (const length of [4096 - 8, 65536 - 8, 2048, 2048 + 4096 * 3 - 8]) {
+    for (const d of [0, 1, 7, 8, 31, 32, 33, 63, 64, -8]) {
+      // send: the ring's payload is d bytes past the source.
+      const srcOff = 8192 + ((((ringPayload - d) % 4096) + 4096) % 4096)
+      const src = bytes.subarray(srcOff, srcOff + length)
+      for (let k = 0; k < length; k++) src[k] = (seed * 31 + k * 7) & 255
+      if (buf.requiresCopy) buf.copyTo()
+      const want = Buffer.from(src)
+      // receiveInto: the target is d bytes past the ring's payload.
+      const dstOff = 262144 + ((ringPayload + d) % 4096 + 4096) % 4096
+      const target = bytes.subarray(dstOff, dstOff + length)
+      let splits = 0
+      for (let r = 0; r < 3; r++) {
+        const before = splitCopies.count
+        ch.send(src)
+        target.fill(0)
+        t.is(ch.receiveInto(target), length)
+        splits += splitCopies.count - before
+        t.true(Buffer.from(target).equals(want), `length ${length}, distance ${d}, round ${r}: receiveInto`)
+        ch.send(src) // received into a new array, wherever it lies
+        t.true(Buffer.from(ch.receive()!).equals(want), `length ${length}, distance ${d}, round ${r}: receive`)
+      }
+      if (SPLITS && length % 4096 === 4088) {
+        // 3 sends and 3 receiveInto's at distance d: split exactly when 1 <= d <= 63.
+        t.is(splits, d >= 1 && d <= 63 ? 6 : 0, `length ${length}, distance ${d}: split copies`)
+      }
+      seed++
+    }
+  }
+  if (SPLITS) t.true(asked > 0, 'the page offsets were asked for')
 })

@@ -61,6 +61,22 @@ async function outcome(t: any, what: string, fn: () => unknown): Promise<unknown
   }
 }
 
+test('pageOffset: -1 for anything but a live typed array, the address modulo 4096 for one; it reads no byte', (t) => {
+  const pageOffset = b.pageOffset as (v: unknown) => number
+  for (const v of [...HOSTILE_NUMBERS, ...hostileHandles({}), new DataView(new ArrayBuffer(8)), 'x'.repeat(64)]) {
+    t.is(pageOffset(v), -1, show(v))
+  }
+  t.is(pageOffset(), -1)
+  const ab = new ArrayBuffer(16384)
+  const base = pageOffset(new Uint8Array(ab))
+  t.true(Number.isInteger(base) && base >= 0 && base < 4096)
+  for (const off of [1, 8, 4095, 4096, 5000]) t.is(pageOffset(new Uint8Array(ab, off, 8)), (base + off) % 4096, `offset ${off}`)
+  t.is(pageOffset(new Float64Array(ab, 8, 2)), (base + 8) % 4096)
+  const moved = new Uint8Array(new ArrayBuffer(4096))
+  structuredClone(moved.buffer, { transfer: [moved.buffer] })
+  t.is(pageOffset(moved), -1, 'a detached view')
+})
+
 test.serial('every raw native callback refuses hostile arguments with a coded error, never bad memory', async (t) => {
   const len = 4096
   const name = uniqueName('hostile-raw')

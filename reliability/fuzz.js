@@ -492,10 +492,24 @@ const TE = (code) => ({ kind: TypeError, code })
 const RE = (code) => ({ kind: RangeError, code })
 const EE = (code) => ({ kind: Error, code })
 entries.raw = fc.property(
-  fc.constantFrom('copyFrom', 'copyTo', 'load', 'store', 'add', 'compareExchange', 'notify', 'wait', 'atomicsView', 'sharedBuffer', 'close'),
+  fc.constantFrom('copyFrom', 'copyTo', 'load', 'store', 'add', 'compareExchange', 'notify', 'wait', 'atomicsView', 'sharedBuffer', 'close', 'pageOffset'),
   rawHandleArb, rawIdx, rawIdx, rawIdx,
   (fn, h, a, b, c) => {
     const live = h === rawHandle
+    if (fn === 'pageOffset') {
+      // Never throws: -1 for anything but a typed array; an offset in [0, 4096) for one.
+      const v = [h, rawBuffer, new Uint8Array(rawBuffer, typeof a === 'number' && a >= 0 && a <= L ? Math.floor(a) : 0)][(typeof b === 'number' ? b : 0) % 3 | 0]
+      let r
+      try {
+        r = raw.pageOffset(v, a, b, c)
+      } catch (e) {
+        fail(`pageOffset threw ${e}`)
+      }
+      const typed = ArrayBuffer.isView(v) && !(v instanceof DataView)
+      if (typed ? !(Number.isInteger(r) && r >= 0 && r < 4096) : r !== -1) fail(`pageOffset(${typed ? 'a typed array' : typeof v}) returned ${r}`)
+      stats.ok++
+      return
+    }
     if (fn === 'close') {
       if (live) return // keep the fixture open; closing is covered with the dead handle
       outcome(() => raw.close(h, rawBuffer, new ArrayBuffer(8)), h === deadHandle ? undefined : TE('ERR_INVALID_ARG_TYPE'))

@@ -43,6 +43,8 @@ export const FULL = -1
 
 /** Padding records one consumer call passes before it returns MORE (bounded work per call). */
 const PADDING_BUDGET = 4096
+/** Loads of a claimed record's `state` before the consumer reports it BLOCKED. */
+const CLAIM_RECHECKS = 64
 /** Spins on the claim lock before checking its holder and sleeping. */
 const LOCK_SPINS = 64
 const LOCK_SLEEP_MS = 10
@@ -80,6 +82,10 @@ let NAP: Int32Array | undefined
 function sleepFor(ms: number): void {
   NAP ??= new Int32Array(new SharedArrayBuffer(4))
   Atomics.wait(NAP, 0, 0, ms)
+}
+
+function claimPendingError(): Error {
+  return coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
 }
 
 export function endedError(name: string): Error {
@@ -120,6 +126,13 @@ export class Protocol {
   readonly batchSize: number[] = []
   readonly batchLength: number[] = []
   batchCount = 0
+  /**
+   * A one-to-one `send` is writing its payload beyond `tail` before it claims ("writing first"):
+   * nothing is claimed yet, yet a second claim on this handle (from code that runs inside the
+   * copy: a patched global or prototype method) would take the same room, so it is refused as
+   * while a claim is pending.
+   */
+  filling = false
   /** The last FULL from `tryClaim` was the claim lock's deadline, not a full ring. */
   lockedOut = false
   /** Consumer: registered in `consumer`, its private head, the last `tail` read. */
@@ -243,12 +256,15 @@ export class Protocol {
    * delivered or refused, never lost (§5).
    */
   tryClaim(length: number, lockDeadline: number): number {
-    if (this.claimIndex >= 0) {
-      throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
+    if (this.oneToOne) {
+      const at = this.roomOneToOne(length)
+      if (at >= 0) this.claimAt(at, length)
+      return at
     }
+    if (this.claimIndex >= 0 || this.filling) throw claimPendingError()
     this.#checkEnded()
     const size = recordSize(length)
-    const i = this.oneToOne ? this.#claimOneToOne(length, size) : this.#claimShared(length, size, lockDeadline)
+    const i = this.#claimShared(length, size, lockDeadline)
     if (i < 0) return FULL
     if (this.w.load(O_ENDED) !== 0) {
       this.publish(PADDING)
@@ -257,8 +273,26 @@ export class Protocol {
     return i
   }
 
-  #claimOneToOne(length: number, size: number): number {
+  /**
+   * One-to-one, before a claim: the ring index where a record of `size` bytes fits now (padding
+   * at the ring's end published first, §2), or FULL. Nothing of the record is published: the
+   * producer may write its payload there (beyond `tail`, which no one else reads or writes) and
+   * then `claimAt` it.
+   */
+  roomOneToOne(length: number): number {
+    if (this.claimIndex >= 0 || this.filling) throw claimPendingError()
+    this.#checkEnded()
     if (!this.producing) this.#register()
+    const size = recordSize(length)
+    const t = this.#tail
+    const i = t & this.mask
+    // Fits before the ring's end and in the room last seen: the common case, no shared word read.
+    if (size <= this.cap - i && size <= this.cap - ((t - this.headSeen) >>> 0)) return i
+    return this.#roomOneToOneSlow(size)
+  }
+
+  /** `roomOneToOne` past its fast case: `head` read again, padding at the ring's end. */
+  #roomOneToOneSlow(size: number): number {
     const cap = this.cap
     for (;;) {
       const t = this.#tail
@@ -269,22 +303,51 @@ export class Protocol {
         this.headSeen = this.w.load(O_HEAD)
         if (need > cap - this.#used(t, this.headSeen)) return FULL
       }
-      if (size > toEnd) {
-        this.#writePadding(i, toEnd)
-        this.#tail = (t + toEnd) | 0
-        this.w.store(O_TAIL, this.#tail)
-        this.wakeConsumer()
-        continue
-      }
-      // Plain stores: ordered before the consumer's reads by the `tail` store after them.
-      this.w.storePlain(HEADER + i + 4, length)
-      this.w.storePlain(HEADER + i, -this.token)
-      this.#tail = (t + size) | 0
+      if (size <= toEnd) return i
+      this.#writePadding(i, toEnd)
+      this.#tail = (t + toEnd) | 0
       this.w.store(O_TAIL, this.#tail)
-      this.claimIndex = i
-      this.claimSize = size
-      this.claimLength = length
-      return i
+      this.wakeConsumer()
+    }
+  }
+
+  /**
+   * One-to-one, the payload already written at `i + 8` ("writing first", docs/channel.md §3):
+   * claims, checks the end, commits (§3 steps 2, 4, 6) the record at `roomOneToOne`'s index `i`.
+   */
+  sendAt(i: number, length: number): void {
+    const w = this.w
+    const size = recordSize(length)
+    w.storePlain(HEADER + i + 4, length)
+    w.storePlain(HEADER + i, -this.token)
+    w.store(O_TAIL, (this.#tail = (this.#tail + size) | 0))
+    if (w.load(O_ENDED) !== 0) this.#abortEnded(i, size)
+    w.flush(HEADER + i + 8, length)
+    w.store(HEADER + i, MESSAGE)
+    this.wakeConsumer()
+  }
+
+  /** `sendAt` after the end: the claim aborted as padding (§3 step 4), then ERR_SHM_CHANNEL_ENDED. */
+  #abortEnded(i: number, size: number): never {
+    this.w.store(HEADER + i + 4, size - 8)
+    this.w.store(HEADER + i, PADDING)
+    this.wakeConsumer()
+    throw endedError(this.name)
+  }
+
+  /** One-to-one: claims (§3 steps 2–4) the record at `roomOneToOne`'s index `i`, whose payload may already be written. */
+  claimAt(i: number, length: number): void {
+    const size = recordSize(length)
+    this.w.storePlain(HEADER + i + 4, length)
+    this.w.storePlain(HEADER + i, -this.token)
+    this.#tail = (this.#tail + size) | 0
+    this.w.store(O_TAIL, this.#tail)
+    this.claimIndex = i
+    this.claimSize = size
+    this.claimLength = length
+    if (this.w.load(O_ENDED) !== 0) {
+      this.publish(PADDING)
+      throw endedError(this.name)
     }
   }
 
@@ -328,9 +391,7 @@ export class Protocol {
    * not free by `lockDeadline`). The caller fills them and calls `commitMany` in the same step.
    */
   tryClaimMany(lengths: number[], from: number, to: number, lockDeadline: number): number {
-    if (this.claimIndex >= 0) {
-      throw coded(new Error('a claim() on this channel handle is not committed yet: commit() or abort() it first'), 'ERR_SHM_CHANNEL_CLAIM_PENDING')
-    }
+    if (this.claimIndex >= 0 || this.filling) throw claimPendingError()
     this.#checkEnded()
     let n: number
     if (this.oneToOne) {
@@ -565,7 +626,10 @@ export class Protocol {
       }
       const used = this.#used(this.#tailSeen, h)
       const i = h & this.mask
-      const s = this.w.load(HEADER + i)
+      let s = this.w.load(HEADER + i)
+      // Claimed: a producer commits within nanoseconds of its claim; look again a few times
+      // before the recovery rule's clock is read.
+      for (let k = 0; s < 0 && k < CLAIM_RECHECKS; k++) s = this.w.load(HEADER + i)
       if (s === MESSAGE || s === PADDING) {
         // Plain: written before `state` was stored as 1 or 2 (the atomic load above orders it).
         const length = this.w.loadPlain(HEADER + i + 4) >>> 0

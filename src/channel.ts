@@ -377,13 +377,45 @@ export class Channel {
     }
     const timeout = waitOf(options)
     this.#checkLength(length)
-    // One-to-one takes no lock: the clock is read only once the ring is found full (-1 until then).
-    let deadline = timeout === Infinity ? Infinity : this.#p.oneToOne ? -1 : performance.now() + timeout
+    const p = this.#p
+    if (!p.oneToOne) return this.#sendShared(bytes, length, timeout, options)
+    // One-to-one: the payload is written beyond `tail` before the claim (docs/channel.md §3,
+    // "Writing first"): the consumer never waits on a claimed record while the bytes are copied,
+    // and a copy that throws published nothing. No lock, and the clock is read only once the
+    // ring is found full.
+    let i = p.roomOneToOne(length)
+    if (i === FULL) i = this.#waitForRoom(length, timeout, options)
+    p.filling = true
+    try {
+      this.#w.write(HEADER + i + 8, bytes, length)
+    } finally {
+      p.filling = false
+    }
+    // Code run inside the copy (a patched global) may have closed this handle.
+    if (this.#mem === undefined) throw closedError('send')
+    p.sendAt(i, length)
+  }
+
+  /** One-to-one `send`, ring full: waits for room for `length` bytes; its index, or ETIMEDOUT. */
+  #waitForRoom(length: number, timeout: number, options: unknown): number {
+    const p = this.#p
+    const deadline = performance.now() + timeout
     let i: number
-    while ((i = this.#p.tryClaim(length, deadline)) === FULL) {
-      if (deadline === -1) deadline = performance.now() + timeout
-      if (this.#p.spinForSpace(deadline)) continue
-      if (!this.#p.sleepForSpace(deadline)) throw timedOut('send', timeoutOf(options))
+    while ((i = p.roomOneToOne(length)) === FULL) {
+      if (p.spinForSpace(deadline)) continue
+      if (!p.sleepForSpace(deadline)) throw timedOut('send', timeoutOf(options))
+    }
+    return i
+  }
+
+  /** Many-to-one `send`: claim under the lock, then fill and commit. */
+  #sendShared(bytes: Uint8Array | string, length: number, timeout: number, options: unknown): void {
+    const p = this.#p
+    const deadline = timeout === Infinity ? Infinity : performance.now() + timeout
+    let i: number
+    while ((i = p.tryClaim(length, deadline)) === FULL) {
+      if (p.spinForSpace(deadline)) continue
+      if (!p.sleepForSpace(deadline)) throw timedOut('send', timeoutOf(options))
     }
     this.#fillAndCommit(i, bytes, length)
   }

@@ -18,6 +18,8 @@ interface Hot {
   atomicsView(handle: object): Int32Array | null
   sharedBuffer(handle: object): SharedArrayBuffer | null
   close(handle: object): void
+  /** The address of `view`'s first byte modulo 4096 (where it would be, out of bounds); -1 for a non-typed-array or a detached view. */
+  pageOffset(view: unknown): number
 }
 
 export const native = generated as typeof generated & Hot
