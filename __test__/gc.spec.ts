@@ -35,10 +35,11 @@ test.serial('thousands of unclosed instances release every mapping and fd after 
   t.deepEqual(count(name), { fds: 0, maps: 0 }, 'nothing of the segment is left in this process')
   const after = totals()
   t.true(after.fds <= base.fds + 2, `fds back to baseline: ${base.fds} → ${after.fds}`)
-  // Other mappings (V8's heap and malloc's arenas grow with 3000 instances' objects and do not
-  // always shrink back) are allowed to grow by a bounded amount; a leak of one per instance would
-  // add thousands. Those of the segment itself are checked exactly above.
-  t.true(after.maps <= base.maps + 64, `mappings back to baseline: ${base.maps} → ${after.maps}`)
+  // Other mappings (V8's heap and malloc's arenas grow with 3000 instances' objects, in caged mode
+  // 3000 copies of 64 KiB, and do not always shrink back: +304 once under load in test:flaky) are
+  // allowed to grow by N / 4; a leak of one per instance adds N, of one per 4 instances N / 4.
+  // Those of the segment itself are checked exactly above.
+  t.true(after.maps <= base.maps + N / 4, `mappings back to baseline: ${base.maps} → ${after.maps}`)
   t.is(touched, 0)
 })
 
