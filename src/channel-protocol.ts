@@ -311,30 +311,6 @@ export class Protocol {
     }
   }
 
-  /**
-   * One-to-one, the payload already written at `i + 8` ("writing first", docs/channel.md §3):
-   * claims, checks the end, commits (§3 steps 2, 4, 6) the record at `roomOneToOne`'s index `i`.
-   */
-  sendAt(i: number, length: number): void {
-    const w = this.w
-    const size = recordSize(length)
-    w.storePlain(HEADER + i + 4, length)
-    w.storePlain(HEADER + i, -this.token)
-    w.store(O_TAIL, (this.#tail = (this.#tail + size) | 0))
-    if (w.load(O_ENDED) !== 0) this.#abortEnded(i, size)
-    w.flush(HEADER + i + 8, length)
-    w.store(HEADER + i, MESSAGE)
-    this.wakeConsumer()
-  }
-
-  /** `sendAt` after the end: the claim aborted as padding (§3 step 4), then ERR_SHM_CHANNEL_ENDED. */
-  #abortEnded(i: number, size: number): never {
-    this.w.store(HEADER + i + 4, size - 8)
-    this.w.store(HEADER + i, PADDING)
-    this.wakeConsumer()
-    throw endedError(this.name)
-  }
-
   /** One-to-one: claims (§3 steps 2–4) the record at `roomOneToOne`'s index `i`, whose payload may already be written. */
   claimAt(i: number, length: number): void {
     const size = recordSize(length)

@@ -393,7 +393,8 @@ export class Channel {
     }
     // Code run inside the copy (a patched global) may have closed this handle.
     if (this.#mem === undefined) throw closedError('send')
-    p.sendAt(i, length)
+    p.claimAt(i, length) // claim and end check (§3 steps 2–4), then commit at once
+    p.publish(MESSAGE)
   }
 
   /** One-to-one `send`, ring full: waits for room for `length` bytes; its index, or ETIMEDOUT. */
